@@ -1,0 +1,68 @@
+/**
+ * One error class for the whole product, with a closed list of stable codes.
+ * Retry logic reads only `retriable`; callers branch on `code`, never on
+ * message text.
+ */
+export const errorCodes = [
+  // configuration and user input
+  'INVALID_OPTIONS',
+  'INVALID_TOPIC_DEFINITION',
+  'INVALID_SCHEMA',
+  // local stack
+  'STACK_DEPENDENCY_MISSING',
+  'STACK_FETCH_FAILED',
+  'STACK_START_FAILED',
+  'STACK_NOT_RUNNING',
+  // topics
+  'TOPIC_APPLY_FAILED',
+  'TOPIC_PARTITIONS_SHRINK',
+  // schema registry
+  'REGISTRY_UNAVAILABLE',
+  'SCHEMA_INCOMPATIBLE',
+  'SCHEMA_REGISTRATION_FAILED',
+  // codec: these are also the dead-letter reason codes
+  'EMPTY_MESSAGE',
+  'TRUNCATED_MESSAGE',
+  'BAD_MAGIC_BYTE',
+  'UNKNOWN_SCHEMA_ID',
+  'UNKNOWN_EVENT_TYPE',
+  'UNEXPECTED_EVENT_TYPE',
+  'UNDECODABLE_BODY',
+  'READER_SCHEMA_MISMATCH',
+  'VALIDATION_FAILED',
+  'HANDLER_FAILED',
+] as const;
+
+export type ErrorCode = (typeof errorCodes)[number];
+
+const retriableCodes: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['REGISTRY_UNAVAILABLE', 'STACK_START_FAILED']);
+
+export interface MabeamErrorOptions {
+  cause?: unknown;
+  retriable?: boolean;
+  details?: Record<string, unknown>;
+}
+
+export class MabeamError extends Error {
+  override readonly name = 'MabeamError';
+  readonly code: ErrorCode;
+  readonly retriable: boolean;
+  readonly details: Record<string, unknown>;
+
+  constructor(code: ErrorCode, message: string, options: MabeamErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.retriable = options.retriable ?? retriableCodes.has(code);
+    this.details = options.details ?? {};
+  }
+}
+
+export function isMabeamError(error: unknown, code?: ErrorCode): error is MabeamError {
+  return error instanceof MabeamError && (code === undefined || error.code === code);
+}
+
+/** A readable one-line description of anything thrown. */
+export function describeError(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  return String(error);
+}

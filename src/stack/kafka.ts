@@ -1,0 +1,134 @@
+import { randomBytes } from 'node:crypto';
+import { access, mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { MabeamError, describeError } from '../errors.ts';
+import { createKafka } from '../kafka/client.ts';
+import { silentLogger, type Logger } from '../log/logger.ts';
+import { isAlive, spawnService, tailFile, type SpawnedService } from './processes.ts';
+
+const run = promisify(execFile);
+
+export interface KafkaNodeOptions {
+  java: string;
+  libsDir: string;
+  dataDir: string;
+  configDir: string;
+  port: number;
+  controllerPort: number;
+  heap: string;
+  ownerPid?: number;
+  startTimeoutMs: number;
+  log: Logger;
+}
+
+/**
+ * Broker settings of a single-node KRaft cluster on loopback. Internal topics
+ * get one partition and replica (one broker), groups rebalance at once, and
+ * short session timeouts are allowed so failover tests stay quick. Topics are
+ * never created implicitly: every topic is declared in topics/.
+ */
+export function brokerProperties(o: Pick<KafkaNodeOptions, 'port' | 'controllerPort' | 'dataDir'>): string {
+  const props: Record<string, string | number> = {
+    'process.roles': 'broker,controller',
+    'node.id': 1,
+    'controller.quorum.voters': `1@127.0.0.1:${o.controllerPort}`,
+    listeners: `PLAINTEXT://127.0.0.1:${o.port},CONTROLLER://127.0.0.1:${o.controllerPort}`,
+    'advertised.listeners': `PLAINTEXT://127.0.0.1:${o.port}`,
+    'inter.broker.listener.name': 'PLAINTEXT',
+    'controller.listener.names': 'CONTROLLER',
+    'listener.security.protocol.map': 'CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT',
+    'log.dirs': o.dataDir,
+    'num.partitions': 1,
+    'auto.create.topics.enable': 'false',
+    'offsets.topic.replication.factor': 1,
+    'offsets.topic.num.partitions': 1,
+    'transaction.state.log.replication.factor': 1,
+    'transaction.state.log.min.isr': 1,
+    'transaction.state.log.num.partitions': 1,
+    'group.initial.rebalance.delay.ms': 0,
+    'group.min.session.timeout.ms': 1000,
+    'log.cleaner.backoff.ms': 1000,
+    'delete.topic.enable': 'true',
+  };
+  return Object.entries(props)
+    .map(([k, v]) => `${k}=${v}`)
+    .join('\n');
+}
+
+const log4jProperties = (logFile: string): string =>
+  [
+    'log4j.rootLogger=INFO, file',
+    'log4j.logger.org.apache.kafka.clients=WARN',
+    'log4j.logger.kafka.request.logger=WARN',
+    'log4j.appender.file=org.apache.log4j.FileAppender',
+    `log4j.appender.file.File=${logFile}`,
+    'log4j.appender.file.layout=org.apache.log4j.PatternLayout',
+    'log4j.appender.file.layout.ConversionPattern=[%d] %p %m (%c)%n',
+  ].join('\n');
+
+async function formatted(dataDir: string): Promise<boolean> {
+  try {
+    await access(join(dataDir, 'meta.properties'));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export async function startKafkaNode(o: KafkaNodeOptions): Promise<SpawnedService & { logFile: string }> {
+  await mkdir(o.dataDir, { recursive: true });
+  await mkdir(o.configDir, { recursive: true });
+  const serverProps = join(o.configDir, 'server.properties');
+  const log4j = join(o.configDir, 'log4j.properties');
+  const logFile = join(o.configDir, 'kafka.log');
+  await writeFile(serverProps, brokerProperties(o));
+  await writeFile(log4j, log4jProperties(logFile));
+  const classpath = `${o.libsDir}/*`;
+  const logArg = `-Dlog4j.configuration=file:${log4j}`;
+
+  if (!(await formatted(o.dataDir))) {
+    const clusterId = randomBytes(16).toString('base64url');
+    try {
+      await run(o.java, ['-Xmx256m', '-cp', classpath, logArg, 'kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', serverProps, '--ignore-formatted'], {
+        timeout: 60_000,
+      });
+    } catch (error) {
+      throw new MabeamError('STACK_START_FAILED', `Formatting Kafka storage in ${o.dataDir} failed: ${describeError(error)}`, { cause: error });
+    }
+  }
+
+  const service = await spawnService({
+    command: o.java,
+    args: [`-Xmx${o.heap}`, `-Dmabeam.stack=${o.configDir}`, '-Xms128m', '-XX:+UseG1GC', '-Djava.awt.headless=true', logArg, '-cp', classpath, 'kafka.Kafka', serverProps],
+    logFile: join(o.configDir, 'kafka.out'),
+    ...(o.ownerPid === undefined ? {} : { ownerPid: o.ownerPid }),
+  });
+  await waitForKafka([`127.0.0.1:${o.port}`], o.startTimeoutMs, service.pid, logFile);
+  return { ...service, logFile };
+}
+
+/** Ready means a real client call answers: the cluster describes itself with a controller. */
+export async function waitForKafka(brokers: string[], timeoutMs: number, pid?: number, logFile?: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  while (Date.now() < deadline) {
+    if (pid !== undefined && !isAlive(pid)) {
+      throw new MabeamError('STACK_START_FAILED', `Kafka exited during start. Last log lines:\n${logFile ? await tailFile(logFile) : ''}`);
+    }
+    const admin = createKafka({ brokers, clientId: 'mabeam-stack-probe', logger: silentLogger(), config: { retry: { retries: 0 } } }).admin();
+    try {
+      await admin.connect();
+      const cluster = await admin.describeCluster();
+      if (cluster.brokers.length > 0 && cluster.controller !== null) return;
+    } catch (error) {
+      lastError = error;
+    } finally {
+      await admin.disconnect().catch(() => undefined);
+    }
+    await sleep(250);
+  }
+  throw new MabeamError('STACK_START_FAILED', `Kafka at ${brokers.join(',')} was not ready within ${timeoutMs} ms: ${describeError(lastError)}`);
+}

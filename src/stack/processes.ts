@@ -1,0 +1,109 @@
+import { spawn } from 'node:child_process';
+import { open, readFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+/**
+ * Service processes of the local stack. They always run in their own process
+ * group with their output in a log file, never on an inherited pipe: a JVM
+ * must not be able to hold a terminal or a CI job open.
+ */
+
+export interface SpawnedService {
+  pid: number;
+  watchdogPid?: number;
+}
+
+export interface SpawnServiceOptions {
+  command: string;
+  args: string[];
+  logFile: string;
+  cwd?: string;
+  env?: NodeJS.ProcessEnv;
+  /**
+   * When set, a small watchdog process ends the service as soon as this
+   * process id is gone (ephemeral stacks: a killed test run leaves nothing).
+   */
+  ownerPid?: number;
+}
+
+export async function spawnService(options: SpawnServiceOptions): Promise<SpawnedService> {
+  const log = await open(options.logFile, 'a');
+  try {
+    const child = spawn(options.command, options.args, {
+      cwd: options.cwd,
+      env: options.env ?? process.env,
+      detached: true,
+      stdio: ['ignore', log.fd, log.fd],
+    });
+    const pid = await new Promise<number>((resolve, reject) => {
+      child.once('spawn', () => resolve(child.pid as number));
+      child.once('error', reject);
+    });
+    child.unref();
+    if (options.ownerPid === undefined) return { pid };
+    return { pid, watchdogPid: spawnWatchdog(options.ownerPid, pid) };
+  } finally {
+    await log.close();
+  }
+}
+
+function spawnWatchdog(ownerPid: number, servicePid: number): number {
+  const script =
+    `while kill -0 ${ownerPid} 2>/dev/null && kill -0 ${servicePid} 2>/dev/null; do sleep 1; done; ` +
+    `kill -TERM ${servicePid} 2>/dev/null; i=0; while kill -0 ${servicePid} 2>/dev/null && [ $i -lt 10 ]; do sleep 1; i=$((i+1)); done; ` +
+    `kill -KILL ${servicePid} 2>/dev/null; exit 0`;
+  const watchdog = spawn('/bin/sh', ['-c', script], { detached: true, stdio: 'ignore' });
+  watchdog.unref();
+  return watchdog.pid as number;
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** True when `pid` is alive and its command line contains `marker` (guards against pid reuse). */
+export async function isOurProcess(pid: number, marker: string): Promise<boolean> {
+  if (!isAlive(pid)) return false;
+  try {
+    const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8');
+    return cmdline.includes(marker);
+  } catch {
+    return true; // no /proc: trust the pid
+  }
+}
+
+/** SIGTERM, wait up to `timeoutMs`, then SIGKILL. Resolves once the process is gone. */
+export async function stopProcess(pid: number, timeoutMs: number): Promise<'stopped' | 'killed' | 'not-running'> {
+  if (!isAlive(pid)) return 'not-running';
+  try {
+    process.kill(pid, 'SIGTERM');
+  } catch {
+    return 'not-running';
+  }
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (!isAlive(pid)) return 'stopped';
+    await sleep(100);
+  }
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // gone in between
+  }
+  while (isAlive(pid)) await sleep(50);
+  return 'killed';
+}
+
+export async function tailFile(path: string, lines = 20): Promise<string> {
+  try {
+    const text = await readFile(path, 'utf8');
+    return text.split('\n').slice(-lines).join('\n');
+  } catch {
+    return '';
+  }
+}
