@@ -1,0 +1,145 @@
+import type avro from 'avsc';
+import { MabeamError, describeError } from '../errors.ts';
+import type { SchemaCatalog, EventSchema } from '../schemas/catalog.ts';
+import { registerSchema, type RegistryClient } from '../schemas/registry.ts';
+import { avroProblems, validateEvent } from './validation.ts';
+import { frame, unframe } from './wireFormat.ts';
+
+export interface DecodedEvent<T = Record<string, unknown>> {
+  schemaId: number;
+  /** Fully qualified record name, e.g. io.mabeam.events.Bid. */
+  fullName: string;
+  /** Short name, e.g. Bid. */
+  type: string;
+  event: T;
+}
+
+export interface DecodeOptions {
+  /** Fully qualified names allowed here (a topic's eventTypes); others are UNEXPECTED_EVENT_TYPE. */
+  allowedTypes?: readonly string[];
+}
+
+export interface EventCodecOptions {
+  registry: RegistryClient;
+  registryUrl: string;
+  catalog: SchemaCatalog;
+}
+
+interface ReaderPlan {
+  reader: EventSchema;
+  resolver: avro.Resolver;
+}
+
+/**
+ * Encodes and decodes events through the schema registry in the Confluent
+ * wire format. Writers register their schema once (an unchanged schema keeps
+ * its id) and cache the id; readers fetch a writer schema by id once, and
+ * read with their own (reader) schema, so events written by an older or newer
+ * compatible schema still decode. Every failure is a MabeamError whose code
+ * says what was wrong; only REGISTRY_UNAVAILABLE is retriable.
+ */
+export class EventCodec {
+  readonly catalog: SchemaCatalog;
+  private readonly registry: RegistryClient;
+  private readonly registryUrl: string;
+  private readonly ids = new Map<string, Promise<number>>();
+  private readonly plans = new Map<number, Promise<ReaderPlan>>();
+
+  constructor(options: EventCodecOptions) {
+    this.registry = options.registry;
+    this.registryUrl = options.registryUrl;
+    this.catalog = options.catalog;
+  }
+
+  private schemaFor(type: string): EventSchema {
+    const schema = this.catalog.get(type);
+    if (!schema) throw new MabeamError('UNKNOWN_EVENT_TYPE', `No event type "${type}" in the schema catalog.`);
+    return schema;
+  }
+
+  /** The registry id of an event type's schema, registering it on first use. */
+  schemaId(type: string): Promise<number> {
+    const schema = this.schemaFor(type);
+    let id = this.ids.get(schema.fullName);
+    if (!id) {
+      id = registerSchema(this.registry, this.registryUrl, schema);
+      id.catch(() => this.ids.delete(schema.fullName));
+      this.ids.set(schema.fullName, id);
+    }
+    return id;
+  }
+
+  /** Validates and encodes; an invalid event is refused with VALIDATION_FAILED and the problems listed. */
+  async encode(type: string, event: object): Promise<Buffer> {
+    const schema = this.schemaFor(type);
+    const problems = avroProblems(schema.type, event);
+    if (problems.length === 0) problems.push(...validateEvent(event as Record<string, unknown>, schema.name));
+    if (problems.length > 0) {
+      throw new MabeamError('VALIDATION_FAILED', `Invalid ${schema.name}: ${problems.join('; ')}`, { details: { type: schema.fullName, problems } });
+    }
+    return frame(await this.schemaId(schema.fullName), schema.type.toBuffer(event));
+  }
+
+  async decode<T = Record<string, unknown>>(buffer: Buffer | null | undefined, options: DecodeOptions = {}): Promise<DecodedEvent<T>> {
+    const { schemaId, body } = unframe(buffer);
+    const { reader, resolver } = await this.planFor(schemaId);
+    if (options.allowedTypes && !options.allowedTypes.includes(reader.fullName)) {
+      throw new MabeamError('UNEXPECTED_EVENT_TYPE', `${reader.fullName} is not one of the event types expected here (${options.allowedTypes.join(', ')}).`, {
+        details: { schemaId, type: reader.fullName },
+      });
+    }
+    let event: Record<string, unknown>;
+    try {
+      event = reader.type.fromBuffer(body, resolver) as Record<string, unknown>;
+    } catch (error) {
+      throw new MabeamError('UNDECODABLE_BODY', `The body is not a valid ${reader.name} (schema id ${schemaId}): ${describeError(error)}`, {
+        cause: error,
+        details: { schemaId, type: reader.fullName },
+      });
+    }
+    const problems = validateEvent(event, reader.name);
+    if (problems.length > 0) {
+      throw new MabeamError('VALIDATION_FAILED', `Invalid ${reader.name}: ${problems.join('; ')}`, { details: { schemaId, type: reader.fullName, problems } });
+    }
+    return { schemaId, fullName: reader.fullName, type: reader.name, event: event as T };
+  }
+
+  private planFor(schemaId: number): Promise<ReaderPlan> {
+    let plan = this.plans.get(schemaId);
+    if (!plan) {
+      plan = this.loadPlan(schemaId);
+      // Only successes are cached: an id unknown now may be registered later.
+      plan.catch(() => this.plans.delete(schemaId));
+      this.plans.set(schemaId, plan);
+    }
+    return plan;
+  }
+
+  private async loadPlan(schemaId: number): Promise<ReaderPlan> {
+    let writer: avro.Type;
+    try {
+      writer = (await this.registry.getSchema(schemaId)) as unknown as avro.Type;
+    } catch (error) {
+      const status = (error as { status?: number }).status;
+      if (status === 404) {
+        throw new MabeamError('UNKNOWN_SCHEMA_ID', `The registry has no schema with id ${schemaId}.`, { cause: error, details: { schemaId } });
+      }
+      throw new MabeamError('REGISTRY_UNAVAILABLE', `Fetching schema ${schemaId} failed: ${describeError(error)}`, { cause: error, details: { schemaId } });
+    }
+    const fullName = writer.name;
+    const reader = fullName ? this.catalog.get(fullName) : undefined;
+    if (!fullName || !reader) {
+      throw new MabeamError('UNKNOWN_EVENT_TYPE', `Schema ${schemaId} is ${fullName ?? 'an unnamed schema'}, which is not an event type of this catalog.`, {
+        details: { schemaId, type: fullName },
+      });
+    }
+    try {
+      return { reader, resolver: reader.type.createResolver(writer) };
+    } catch (error) {
+      throw new MabeamError('READER_SCHEMA_MISMATCH', `Events written with schema ${schemaId} cannot be read as this version of ${fullName}: ${describeError(error)}`, {
+        cause: error,
+        details: { schemaId, type: fullName },
+      });
+    }
+  }
+}

@@ -1,0 +1,208 @@
+/**
+ * TypeScript shapes of the Avro events in schemas/. Nullable Avro fields are
+ * `T | null`; timestamps are milliseconds since the epoch; fields documented
+ * as JSON are strings holding JSON.
+ */
+export interface Envelope {
+  eventId: string;
+  eventType: string;
+  correlationId: string | null;
+  causationId: string | null;
+  producerId: string;
+  eventTime: number;
+}
+
+interface Event {
+  envelope: Envelope;
+}
+
+export interface AgentRecord extends Event {
+  agentId: string;
+  role: string;
+  capabilities: string[];
+  resources: Record<string, number>;
+  consumerGroup: string;
+  metadata: Record<string, string>;
+}
+
+export interface AgentStateSnapshot extends Event {
+  agentId: string;
+  instanceId: string;
+  sequence: number;
+  state: Buffer;
+  contentType: string;
+}
+
+export interface Heartbeat extends Event {
+  agentId: string;
+  instanceId: string;
+  host: string;
+  pid: number;
+  sequence: number;
+  intervalMs: number;
+  memoryRssBytes: number;
+  heapUsedBytes: number;
+  consumerLag: number;
+}
+
+export type LifecycleState = 'registered' | 'starting' | 'running' | 'stopping' | 'stopped' | 'failed' | 'migrating';
+
+export interface LifecycleChanged extends Event {
+  agentId: string;
+  instanceId: string | null;
+  from: LifecycleState | null;
+  to: LifecycleState;
+  reason: string;
+  host: string | null;
+}
+
+export interface VariableState extends Event {
+  variableId: string;
+  version: number;
+  valueType: string;
+  value: string;
+  writerId: string;
+  definition: string | null;
+}
+
+export interface VariableChanged extends Event {
+  variableId: string;
+  version: number;
+  previousValue: string | null;
+  value: string;
+  writerId: string;
+  cause: string;
+  trigger: string | null;
+}
+
+export interface VariableChangeRejected extends Event {
+  variableId: string;
+  attemptedValue: string | null;
+  requesterId: string;
+  reasonCode: string;
+  reason: string;
+}
+
+export interface BidRequest extends Event {
+  roundId: string;
+  protocol: string;
+  item: string;
+  requiredCapabilities: string[];
+  eligibleAgents: string[];
+  reservePrice: number | null;
+  deadline: number;
+  parameters: string;
+}
+
+export interface Bid extends Event {
+  roundId: string;
+  agentId: string;
+  amount: number;
+  bundle: string[];
+  attributes: string;
+}
+
+export interface Proposal extends Event {
+  roundId: string;
+  protocol: string;
+  subject: string;
+  options: string[];
+  eligibleVoters: string[];
+  weights: Record<string, number>;
+  quorum: number | null;
+  deadline: number;
+  parameters: string;
+}
+
+export interface Vote extends Event {
+  roundId: string;
+  agentId: string;
+  choice: string;
+  weight: number | null;
+  reason: string | null;
+}
+
+export interface Directive extends Event {
+  agentId: string;
+  action: string;
+  parameters: string;
+  roundId: string | null;
+  variableId: string | null;
+}
+
+export interface RoundClosed extends Event {
+  roundId: string;
+  protocol: string;
+  cause: 'complete' | 'deadline' | 'cancelled';
+  countedEventIds: string[];
+}
+
+export interface RoundOutcome extends Event {
+  roundId: string;
+  protocol: string;
+  status: 'decided' | 'no-decision' | 'failed';
+  winners: string[];
+  price: number | null;
+  value: string | null;
+  reason: string;
+  details: string;
+}
+
+export interface Rejection extends Event {
+  subjectId: string;
+  rejectedEventId: string | null;
+  rejectedEventType: string | null;
+  agentId: string | null;
+  reasonCode: string;
+  reason: string;
+}
+
+export interface MetricSample extends Event {
+  name: string;
+  value: number;
+  labels: Record<string, string>;
+  source: string;
+}
+
+export interface DeadLetterHeader {
+  key: string;
+  value: Buffer | null;
+}
+
+export interface DeadLetter extends Event {
+  reasonCode: string;
+  reason: string;
+  sourceTopic: string;
+  sourcePartition: number;
+  sourceOffset: number;
+  sourceTimestamp: number | null;
+  consumerGroup: string | null;
+  schemaId: number | null;
+  key: Buffer | null;
+  value: Buffer | null;
+  headers: DeadLetterHeader[];
+}
+
+/** Every event type by its short name. */
+export interface EventTypes {
+  AgentRecord: AgentRecord;
+  AgentStateSnapshot: AgentStateSnapshot;
+  Heartbeat: Heartbeat;
+  LifecycleChanged: LifecycleChanged;
+  VariableState: VariableState;
+  VariableChanged: VariableChanged;
+  VariableChangeRejected: VariableChangeRejected;
+  BidRequest: BidRequest;
+  Bid: Bid;
+  Proposal: Proposal;
+  Vote: Vote;
+  Directive: Directive;
+  RoundClosed: RoundClosed;
+  RoundOutcome: RoundOutcome;
+  Rejection: Rejection;
+  MetricSample: MetricSample;
+  DeadLetter: DeadLetter;
+}
+
+export type EventTypeName = keyof EventTypes;
+export type AnyEvent = EventTypes[EventTypeName];

@@ -1,0 +1,76 @@
+import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
+import { MabeamError, describeError } from '../errors.ts';
+import type { EventSchema, SchemaCatalog } from './catalog.ts';
+import { subjectFor } from './subjects.ts';
+
+export type RegistryClient = SchemaRegistry;
+
+export function createRegistryClient(url: string): RegistryClient {
+  return new SchemaRegistry({ host: url.replace(/\/+$/, ''), clientId: 'mabeam' }, { forSchemaOptions: {} as never });
+}
+
+export type Compatibility = 'BACKWARD' | 'BACKWARD_TRANSITIVE' | 'FORWARD' | 'FULL' | 'NONE';
+
+/** Sets a subject's compatibility level (PUT /config/{subject}); works before the subject exists. */
+export async function setSubjectCompatibility(url: string, subject: string, level: Compatibility): Promise<void> {
+  let response: Response;
+  try {
+    response = await fetch(`${url.replace(/\/+$/, '')}/config/${encodeURIComponent(subject)}`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/vnd.schemaregistry.v1+json' },
+      body: JSON.stringify({ compatibility: level }),
+      signal: AbortSignal.timeout(10_000),
+    });
+  } catch (error) {
+    throw new MabeamError('REGISTRY_UNAVAILABLE', `The schema registry at ${url} did not answer: ${describeError(error)}`, { cause: error });
+  }
+  if (!response.ok) {
+    throw new MabeamError('SCHEMA_REGISTRATION_FAILED', `Setting ${level} compatibility on ${subject} failed: HTTP ${response.status} ${await response.text()}`);
+  }
+}
+
+function statusOf(error: unknown): number | undefined {
+  const status = (error as { status?: unknown }).status;
+  return typeof status === 'number' ? status : undefined;
+}
+
+/**
+ * Registers one schema under its subject with BACKWARD compatibility. The
+ * registry refuses a change that breaks it (HTTP 409): that becomes
+ * SCHEMA_INCOMPATIBLE with the registry's explanation.
+ */
+export async function registerSchema(client: RegistryClient, url: string, schema: Pick<EventSchema, 'fullName' | 'schema'>): Promise<number> {
+  const subject = subjectFor(schema.fullName);
+  await setSubjectCompatibility(url, subject, 'BACKWARD');
+  try {
+    const { id } = await client.register({ type: SchemaType.AVRO, schema: JSON.stringify(schema.schema) }, { subject, compatibility: 'BACKWARD' as never });
+    return id;
+  } catch (error) {
+    const status = statusOf(error);
+    if (status === 409) {
+      throw new MabeamError('SCHEMA_INCOMPATIBLE', `The registry refused ${subject}: the change breaks BACKWARD compatibility (${describeError(error)})`, {
+        cause: error,
+        details: { subject },
+      });
+    }
+    if (status === undefined || status >= 500) {
+      throw new MabeamError('REGISTRY_UNAVAILABLE', `Registering ${subject} failed: ${describeError(error)}`, { cause: error });
+    }
+    throw new MabeamError('SCHEMA_REGISTRATION_FAILED', `Registering ${subject} failed: ${describeError(error)}`, { cause: error });
+  }
+}
+
+export interface RegistrationResult {
+  fullName: string;
+  subject: string;
+  id: number;
+}
+
+/** Registers every event type of the catalog; idempotent (an unchanged schema keeps its id). */
+export async function registerCatalog(client: RegistryClient, url: string, catalog: SchemaCatalog): Promise<RegistrationResult[]> {
+  const results: RegistrationResult[] = [];
+  for (const event of catalog.events.values()) {
+    results.push({ fullName: event.fullName, subject: subjectFor(event.fullName), id: await registerSchema(client, url, event) });
+  }
+  return results;
+}
