@@ -130,7 +130,7 @@ function checkKey(decoded: DecodedEvent, definition: TopicDefinition, key: strin
   if (key !== expected) {
     throw new MabeamError(
       'VALIDATION_FAILED',
-      `Invalid ${decoded.type}: the message key ${key === null ? 'is missing' : `"${key}"`} but ${definition.name} is keyed by ${definition.key} ("${expected}")`,
+      `Invalid ${decoded.type}: the message key ${key === null ? "is missing" : `is "${key}"`} but ${definition.name} is keyed by ${definition.key} ("${expected}")`,
       { details: { schemaId: decoded.schemaId, type: decoded.fullName } },
     );
   }

@@ -91,7 +91,7 @@ export interface BidRequest extends Event {
   eligibleAgents: string[];
   reservePrice: number | null;
   deadline: number;
-  parameters: string;
+  parameters: string | null;
 }
 
 export interface Bid extends Event {
@@ -99,7 +99,7 @@ export interface Bid extends Event {
   agentId: string;
   amount: number;
   bundle: string[];
-  attributes: string;
+  attributes: string | null;
 }
 
 export interface Proposal extends Event {
@@ -111,7 +111,7 @@ export interface Proposal extends Event {
   weights: Record<string, number>;
   quorum: number | null;
   deadline: number;
-  parameters: string;
+  parameters: string | null;
 }
 
 export interface Vote extends Event {
@@ -125,7 +125,7 @@ export interface Vote extends Event {
 export interface Directive extends Event {
   agentId: string;
   action: string;
-  parameters: string;
+  parameters: string | null;
   roundId: string | null;
   variableId: string | null;
 }
@@ -145,7 +145,7 @@ export interface RoundOutcome extends Event {
   price: number | null;
   value: string | null;
   reason: string;
-  details: string;
+  details: string | null;
 }
 
 export interface Rejection extends Event {

@@ -1,8 +1,29 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { ConfigResourceTypes, type Admin, type ITopicConfig } from 'kafkajs';
 import { MabeamError, describeError } from '../errors.ts';
 import { checkTopicSet } from './definitions.ts';
 import { topicName } from './names.ts';
 import type { ApplyReport, TopicChange, TopicDefinition } from './types.ts';
+
+/**
+ * Waits until every partition of the topics has a leader. (kafkajs's own
+ * waitForLeaders gives up on UNKNOWN_TOPIC_OR_PARTITION, which a KRaft broker
+ * answers for a moment after the controller created the topic.)
+ */
+export async function waitForLeaders(admin: Admin, topics: string[], timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const { topics: metadata } = await admin.fetchTopicMetadata({ topics });
+      if (metadata.length === topics.length && metadata.every((t) => t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0))) return;
+    } catch (error) {
+      lastError = error;
+    }
+    await sleep(50);
+  }
+  throw new MabeamError('TOPIC_APPLY_FAILED', `Topics had no leaders within ${timeoutMs} ms: ${topics.join(', ')} (${describeError(lastError)})`);
+}
 
 /** Kafka's ConfigSource code for a config set on the topic itself. */
 const dynamicTopicConfig = 1;
@@ -50,13 +71,14 @@ export async function applyTopics(admin: Admin, definitions: TopicDefinition[], 
       configEntries: Object.entries(p.config).map(([name, value]) => ({ name, value })),
     }));
     try {
-      await admin.createTopics({ topics, waitForLeaders: true });
+      await admin.createTopics({ topics, waitForLeaders: false });
     } catch (error) {
       // A concurrent apply may have created some of them: those are fine.
       if (!/already exists/i.test(describeError(error)) && (error as { type?: string }).type !== 'TOPIC_ALREADY_EXISTS') {
         throw new MabeamError('TOPIC_APPLY_FAILED', `Creating topics failed: ${describeError(error)}`, { cause: error });
       }
     }
+    await waitForLeaders(admin, toCreate.map((p) => p.topic));
     for (const p of toCreate) changes.push({ kind: 'created', topic: p.topic, partitions: p.definition.partitions, replicationFactor: p.rf });
   }
 
