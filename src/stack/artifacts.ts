@@ -23,9 +23,10 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-async function mvn(args: string[], what: string, workDir: string): Promise<void> {
+async function mvn(args: string[], what: string, workDir: string, repository: string | undefined): Promise<void> {
+  const repo = repository ? [`-Dmaven.repo.local=${repository}`] : [];
   try {
-    await run('mvn', ['-q', '-B', '-f', stackPom, `-Dstack.work=${workDir}`, ...args], { timeout: 15 * 60_000, maxBuffer: 16 * 1024 * 1024 });
+    await run('mvn', ['-q', '-B', '-f', stackPom, `-Dstack.work=${workDir}`, ...repo, ...args], { timeout: 15 * 60_000, maxBuffer: 16 * 1024 * 1024 });
   } catch (error) {
     const e = error as NodeJS.ErrnoException & { stdout?: string; stderr?: string };
     if (e.code === 'ENOENT') {
@@ -68,13 +69,14 @@ export interface Artifact {
 }
 
 /** The broker's runtime jars: `<cache>/kafka-<version>/libs/*.jar`. */
-export async function ensureKafka(cacheDir: string, version: string, log: Logger): Promise<Artifact> {
+export async function ensureKafka(cacheDir: string, version: string, log: Logger, mavenRepository?: string): Promise<Artifact> {
   const dir = join(cacheDir, `kafka-${version}`);
   const fetched = await fetchOnce(dir, `Apache Kafka ${version}`, log, async (staging) => {
     await mvn(
       ['dependency:copy-dependencies', `-Dkafka.version=${version}`, '-DincludeScope=runtime', `-DoutputDirectory=${join(staging, 'libs')}`],
       `Apache Kafka ${version}`,
       join(staging, '.maven'),
+      mavenRepository,
     );
     await rm(join(staging, '.maven'), { recursive: true, force: true });
     const jars = await readdir(join(staging, 'libs'));
@@ -86,13 +88,14 @@ export async function ensureKafka(cacheDir: string, version: string, log: Logger
 }
 
 /** The Apicurio Registry app (Quarkus fast-jar): `<cache>/apicurio-registry-<version>/quarkus-run.jar`. */
-export async function ensureRegistry(cacheDir: string, version: string, log: Logger): Promise<Artifact> {
+export async function ensureRegistry(cacheDir: string, version: string, log: Logger, mavenRepository?: string): Promise<Artifact> {
   const dir = join(cacheDir, `apicurio-registry-${version}`);
   const fetched = await fetchOnce(dir, `Apicurio Registry ${version}`, log, async (staging) => {
     await mvn(
       ['dependency:unpack', `-Dartifact=io.apicurio:apicurio-registry-app:${version}:tar.gz:all`, `-DoutputDirectory=${staging}`],
       `Apicurio Registry ${version}`,
       join(staging, '.maven'),
+      mavenRepository,
     );
     await rm(join(staging, '.maven'), { recursive: true, force: true });
     if (!(await exists(join(staging, 'quarkus-run.jar')))) {

@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { MabeamError, describeError } from '../errors.ts';
 import { createKafka } from '../kafka/client.ts';
 import { silentLogger, type Logger } from '../log/logger.ts';
-import { isAlive, spawnService, tailFile, type SpawnedService } from './processes.ts';
+import { errorLines, isAlive, spawnService, type SpawnedService } from './processes.ts';
 
 const run = promisify(execFile);
 
@@ -116,7 +116,7 @@ export async function waitForKafka(brokers: string[], timeoutMs: number, pid?: n
   let lastError: unknown;
   while (Date.now() < deadline) {
     if (pid !== undefined && !isAlive(pid)) {
-      throw new MabeamError('STACK_START_FAILED', `Kafka exited during start. Last log lines:\n${logFile ? await tailFile(logFile) : ''}`);
+      throw new MabeamError('STACK_START_FAILED', `Kafka exited during start (log: ${logFile ?? 'none'}):\n${logFile ? await errorLines(logFile) : ''}`);
     }
     const admin = createKafka({ brokers, clientId: 'mabeam-stack-probe', logger: silentLogger(), config: { retry: { retries: 0 } } }).admin();
     try {

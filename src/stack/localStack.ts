@@ -111,7 +111,7 @@ export async function startStack(input: LocalStackOptions = {}, logger: Logger =
     }
     const [artifact, java] = await timed(timings, 'kafka.fetch', () =>
       Promise.all([
-        ensureKafka(o.cacheDir, o.kafkaVersion, log),
+        ensureKafka(o.cacheDir, o.kafkaVersion, log, o.mavenRepository),
         findJava({ minMajor: 17, explicitHome: o.javaHome, env: o.env, purpose: `Apache Kafka ${o.kafkaVersion}` }),
       ]),
     );
@@ -145,7 +145,7 @@ export async function startStack(input: LocalStackOptions = {}, logger: Logger =
     }
     const [artifact, java] = await timed(timings, 'registry.fetch', () =>
       Promise.all([
-        ensureRegistry(o.cacheDir, o.registryVersion, log),
+        ensureRegistry(o.cacheDir, o.registryVersion, log, o.mavenRepository),
         findJava({
           minMajor: 21,
           explicitHome: o.registryJavaHome ?? o.env['MABEAM_REGISTRY_JAVA_HOME'],
@@ -156,12 +156,14 @@ export async function startStack(input: LocalStackOptions = {}, logger: Logger =
     );
     fetched.registry = artifact.fetched;
     const port = o.registryPort ?? (await freePort(previousPort(previous, 'registry')));
+    const managementPort = await freePort();
     const node = await timed(timings, 'registry.start', () =>
       startRegistryNode({
         java: `${java.executable}`,
         appDir: artifact.dir,
         dataDir: join(o.stateDir, 'registry'),
         port,
+        managementPort,
         heap: o.registryHeap,
         inMemory: o.ephemeral,
         startTimeoutMs: o.startTimeoutMs,

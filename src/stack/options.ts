@@ -24,6 +24,8 @@ const optionsSchema = z
     cacheDir: z.string().min(1).optional(),
     /** Where data, logs and the state file of this stack live. */
     stateDir: z.string().min(1).optional(),
+    /** Maven's local repository (default: Maven's own, ~/.m2/repository). */
+    mavenRepository: z.string().min(1).optional(),
     kafkaVersion: z.string().default(stackDefaults.kafkaVersion),
     registryVersion: z.string().default(stackDefaults.registryVersion),
     kafkaPort: port.optional(),

@@ -107,3 +107,10 @@ export async function tailFile(path: string, lines = 20): Promise<string> {
     return '';
   }
 }
+
+/** The lines of a service log that explain a failure (errors and their causes), else its tail. */
+export async function errorLines(path: string, max = 12): Promise<string> {
+  const tail = await tailFile(path, 400);
+  const lines = tail.split('\n').filter((l) => /ERROR|FATAL|Caused by|Exception:|# /.test(l));
+  return (lines.length > 0 ? lines.slice(0, max) : tail.split('\n').slice(-max)).join('\n');
+}

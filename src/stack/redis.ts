@@ -5,7 +5,7 @@ import { promisify } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { MabeamError, describeError } from '../errors.ts';
-import { isAlive, spawnService, tailFile, type SpawnedService } from './processes.ts';
+import { errorLines, isAlive, spawnService, type SpawnedService } from './processes.ts';
 
 const run = promisify(execFile);
 
@@ -48,7 +48,7 @@ export async function waitForRedis(url: string, timeoutMs: number, pid?: number,
   let lastError: unknown;
   while (Date.now() < deadline) {
     if (pid !== undefined && !isAlive(pid)) {
-      throw new MabeamError('STACK_START_FAILED', `redis-server exited during start:\n${logFile ? await tailFile(logFile) : ''}`);
+      throw new MabeamError('STACK_START_FAILED', `redis-server exited during start (log: ${logFile ?? 'none'}):\n${logFile ? await errorLines(logFile) : ''}`);
     }
     const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 1_000 });
     client.on('error', () => undefined);

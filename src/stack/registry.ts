@@ -2,13 +2,15 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { MabeamError, describeError } from '../errors.ts';
-import { isAlive, spawnService, tailFile, type SpawnedService } from './processes.ts';
+import { errorLines, isAlive, spawnService, type SpawnedService } from './processes.ts';
 
 export interface RegistryNodeOptions {
   java: string;
   appDir: string;
   dataDir: string;
   port: number;
+  /** Quarkus's management interface is always on (build-time); it gets its own loopback port. */
+  managementPort: number;
   heap: string;
   /** In-memory storage (ephemeral stacks) instead of a file database. */
   inMemory: boolean;
@@ -35,7 +37,8 @@ export async function startRegistryNode(o: RegistryNodeOptions): Promise<Spawned
       '-XX:TieredStopAtLevel=1',
       '-Dquarkus.http.host=127.0.0.1',
       `-Dquarkus.http.port=${o.port}`,
-      '-Dquarkus.management.enabled=false',
+      '-Dquarkus.management.host=127.0.0.1',
+      `-Dquarkus.management.port=${o.managementPort}`,
       // Every subject answers BACKWARD by default, as a Confluent registry configured so would.
       '-Dapicurio.rules.global.compatibility=BACKWARD',
       '-Dapicurio.datasource.jdbc.initial-size=2',
@@ -59,7 +62,7 @@ export async function waitForRegistry(url: string, timeoutMs: number, pid?: numb
   let lastError: unknown;
   while (Date.now() < deadline) {
     if (pid !== undefined && !isAlive(pid)) {
-      throw new MabeamError('STACK_START_FAILED', `The schema registry exited during start. Last log lines:\n${logFile ? await tailFile(logFile) : ''}`);
+      throw new MabeamError('STACK_START_FAILED', `The schema registry exited during start (log: ${logFile ?? 'none'}):\n${logFile ? await errorLines(logFile) : ''}`);
     }
     try {
       const response = await fetch(`${url}/subjects`, { signal: AbortSignal.timeout(2_000) });
