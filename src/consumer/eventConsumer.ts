@@ -29,6 +29,8 @@ export interface EventConsumerOptions {
   onEvent: (event: DecodedEvent, context: EventContext) => Promise<void> | void;
   /** A null value on a compacted topic: the key was deleted. Without a handler it is ignored. */
   onTombstone?: (context: EventContext) => Promise<void> | void;
+  /** Called after a message went to dead-letters (the consumer then moves past it). */
+  onDeadLettered?: (context: EventContext, error: unknown) => Promise<void> | void;
   /** What to do when onEvent throws: dead-letter the event (default) or let Kafka redeliver it. */
   onHandlerError?: 'dead-letter' | 'retry';
   fromBeginning?: boolean;
@@ -106,19 +108,19 @@ export class EventConsumer {
     } catch (error) {
       if (isMabeamError(error) && error.retriable) throw error;
       await this.options.deadLetters.write(source, error);
+      await this.options.onDeadLettered?.(context, error);
       return;
     }
     try {
       await this.options.onEvent(decoded, context);
     } catch (error) {
       if (this.options.onHandlerError === 'retry') throw error;
-      await this.options.deadLetters.write(
-        source,
-        new MabeamError('HANDLER_FAILED', `Handling ${decoded.type} ${decoded.event['envelope'] ? (decoded.event['envelope'] as { eventId: string }).eventId : ''} failed: ${describeError(error)}`, {
+      const failure = new MabeamError('HANDLER_FAILED', `Handling ${decoded.type} ${decoded.event['envelope'] ? (decoded.event['envelope'] as { eventId: string }).eventId : ''} failed: ${describeError(error)}`, {
           cause: error,
           details: { schemaId: decoded.schemaId },
-        }),
-      );
+        });
+      await this.options.deadLetters.write(source, failure);
+      await this.options.onDeadLettered?.(context, failure);
     }
   }
 }

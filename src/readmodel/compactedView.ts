@@ -1,0 +1,151 @@
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Admin, Kafka } from 'kafkajs';
+import type { Redis } from 'ioredis';
+import type { DecodedEvent, EventCodec } from '../codec/codec.ts';
+import { EventConsumer } from '../consumer/eventConsumer.ts';
+import type { DeadLetterWriter } from '../deadletters/deadLetterWriter.ts';
+import { MabeamError } from '../errors.ts';
+import type { Logger } from '../log/logger.ts';
+import type { TopicDefinition } from '../topics/types.ts';
+import { viewScripts, type ViewKeys, type ViewScripts } from './scripts.ts';
+
+export interface CompactedViewOptions {
+  kafka: Kafka;
+  redis: Redis;
+  codec: EventCodec;
+  deadLetters: DeadLetterWriter;
+  logger: Logger;
+  /** The prefixed compacted topic. */
+  topic: string;
+  definition: TopicDefinition;
+  /** Redis key prefix of this view, e.g. `mabeam:<topic prefix>:variables`. */
+  namespace: string;
+  /** What to store for an event (JSON-serialisable); the decoded event itself by default. */
+  project?: (decoded: DecodedEvent) => unknown;
+}
+
+/**
+ * A read model of a compacted topic in Redis: one hash field per message key
+ * holding the latest value, plus the last applied offset of each partition.
+ * Records apply through a Lua script that skips anything at or before the
+ * stored offset, so redelivery and replays are harmless. Redis is never the
+ * source of truth: when the view's keys are missing (Redis flushed or new),
+ * the view reads the topic again from the beginning. One process maintains a
+ * namespace; other processes read it (or keep their own namespace).
+ */
+export class CompactedView {
+  private readonly options: CompactedViewOptions;
+  private readonly scripts: ViewScripts;
+  private readonly admin: Admin;
+  private consumer: EventConsumer | undefined;
+  private rebuilding: Promise<void> | undefined;
+  private generation = '';
+  /** Offsets this instance passed without a view change (dead-lettered), per partition. */
+  private readonly skipped = new Map<number, number>();
+  readonly keys: ViewKeys;
+
+  constructor(options: CompactedViewOptions) {
+    this.options = options;
+    this.scripts = viewScripts(options.redis);
+    this.admin = options.kafka.admin();
+    this.keys = { values: `${options.namespace}:values`, offsets: `${options.namespace}:offsets`, generation: `${options.namespace}:generation` };
+  }
+
+  async start(): Promise<void> {
+    const o = this.options;
+    await this.admin.connect();
+    // Keep a view this namespace already holds (records apply at most once); else start one.
+    this.generation = (await o.redis.get(this.keys.generation)) ?? (await this.newGeneration());
+    this.consumer = new EventConsumer({
+      kafka: o.kafka,
+      // A private group: every view instance reads every partition; positions live in Redis.
+      groupId: `${o.namespace}:view:${randomBytes(4).toString('hex')}`,
+      topics: [{ topic: o.topic, definition: o.definition }],
+      codec: o.codec,
+      deadLetters: o.deadLetters,
+      logger: o.logger,
+      fromBeginning: true,
+      consumerConfig: { maxWaitTimeInMs: 100 },
+      onHandlerError: 'retry',
+      onEvent: async (decoded, context) => {
+        if (context.key === null) return;
+        const value = JSON.stringify(o.project ? o.project(decoded) : decoded.event);
+        await this.scripts.applyRecord(this.keys, this.generation, context.partition, context.offset, context.key, value);
+      },
+      onDeadLettered: (context) => {
+        this.skipped.set(context.partition, Math.max(this.skipped.get(context.partition) ?? -1, Number(context.offset)));
+      },
+      onTombstone: async (context) => {
+        if (context.key === null) return;
+        await this.scripts.applyRecord(this.keys, this.generation, context.partition, context.offset, context.key, null);
+      },
+    });
+    await this.consumer.start();
+  }
+
+  async stop(): Promise<void> {
+    await this.consumer?.stop();
+    await this.admin.disconnect();
+  }
+
+  /** The stored value of a key, rebuilding the view first if Redis lost it. */
+  async get<T = unknown>(key: string): Promise<T | undefined> {
+    await this.ensureBuilt();
+    const raw = await this.options.redis.hget(this.keys.values, key);
+    return raw === null ? undefined : (JSON.parse(raw) as T);
+  }
+
+  async entries<T = unknown>(): Promise<Map<string, T>> {
+    await this.ensureBuilt();
+    const all = await this.options.redis.hgetall(this.keys.values);
+    return new Map(Object.entries(all).map(([k, v]) => [k, JSON.parse(v) as T]));
+  }
+
+  /** Resolves once the view has applied everything the topic held when called. */
+  async caughtUp(timeoutMs = 30_000): Promise<void> {
+    const ends = await this.admin.fetchTopicOffsets(this.options.topic);
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const crash = this.consumer?.crash;
+      if (crash) throw new MabeamError('HANDLER_FAILED', `The view of ${this.options.topic} stopped: ${crash.message}`, { cause: crash });
+      const applied = await this.options.redis.hgetall(this.keys.offsets);
+      const position = (partition: number): number => Math.max(Number(applied[String(partition)] ?? -1), this.skipped.get(partition) ?? -1);
+      // (A partition whose last offset is a transaction marker never reports it; views read non-transactional topics.)
+      const behind = ends.filter((p) => Number(p.high) > Number(p.low) && position(p.partition) < Number(p.high) - 1);
+      if (behind.length === 0) return;
+      if (Date.now() > deadline) {
+        throw new MabeamError('HANDLER_FAILED', `The view of ${this.options.topic} did not catch up within ${timeoutMs} ms (partitions ${behind.map((p) => p.partition).join(', ')} behind).`);
+      }
+      await sleep(20);
+    }
+  }
+
+  private async newGeneration(): Promise<string> {
+    const generation = `${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
+    await this.options.redis.set(this.keys.generation, generation);
+    return generation;
+  }
+
+  /** Reads the topic again from the beginning when the view's generation is gone from Redis. */
+  private async ensureBuilt(): Promise<void> {
+    if (this.rebuilding) return this.rebuilding;
+    if ((await this.options.redis.get(this.keys.generation)) === this.generation) return;
+    this.rebuilding = this.rebuild().finally(() => {
+      this.rebuilding = undefined;
+    });
+    return this.rebuilding;
+  }
+
+  private async rebuild(): Promise<void> {
+    const o = this.options;
+    o.logger.info({ topic: o.topic, namespace: o.namespace }, 'view missing from Redis; rebuilding from the topic');
+    await o.redis.del(this.keys.values, this.keys.offsets);
+    this.skipped.clear();
+    // Records read before this point carry the old generation and are refused by the script.
+    this.generation = await this.newGeneration();
+    const partitions = await this.admin.fetchTopicOffsets(o.topic);
+    for (const p of partitions) this.consumer?.consumer.seek({ topic: o.topic, partition: p.partition, offset: p.low });
+    await this.caughtUp();
+  }
+}
