@@ -4,7 +4,7 @@ import type { Admin, Consumer, Kafka, KafkaMessage, Producer } from 'kafkajs';
 import { Registry } from 'prom-client';
 import { afterAll, inject } from 'vitest';
 import { EventCodec } from '../src/codec/codec.ts';
-import { createKafka, silenceKafkajsTimerWarnings } from '../src/kafka/client.ts';
+import { createKafka, createProducer, silenceKafkajsTimerWarnings } from '../src/kafka/client.ts';
 import { createLogger, type Logger } from '../src/log/logger.ts';
 import { createMetrics, type Metrics } from '../src/metrics/metrics.ts';
 import { loadCatalog, type SchemaCatalog } from '../src/schemas/catalog.ts';
@@ -75,7 +75,7 @@ export async function testContext(label: string, options: { applyTopics?: boolea
       return d;
     },
     producer: async () => {
-      const producer = kafka.producer({ allowAutoTopicCreation: false });
+      const producer = createProducer(kafka);
       await producer.connect();
       cleanups.push(async () => producer.disconnect());
       return producer;

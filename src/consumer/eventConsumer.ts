@@ -52,10 +52,15 @@ export class EventConsumer {
   private readonly byTopic: Map<string, TopicDefinition>;
   private crashed: Error | undefined;
 
+  readonly groupId: string;
+
   constructor(options: EventConsumerOptions) {
     this.options = options;
+    this.groupId = options.groupId;
     this.byTopic = new Map(options.topics.map((t) => [t.topic, t.definition]));
-    this.consumer = options.kafka.consumer({ ...options.consumerConfig, groupId: options.groupId });
+    // An idle fetch waits at most this long; the broker answers at once when data arrives, so it
+    // costs no latency, and a short wait lets disconnect() finish quickly.
+    this.consumer = options.kafka.consumer({ maxWaitTimeInMs: 500, ...options.consumerConfig, groupId: options.groupId });
     this.consumer.on(this.consumer.events.CRASH, ({ payload }) => {
       this.crashed = payload.error;
       options.logger.error({ error: describeError(payload.error), restart: payload.restart }, 'consumer crashed');

@@ -1,4 +1,7 @@
-import { Kafka, logLevel, type KafkaConfig, type LogEntry } from 'kafkajs';
+import kafkajs, { Kafka, logLevel, type KafkaConfig, type LogEntry, type Producer, type ProducerConfig } from 'kafkajs';
+
+/** Config resource type of a topic (kafkajs's ConfigResourceTypes is not a named ESM export). */
+export const topicResourceType: 2 = kafkajs.ConfigResourceTypes.TOPIC as 2;
 import type { Logger } from '../log/logger.ts';
 
 /**
@@ -13,9 +16,12 @@ export interface KafkaClientOptions {
   config?: Omit<KafkaConfig, 'brokers' | 'clientId' | 'logCreator' | 'logLevel'>;
 }
 
+// kafkajs reports retriable protocol errors (a coordinator not yet elected,
+// a leader moving) at ERROR and retries them; our code raises what it gives
+// up on. So its levels are shifted down by one.
 const levels: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
-  [logLevel.ERROR]: 'error',
-  [logLevel.WARN]: 'warn',
+  [logLevel.ERROR]: 'warn',
+  [logLevel.WARN]: 'info',
   [logLevel.INFO]: 'info',
   [logLevel.DEBUG]: 'debug',
 };
@@ -51,4 +57,13 @@ export function silenceKafkajsTimerWarnings(): void {
     if (listeners.length === 0) process.stderr.write(`${warning.name}: ${warning.message}\n`);
     for (const listener of listeners) listener(warning);
   });
+}
+
+/**
+ * A producer that partitions like the Java client (murmur2 of the key), so
+ * events keyed by round id land on the same partition number whichever
+ * client wrote them: co-partitioning depends on it.
+ */
+export function createProducer(kafka: Kafka, config: ProducerConfig = {}): Producer {
+  return kafka.producer({ allowAutoTopicCreation: false, createPartitioner: kafkajs.Partitioners.DefaultPartitioner, ...config });
 }

@@ -102,10 +102,22 @@ export class CompactedView {
     return new Map(Object.entries(all).map(([k, v]) => [k, JSON.parse(v) as T]));
   }
 
+  /** Partition offsets of the topic; retriable broker errors (a leader moving) are retried. */
+  private async topicOffsets(deadline: number): Promise<Array<{ partition: number; low: string; high: string }>> {
+    for (;;) {
+      try {
+        return await this.admin.fetchTopicOffsets(this.options.topic);
+      } catch (error) {
+        if (!(error as { retriable?: boolean }).retriable || Date.now() > deadline) throw error;
+        await sleep(100);
+      }
+    }
+  }
+
   /** Resolves once the view has applied everything the topic held when called. */
   async caughtUp(timeoutMs = 30_000): Promise<void> {
-    const ends = await this.admin.fetchTopicOffsets(this.options.topic);
     const deadline = Date.now() + timeoutMs;
+    const ends = await this.topicOffsets(deadline);
     for (;;) {
       const crash = this.consumer?.crash;
       if (crash) throw new MabeamError('HANDLER_FAILED', `The view of ${this.options.topic} stopped: ${crash.message}`, { cause: crash });
@@ -144,7 +156,7 @@ export class CompactedView {
     this.skipped.clear();
     // Records read before this point carry the old generation and are refused by the script.
     this.generation = await this.newGeneration();
-    const partitions = await this.admin.fetchTopicOffsets(o.topic);
+    const partitions = await this.topicOffsets(Date.now() + 30_000);
     for (const p of partitions) this.consumer?.consumer.seek({ topic: o.topic, partition: p.partition, offset: p.low });
     await this.caughtUp();
   }

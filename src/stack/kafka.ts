@@ -69,6 +69,17 @@ const log4jProperties = (logFile: string): string =>
     'log4j.appender.file.layout.ConversionPattern=[%d] %p %m (%c)%n',
   ].join('\n');
 
+/**
+ * A KRaft cluster id: 16 random bytes, base64url. Like Kafka's own Uuid it
+ * never starts with "-", which a command line would read as an option.
+ */
+export function newClusterId(): string {
+  for (;;) {
+    const id = randomBytes(16).toString('base64url');
+    if (!id.startsWith('-')) return id;
+  }
+}
+
 async function formatted(dataDir: string): Promise<boolean> {
   try {
     await access(join(dataDir, 'meta.properties'));
@@ -90,9 +101,9 @@ export async function startKafkaNode(o: KafkaNodeOptions): Promise<SpawnedServic
   const logArg = `-Dlog4j.configuration=file:${log4j}`;
 
   if (!(await formatted(o.dataDir))) {
-    const clusterId = randomBytes(16).toString('base64url');
+    const clusterId = newClusterId();
     try {
-      await run(o.java, ['-Xmx256m', '-cp', classpath, logArg, 'kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', serverProps, '--ignore-formatted'], {
+      await run(o.java, ['-Xmx256m', '-cp', classpath, logArg, 'kafka.tools.StorageTool', 'format', `--cluster-id=${clusterId}`, '-c', serverProps, '--ignore-formatted'], {
         timeout: 60_000,
       });
     } catch (error) {

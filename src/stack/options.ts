@@ -68,7 +68,8 @@ export function defaultStateDir(name: string, ephemeral: boolean, env: Record<st
 }
 
 export function resolveStackOptions(input: LocalStackOptions = {}): ResolvedStackOptions {
-  const parsed = optionsSchema.safeParse(input);
+  // process.env is not a plain object; validate a copy.
+  const parsed = optionsSchema.safeParse(input.env ? { ...input, env: { ...input.env } } : input);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) => `${i.path.join('.') || 'options'}: ${i.message}`).join('; ');
     throw new MabeamError('INVALID_OPTIONS', `Invalid local stack options: ${problems}`);

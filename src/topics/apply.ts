@@ -1,14 +1,16 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ConfigResourceTypes, type Admin, type ITopicConfig } from 'kafkajs';
+import type { Admin, ITopicConfig } from 'kafkajs';
+import { topicResourceType } from '../kafka/client.ts';
 import { MabeamError, describeError } from '../errors.ts';
 import { checkTopicSet } from './definitions.ts';
 import { topicName } from './names.ts';
 import type { ApplyReport, TopicChange, TopicDefinition } from './types.ts';
 
 /**
- * Waits until every partition of the topics has a leader. (kafkajs's own
- * waitForLeaders gives up on UNKNOWN_TOPIC_OR_PARTITION, which a KRaft broker
- * answers for a moment after the controller created the topic.)
+ * Waits until every partition of the topics has a leader that serves it.
+ * (kafkajs's own waitForLeaders gives up on UNKNOWN_TOPIC_OR_PARTITION and
+ * NOT_LEADER_FOR_PARTITION, which a KRaft broker answers for a moment after
+ * the controller created the topic.)
  */
 export async function waitForLeaders(admin: Admin, topics: string[], timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -16,7 +18,11 @@ export async function waitForLeaders(admin: Admin, topics: string[], timeoutMs =
   while (Date.now() < deadline) {
     try {
       const { topics: metadata } = await admin.fetchTopicMetadata({ topics });
-      if (metadata.length === topics.length && metadata.every((t) => t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0))) return;
+      if (metadata.length === topics.length && metadata.every((t) => t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0))) {
+        // Metadata names a leader a moment before it serves: ask each partition for its offsets.
+        await Promise.all(topics.map((topic) => admin.fetchTopicOffsets(topic)));
+        return;
+      }
     } catch (error) {
       lastError = error;
     }
@@ -87,7 +93,7 @@ export async function applyTopics(admin: Admin, definitions: TopicDefinition[], 
       admin.fetchTopicMetadata({ topics: toCheck.map((p) => p.topic) }),
       admin.describeConfigs({
         includeSynonyms: false,
-        resources: toCheck.map((p) => ({ type: ConfigResourceTypes.TOPIC, name: p.topic })),
+        resources: toCheck.map((p) => ({ type: topicResourceType, name: p.topic })),
       }),
     ]);
     const partitionCounts = new Map(metadata.topics.map((t) => [t.name, t.partitions.length]));
@@ -123,7 +129,7 @@ export async function applyTopics(admin: Admin, definitions: TopicDefinition[], 
           validateOnly: false,
           resources: [
             {
-              type: ConfigResourceTypes.TOPIC,
+              type: topicResourceType,
               name: p.topic,
               configEntries: Object.entries(merged).map(([name, value]) => ({ name, value })),
             },

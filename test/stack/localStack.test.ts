@@ -88,3 +88,12 @@ describe('local stack', () => {
     expect((error as MabeamError).message).toBe('Apicurio Registry needs Java 21+, but /nonexistent/jdk has no working bin/java.');
   });
 });
+
+describe('KRaft cluster ids', () => {
+  it('never start with a dash (a command line would take them for an option)', async () => {
+    const { newClusterId } = await import('../../src/stack/kafka.ts');
+    const ids = Array.from({ length: 2000 }, newClusterId);
+    expect(ids.filter((id) => id.startsWith('-'))).toEqual([]);
+    expect(ids.every((id) => /^[A-Za-z0-9_-]{22}$/.test(id))).toBe(true);
+  });
+});

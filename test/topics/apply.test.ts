@@ -1,4 +1,4 @@
-import { ConfigResourceTypes } from 'kafkajs';
+import { topicResourceType } from '../../src/kafka/client.ts';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { MabeamError } from '../../src/errors.ts';
 import { applyTopics, parseTopicDefinition, type TopicDefinition } from '../../src/topics/index.ts';
@@ -10,7 +10,7 @@ beforeAll(async () => {
 });
 
 async function topicConfig(topic: string, names: string[]): Promise<Record<string, string>> {
-  const { resources } = await ctx.admin.describeConfigs({ includeSynonyms: false, resources: [{ type: ConfigResourceTypes.TOPIC, name: topic, configNames: names }] });
+  const { resources } = await ctx.admin.describeConfigs({ includeSynonyms: false, resources: [{ type: topicResourceType, name: topic, configNames: names }] });
   return Object.fromEntries(resources[0]!.configEntries.map((e) => [e.configName, e.configValue]));
 }
 
@@ -45,7 +45,7 @@ describe('topics apply', () => {
       validateOnly: false,
       resources: [
         {
-          type: ConfigResourceTypes.TOPIC,
+          type: topicResourceType,
           name: bids,
           configEntries: [
             { name: 'cleanup.policy', value: 'delete' },

@@ -1,0 +1,37 @@
+import type { Command } from 'commander';
+import type { Logger } from '../../log/logger.ts';
+import { loadCatalog } from '../../schemas/catalog.ts';
+import { createRegistryClient, registerCatalog } from '../../schemas/registry.ts';
+import { resolveEndpoints } from '../../stack/index.ts';
+import { out, table } from '../output.ts';
+
+export function registerSchemaCommands(program: Command, _logger: () => Logger): void {
+  const schemas = program.command('schemas').description('the Avro event schemas (schemas/)');
+
+  schemas
+    .command('register')
+    .description('register every event schema with BACKWARD compatibility (subject = record name); idempotent')
+    .action(async () => {
+      const endpoints = await resolveEndpoints(program.opts()['stack'] as string);
+      const results = await registerCatalog(createRegistryClient(endpoints.schemaRegistryUrl), endpoints.schemaRegistryUrl, await loadCatalog());
+      out(table(results.map((r) => [r.subject, `id ${r.id}`])));
+    });
+
+  schemas
+    .command('list')
+    .description('list the event types and their fields')
+    .action(async () => {
+      const catalog = await loadCatalog();
+      out(
+        table(
+          [...catalog.events.values()].map((e) => [
+            e.fullName,
+            (e.schema['fields'] as Array<{ name: string }>)
+              .slice(1)
+              .map((f) => f.name)
+              .join(', '),
+          ]),
+        ),
+      );
+    });
+}

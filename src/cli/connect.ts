@@ -1,0 +1,53 @@
+import type { Admin, Kafka, Producer } from 'kafkajs';
+import { Redis } from 'ioredis';
+import { Registry } from 'prom-client';
+import { EventCodec } from '../codec/codec.ts';
+import { createKafka, createProducer } from '../kafka/client.ts';
+import type { Logger } from '../log/logger.ts';
+import { createMetrics, type Metrics } from '../metrics/metrics.ts';
+import { loadCatalog, type SchemaCatalog } from '../schemas/catalog.ts';
+import { createRegistryClient, type RegistryClient } from '../schemas/registry.ts';
+import type { StackEndpoints } from '../stack/types.ts';
+import { loadTopicDefinitions, type TopicDefinition } from '../topics/index.ts';
+
+/** Clients for one command run, built from the stack's addresses; `close()` ends them all. */
+export interface Connections {
+  endpoints: StackEndpoints;
+  logger: Logger;
+  kafka: Kafka;
+  admin: Admin;
+  producer: Producer;
+  registry: RegistryClient;
+  redis: Redis;
+  catalog: SchemaCatalog;
+  codec: EventCodec;
+  definitions: TopicDefinition[];
+  metrics: Metrics;
+  close(): Promise<void>;
+}
+
+export async function connect(endpoints: StackEndpoints, logger: Logger, clientId = 'mabeam-cli'): Promise<Connections> {
+  const kafka = createKafka({ brokers: endpoints.kafkaBrokers, clientId, logger });
+  const admin = kafka.admin();
+  const producer = createProducer(kafka);
+  const redis = new Redis(endpoints.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 2 });
+  await Promise.all([admin.connect(), producer.connect(), redis.connect()]);
+  const registry = createRegistryClient(endpoints.schemaRegistryUrl);
+  const [catalog, definitions] = await Promise.all([loadCatalog(), loadTopicDefinitions()]);
+  return {
+    endpoints,
+    logger,
+    kafka,
+    admin,
+    producer,
+    registry,
+    redis,
+    catalog,
+    definitions,
+    codec: new EventCodec({ registry, registryUrl: endpoints.schemaRegistryUrl, catalog }),
+    metrics: createMetrics({ registry: new Registry() }),
+    close: async () => {
+      await Promise.allSettled([admin.disconnect(), producer.disconnect(), redis.quit()]);
+    },
+  };
+}

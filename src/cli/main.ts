@@ -1,0 +1,34 @@
+#!/usr/bin/env node
+import { Command } from 'commander';
+import { MabeamError, describeError } from '../errors.ts';
+import { silenceKafkajsTimerWarnings } from '../kafka/client.ts';
+import { createLogger, type Logger } from '../log/logger.ts';
+import { registerDemoCommand } from './commands/demo.ts';
+import { registerDevCommands } from './commands/dev.ts';
+import { registerSchemaCommands } from './commands/schemas.ts';
+import { registerTopicCommands } from './commands/topics.ts';
+
+silenceKafkajsTimerWarnings();
+
+const program = new Command()
+  .name('mabeam')
+  .description('Multi-agent coordination over Apache Kafka')
+  .option('--stack <name>', 'name of the local stack to use', 'dev')
+  .option('--log-level <level>', 'log level on stderr (silent, error, warn, info, debug)', process.env['MABEAM_LOG_LEVEL'] ?? 'error')
+  .showHelpAfterError();
+
+let logger: Logger | undefined;
+const getLogger = (): Logger => (logger ??= createLogger({ level: program.opts()['logLevel'] as string }));
+
+registerDevCommands(program, getLogger);
+registerTopicCommands(program, getLogger);
+registerSchemaCommands(program, getLogger);
+registerDemoCommand(program, getLogger);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  const code = error instanceof MabeamError ? ` [${error.code}]` : '';
+  process.stderr.write(`mabeam: ${describeError(error)}${code}\n`);
+  process.exitCode = 1;
+}

@@ -1,0 +1,21 @@
+// The public API of the package. Every export is named here on purpose.
+export { MabeamError, errorCodes, isMabeamError, describeError, type ErrorCode } from './errors.ts';
+export { createLogger, silentLogger, type Logger } from './log/logger.ts';
+export { createKafka, createProducer, silenceKafkajsTimerWarnings } from './kafka/client.ts';
+export { startStack, stopStack, stackStatus, stopNamedStack, resolveEndpoints, endpointsFromEnvironment, resolveStackOptions } from './stack/index.ts';
+export type { LocalStackOptions, StackEndpoints, StackState, StackStartReport, StartedStack } from './stack/index.ts';
+export { applyTopics, loadTopicDefinitions, topicName, topicNames, defaultTopicPrefix } from './topics/index.ts';
+export type { TopicDefinition, ApplyReport, TopicChange, TopicNames } from './topics/index.ts';
+export { loadCatalog, createCatalog, type SchemaCatalog, type EventSchema } from './schemas/catalog.ts';
+export { createRegistryClient, registerCatalog, registerSchema, type RegistryClient } from './schemas/registry.ts';
+export { subjectFor } from './schemas/subjects.ts';
+export { EventCodec, type DecodedEvent, type DecodeOptions } from './codec/codec.ts';
+export { frame, unframe } from './codec/wireFormat.ts';
+export { validateEvent } from './codec/validation.ts';
+export { newEnvelope, type EnvelopeOptions } from './events/envelope.ts';
+export type * from './events/types.ts';
+export { EventProducer, eventHeaders, type SendOptions, type TraceContext } from './producer/eventProducer.ts';
+export { EventConsumer, type EventConsumerOptions, type EventContext, type ConsumedTopic } from './consumer/eventConsumer.ts';
+export { DeadLetterWriter, deadLetterHeaders, type SourceMessage } from './deadletters/deadLetterWriter.ts';
+export { CompactedView, type CompactedViewOptions } from './readmodel/index.ts';
+export { createMetrics, type Metrics, type MetricsOptions } from './metrics/metrics.ts';
