@@ -132,7 +132,7 @@ export async function runDemo(c: Connections, options: DemoOptions): Promise<Dem
 
     await waitFor(() => round().request !== undefined && round().bids.length === agents.length && seenLetters.length === 1, timeoutMs, 'the round and the dead letter', () => collector.crash ?? letters.crash);
     const bids = round().bids.map((b) => ({ agentId: b.agentId, amount: b.amount })).sort((a, b) => b.amount - a.amount);
-    say(`joined by round id: request + ${bids.length} bids; highest ${bids[0]!.agentId} at ${bids[0]!.amount} (auctions decide in the coordinator, see README)`);
+    say(`joined by round id: request + ${bids.length} bids; highest ${bids[0]!.agentId} at ${bids[0]!.amount} (deciding the winner is the auction protocol's job, not the demo's)`);
     const letter = seenLetters[0]!;
     say(`dead letter: ${letter.reasonCode} — ${letter.reason} (original ${letter.value?.length ?? 0} bytes kept, from ${letter.sourceTopic}@${letter.sourcePartition}:${letter.sourceOffset})`);
 
