@@ -3,11 +3,10 @@ import { access, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { MabeamError, describeError } from '../errors.ts';
 import { createKafka } from '../kafka/client.ts';
 import { silentLogger, type Logger } from '../log/logger.ts';
-import { errorLines, isAlive, spawnService, type SpawnedService } from './processes.ts';
+import { spawnService, waitUntilReady, type SpawnedService } from './processes.ts';
 
 const run = promisify(execFile);
 
@@ -123,23 +122,21 @@ export async function startKafkaNode(o: KafkaNodeOptions): Promise<SpawnedServic
 
 /** Ready means a real client call answers: the cluster describes itself with a controller. */
 export async function waitForKafka(brokers: string[], timeoutMs: number, pid?: number, logFile?: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  while (Date.now() < deadline) {
-    if (pid !== undefined && !isAlive(pid)) {
-      throw new MabeamError('STACK_START_FAILED', `Kafka exited during start (log: ${logFile ?? 'none'}):\n${logFile ? await errorLines(logFile) : ''}`);
-    }
-    const admin = createKafka({ brokers, clientId: 'mabeam-stack-probe', logger: silentLogger(), config: { retry: { retries: 0 } } }).admin();
-    try {
-      await admin.connect();
-      const cluster = await admin.describeCluster();
-      if (cluster.brokers.length > 0 && cluster.controller !== null) return;
-    } catch (error) {
-      lastError = error;
-    } finally {
-      await admin.disconnect().catch(() => undefined);
-    }
-    await sleep(250);
-  }
-  throw new MabeamError('STACK_START_FAILED', `Kafka at ${brokers.join(',')} was not ready within ${timeoutMs} ms: ${describeError(lastError)}`);
+  await waitUntilReady({
+    what: `Kafka at ${brokers.join(',')}`,
+    timeoutMs,
+    intervalMs: 250,
+    ...(pid === undefined ? {} : { pid }),
+    ...(logFile === undefined ? {} : { logFile }),
+    probe: async () => {
+      const admin = createKafka({ brokers, clientId: 'mabeam-stack-probe', logger: silentLogger(), config: { retry: { retries: 0 } } }).admin();
+      try {
+        await admin.connect();
+        const cluster = await admin.describeCluster();
+        return cluster.brokers.length > 0 && cluster.controller !== null;
+      } finally {
+        await admin.disconnect().catch(() => undefined);
+      }
+    },
+  });
 }

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { open, readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { MabeamError, describeError } from '../errors.ts';
 
 /**
  * Service processes of the local stack. They always run in their own process
@@ -113,4 +114,35 @@ export async function errorLines(path: string, max = 12): Promise<string> {
   const tail = await tailFile(path, 400);
   const lines = tail.split('\n').filter((l) => /ERROR|FATAL|Caused by|Exception:|# /.test(l));
   return (lines.length > 0 ? lines.slice(0, max) : tail.split('\n').slice(-max)).join('\n');
+}
+
+export interface ReadinessCheck {
+  /** What is being waited for, as a person would name it ("Kafka at 127.0.0.1:9092"). */
+  what: string;
+  timeoutMs: number;
+  /** One real client call; resolves true when the service answers as it should. */
+  probe: () => Promise<boolean>;
+  intervalMs?: number;
+  /** The service's process and log: a process that exits fails the wait at once, quoting its log. */
+  pid?: number;
+  logFile?: string;
+}
+
+/** Polls `probe` until it answers, the process dies, or the time is up. */
+export async function waitUntilReady(check: ReadinessCheck): Promise<void> {
+  const deadline = Date.now() + check.timeoutMs;
+  let lastError: unknown;
+  while (Date.now() < deadline) {
+    if (check.pid !== undefined && !isAlive(check.pid)) {
+      const log = check.logFile ? await errorLines(check.logFile) : '';
+      throw new MabeamError('STACK_START_FAILED', `${check.what} exited during start (log: ${check.logFile ?? 'none'}):\n${log}`);
+    }
+    try {
+      if (await check.probe()) return;
+    } catch (error) {
+      lastError = error;
+    }
+    await sleep(check.intervalMs ?? 200);
+  }
+  throw new MabeamError('STACK_START_FAILED', `${check.what} was not ready within ${check.timeoutMs} ms${lastError ? `: ${describeError(lastError)}` : ''}`);
 }

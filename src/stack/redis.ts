@@ -2,10 +2,8 @@ import { execFile } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
-import { MabeamError, describeError } from '../errors.ts';
-import { errorLines, isAlive, spawnService, type SpawnedService } from './processes.ts';
+import { spawnService, waitUntilReady, type SpawnedService } from './processes.ts';
 
 const run = promisify(execFile);
 
@@ -44,23 +42,21 @@ export async function startRedisNode(o: RedisNodeOptions): Promise<SpawnedServic
 }
 
 export async function waitForRedis(url: string, timeoutMs: number, pid?: number, logFile?: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  while (Date.now() < deadline) {
-    if (pid !== undefined && !isAlive(pid)) {
-      throw new MabeamError('STACK_START_FAILED', `redis-server exited during start (log: ${logFile ?? 'none'}):\n${logFile ? await errorLines(logFile) : ''}`);
-    }
-    const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 1_000 });
-    client.on('error', () => undefined);
-    try {
-      await client.connect();
-      if ((await client.ping()) === 'PONG') return;
-    } catch (error) {
-      lastError = error;
-    } finally {
-      client.disconnect();
-    }
-    await sleep(100);
-  }
-  throw new MabeamError('STACK_START_FAILED', `Redis at ${url} was not ready within ${timeoutMs} ms: ${describeError(lastError)}`);
+  await waitUntilReady({
+    what: `Redis at ${url}`,
+    timeoutMs,
+    intervalMs: 100,
+    ...(pid === undefined ? {} : { pid }),
+    ...(logFile === undefined ? {} : { logFile }),
+    probe: async () => {
+      const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 1_000 });
+      client.on('error', () => undefined);
+      try {
+        await client.connect();
+        return (await client.ping()) === 'PONG';
+      } finally {
+        client.disconnect();
+      }
+    },
+  });
 }

@@ -1,8 +1,6 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { MabeamError, describeError } from '../errors.ts';
-import { errorLines, isAlive, spawnService, type SpawnedService } from './processes.ts';
+import { spawnService, waitUntilReady, type SpawnedService } from './processes.ts';
 
 export interface RegistryNodeOptions {
   java: string;
@@ -58,20 +56,11 @@ export async function startRegistryNode(o: RegistryNodeOptions): Promise<Spawned
 
 /** Ready means `GET /subjects` answers 200. */
 export async function waitForRegistry(url: string, timeoutMs: number, pid?: number, logFile?: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  while (Date.now() < deadline) {
-    if (pid !== undefined && !isAlive(pid)) {
-      throw new MabeamError('STACK_START_FAILED', `The schema registry exited during start (log: ${logFile ?? 'none'}):\n${logFile ? await errorLines(logFile) : ''}`);
-    }
-    try {
-      const response = await fetch(`${url}/subjects`, { signal: AbortSignal.timeout(2_000) });
-      if (response.ok) return;
-      lastError = new Error(`HTTP ${response.status}`);
-    } catch (error) {
-      lastError = error;
-    }
-    await sleep(200);
-  }
-  throw new MabeamError('STACK_START_FAILED', `The schema registry at ${url} was not ready within ${timeoutMs} ms: ${describeError(lastError)}`);
+  await waitUntilReady({
+    what: `The schema registry at ${url}`,
+    timeoutMs,
+    ...(pid === undefined ? {} : { pid }),
+    ...(logFile === undefined ? {} : { logFile }),
+    probe: async () => (await fetch(`${url}/subjects`, { signal: AbortSignal.timeout(2_000) })).ok,
+  });
 }
