@@ -31,6 +31,11 @@ export const errorCodes = [
   'READER_SCHEMA_MISMATCH',
   'VALIDATION_FAILED',
   'HANDLER_FAILED',
+  // agents
+  'INVALID_AGENT',
+  'ILLEGAL_TRANSITION',
+  'AGENT_NOT_FOUND',
+  'AGENT_MODULE_INVALID',
 ] as const;
 
 export type ErrorCode = (typeof errorCodes)[number];

@@ -56,6 +56,15 @@ export interface LifecycleChanged extends Event {
   host: string | null;
 }
 
+export interface HandlerFailed extends Event {
+  agentId: string;
+  instanceId: string;
+  handler: 'onBidRequest' | 'onProposal' | 'onDirective';
+  subjectId: string;
+  causeEventId: string;
+  error: string;
+}
+
 export interface VariableState extends Event {
   variableId: string;
   version: number;
@@ -189,6 +198,7 @@ export interface EventTypes {
   AgentStateSnapshot: AgentStateSnapshot;
   Heartbeat: Heartbeat;
   LifecycleChanged: LifecycleChanged;
+  HandlerFailed: HandlerFailed;
   VariableState: VariableState;
   VariableChanged: VariableChanged;
   VariableChangeRejected: VariableChangeRejected;
