@@ -23,6 +23,11 @@ export interface CompactedViewOptions {
   namespace: string;
   /** What to store for an event (JSON-serialisable); the decoded event itself by default. */
   project?: (decoded: DecodedEvent) => unknown;
+  /**
+   * Secondary indexes: the index names a stored value belongs to (e.g.
+   * `capability:gpu`). Each is a Redis set of keys, kept exact as values change.
+   */
+  indexes?: (value: unknown) => string[];
 }
 
 /**
@@ -49,7 +54,12 @@ export class CompactedView {
     this.options = options;
     this.scripts = viewScripts(options.redis);
     this.admin = options.kafka.admin();
-    this.keys = { values: `${options.namespace}:values`, offsets: `${options.namespace}:offsets`, generation: `${options.namespace}:generation` };
+    this.keys = {
+      values: `${options.namespace}:values`,
+      offsets: `${options.namespace}:offsets`,
+      generation: `${options.namespace}:generation`,
+      memberships: `${options.namespace}:memberships`,
+    };
   }
 
   async start(): Promise<void> {
@@ -70,8 +80,9 @@ export class CompactedView {
       onHandlerError: 'retry',
       onEvent: async (decoded, context) => {
         if (context.key === null) return;
-        const value = JSON.stringify(o.project ? o.project(decoded) : decoded.event);
-        await this.scripts.applyRecord(this.keys, this.generation, context.partition, context.offset, context.key, value);
+        const projected = o.project ? o.project(decoded) : decoded.event;
+        const sets = (o.indexes?.(projected) ?? []).map((name) => this.indexKey(name));
+        await this.scripts.applyRecord(this.keys, this.generation, context.partition, context.offset, context.key, JSON.stringify(projected), sets);
       },
       onDeadLettered: (context) => {
         this.skipped.set(context.partition, Math.max(this.skipped.get(context.partition) ?? -1, Number(context.offset)));
@@ -114,6 +125,16 @@ export class CompactedView {
     }
   }
 
+  private indexKey(name: string): string {
+    return `${this.options.namespace}:index:${name}`;
+  }
+
+  /** Keys whose value belongs to an index (see `indexes`). */
+  async lookup(index: string): Promise<string[]> {
+    await this.ensureBuilt();
+    return (await this.options.redis.smembers(this.indexKey(index))).sort();
+  }
+
   /** Resolves once the view has applied everything the topic held when called. */
   async caughtUp(timeoutMs = 30_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
@@ -152,7 +173,8 @@ export class CompactedView {
   private async rebuild(): Promise<void> {
     const o = this.options;
     o.logger.info({ topic: o.topic, namespace: o.namespace }, 'view missing from Redis; rebuilding from the topic');
-    await o.redis.del(this.keys.values, this.keys.offsets);
+    const indexKeys = await scanKeys(o.redis, `${o.namespace}:index:*`);
+    await o.redis.del(this.keys.values, this.keys.offsets, this.keys.memberships, ...indexKeys);
     this.skipped.clear();
     // Records read before this point carry the old generation and are refused by the script.
     this.generation = await this.newGeneration();
@@ -160,4 +182,15 @@ export class CompactedView {
     for (const p of partitions) this.consumer?.consumer.seek({ topic: o.topic, partition: p.partition, offset: p.low });
     await this.caughtUp();
   }
+}
+
+async function scanKeys(redis: Redis, pattern: string): Promise<string[]> {
+  const keys: string[] = [];
+  let cursor = '0';
+  do {
+    const [next, batch] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
+    cursor = next;
+    keys.push(...batch);
+  } while (cursor !== '0');
+  return keys;
 }

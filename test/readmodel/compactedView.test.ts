@@ -68,7 +68,7 @@ describe('a Redis view of a compacted topic', () => {
 
   it('applies a record at most once and never goes back to an older offset', async () => {
     const scripts = viewScripts(redis);
-    const keys = { values: `${ctx.prefix}:s:values`, offsets: `${ctx.prefix}:s:offsets`, generation: `${ctx.prefix}:s:generation` };
+    const keys = { values: `${ctx.prefix}:s:values`, offsets: `${ctx.prefix}:s:offsets`, generation: `${ctx.prefix}:s:generation`, memberships: `${ctx.prefix}:s:m` };
     await redis.set(keys.generation, 'g1');
     expect(await scripts.applyRecord(keys, 'g1', 0, '5', 'k', '"five"')).toBe('applied');
     expect(await scripts.applyRecord(keys, 'g1', 0, '5', 'k', '"five again"')).toBe('already-applied');
@@ -77,5 +77,22 @@ describe('a Redis view of a compacted topic', () => {
     expect(await scripts.applyRecord(keys, 'g1', 1, '0', 'k', null)).toBe('applied');
     expect(await redis.hgetall(keys.values)).toEqual({});
     expect(await redis.hgetall(keys.offsets)).toEqual({ '0': '5', '1': '0' });
+  });
+
+  it('keeps secondary indexes exact as a value changes and when it is deleted', async () => {
+    const scripts = viewScripts(redis);
+    const keys = { values: `${ctx.prefix}:i:values`, offsets: `${ctx.prefix}:i:offsets`, generation: `${ctx.prefix}:i:generation`, memberships: `${ctx.prefix}:i:m` };
+    await redis.set(keys.generation, 'g');
+    const set = (name: string) => `${ctx.prefix}:i:index:${name}`;
+    await scripts.applyRecord(keys, 'g', 0, '0', 'a1', '{}', [set('gpu'), set('plan')]);
+    await scripts.applyRecord(keys, 'g', 0, '1', 'a2', '{}', [set('gpu')]);
+    expect((await redis.smembers(set('gpu'))).sort()).toEqual(['a1', 'a2']);
+    await scripts.applyRecord(keys, 'g', 0, '2', 'a1', '{}', [set('code')]);
+    expect(await redis.smembers(set('gpu'))).toEqual(['a2']);
+    expect(await redis.smembers(set('plan'))).toEqual([]);
+    expect(await redis.smembers(set('code'))).toEqual(['a1']);
+    await scripts.applyRecord(keys, 'g', 0, '3', 'a2', null);
+    expect(await redis.smembers(set('gpu'))).toEqual([]);
+    expect(await redis.hgetall(keys.memberships)).toEqual({ a1: JSON.stringify([set('code')]) });
   });
 });
