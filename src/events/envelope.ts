@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { Envelope, EventTypeName } from './types.ts';
 
 export interface EnvelopeOptions {
@@ -18,4 +18,17 @@ export function newEnvelope(eventType: EventTypeName, producerId: string, option
     producerId,
     eventTime: options.eventTime ?? Date.now(),
   };
+}
+
+/**
+ * An event id derived from its parts (a name-based UUID, version 5 layout):
+ * the same answer to the same request always gets the same id, so a
+ * redelivered request yields a duplicate that readers can recognise.
+ */
+export function deterministicEventId(...parts: string[]): string {
+  const hash = createHash('sha1').update(parts.join('\u0000')).digest();
+  hash[6] = (hash[6]! & 0x0f) | 0x50;
+  hash[8] = (hash[8]! & 0x3f) | 0x80;
+  const hex = hash.subarray(0, 16).toString('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
 }

@@ -1,0 +1,413 @@
+import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { hostname } from 'node:os';
+import type { IHeaders, Kafka, Message, Producer } from 'kafkajs';
+import type { DecodedEvent, EventCodec } from '../codec/codec.ts';
+import { EventConsumer, type EventContext } from '../consumer/eventConsumer.ts';
+import { DeadLetterWriter } from '../deadletters/deadLetterWriter.ts';
+import { MabeamError, describeError } from '../errors.ts';
+import { deterministicEventId, newEnvelope } from '../events/envelope.ts';
+import type {
+  AgentRecord,
+  AgentStateSnapshot,
+  Bid,
+  BidRequest,
+  Directive,
+  EventTypeName,
+  EventTypes,
+  HandlerFailed,
+  Heartbeat,
+  LifecycleChanged,
+  LifecycleState,
+  Proposal,
+  Vote,
+} from '../events/types.ts';
+import { createProducer } from '../kafka/client.ts';
+import type { Logger } from '../log/logger.ts';
+import type { Metrics } from '../metrics/metrics.ts';
+import { eventHeaders } from '../producer/eventProducer.ts';
+import { topicName } from '../topics/names.ts';
+import type { TopicDefinition } from '../topics/types.ts';
+import { addressedTo, eligibleForBidRequest, eligibleForProposal } from './eligibility.ts';
+import { transition } from './lifecycle.ts';
+import { readSnapshots } from './snapshots.ts';
+import type { AgentContext, AgentDefinition } from './types.ts';
+
+export interface AgentHostOptions {
+  kafka: Kafka;
+  codec: EventCodec;
+  logger: Logger;
+  /** Topic prefix of the deployment. */
+  prefix: string;
+  definitions: TopicDefinition[];
+  // Each agent's state type is its own; the host keeps them side by side.
+  agents: ReadonlyArray<AgentDefinition<any>>;
+  /**
+   * The consumer group the agents share, as `<prefix>.agents.<pool>`. Hosts
+   * that run the same pool are replicas: they split its partitions. Defaults
+   * to the agent's id when the host runs one agent.
+   */
+  pool?: string;
+  instanceId?: string;
+  heartbeatIntervalMs?: number;
+  /** Session timeout of the pool's consumer group: how soon a dead replica's partitions move. */
+  sessionTimeoutMs?: number;
+  metrics?: Metrics;
+}
+
+/** Header naming the host instance that produced an event. */
+export const instanceHeader = 'mabeam-instance';
+
+export const hostDefaults = Object.freeze({ heartbeatIntervalMs: 3_000, sessionTimeoutMs: 6_000 });
+
+interface HostedAgent {
+  definition: AgentDefinition<any>;
+  context: AgentContext<unknown>;
+  lifecycle: LifecycleState | null;
+  snapshotSequence: number;
+  heartbeatSequence: number;
+}
+
+type Outgoing = { topic: string; key: string; type: EventTypeName; event: EventTypes[EventTypeName] };
+
+/**
+ * Runs agents as members of one Kafka consumer group (the pool). It reads
+ * bid requests, proposals and directives, hands each to every local agent
+ * that is eligible, and writes their bids and votes keyed by round id. A
+ * handler that throws or answers nonsense is reported as a HandlerFailed
+ * event and the host goes on; an undecodable message goes to dead-letters.
+ * It registers its agents, reports every lifecycle transition, sends
+ * heartbeats, and keeps agent state across instances through snapshots on
+ * the agent-state topic.
+ *
+ * Delivery is at least once: a crash redelivers what was not yet committed,
+ * and the answers to it carry the same event ids as before.
+ *
+ * Emits 'stopped' (with the reason) once it has stopped, whether asked to or
+ * through a migrate directive.
+ */
+export class AgentHost extends EventEmitter {
+  readonly instanceId: string;
+  readonly groupId: string;
+  readonly pool: string;
+  private readonly options: AgentHostOptions;
+  private readonly agents = new Map<string, HostedAgent>();
+  private readonly log: Logger;
+  private producer: Producer | undefined;
+  private consumer: EventConsumer | undefined;
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private readonly lag = new Map<string, number>();
+  private joined: Promise<void> | undefined;
+  private stopping: Promise<void> | undefined;
+  private readonly topic: (name: string) => string;
+
+  constructor(options: AgentHostOptions) {
+    super();
+    if (options.agents.length === 0) throw new MabeamError('INVALID_AGENT', 'An agent host needs at least one agent.');
+    const ids = options.agents.map((a) => a.id);
+    const twice = ids.filter((id, i) => ids.indexOf(id) !== i);
+    if (twice.length > 0) throw new MabeamError('INVALID_AGENT', `Agent ids must be unique in a host; repeated: ${[...new Set(twice)].join(', ')}.`);
+    if (options.agents.length > 1 && !options.pool) {
+      throw new MabeamError('INVALID_AGENT', 'A host of several agents needs a pool name (the consumer group they share).');
+    }
+    this.options = options;
+    this.pool = options.pool ?? options.agents[0]!.id;
+    this.groupId = `${options.prefix}.agents.${this.pool}`;
+    this.instanceId = options.instanceId ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+    this.log = options.logger.child({ ns: 'agent-host', pool: this.pool, instance: this.instanceId });
+    this.topic = (name) => topicName(options.prefix, name);
+    for (const definition of options.agents) {
+      this.agents.set(definition.id, {
+        definition,
+        context: { agentId: definition.id, instanceId: this.instanceId, logger: this.log.child({ agent: definition.id }), state: definition.initialState?.() ?? {} },
+        lifecycle: null,
+        snapshotSequence: 0,
+        heartbeatSequence: 0,
+      });
+    }
+  }
+
+  /** The agents of this host and their lifecycle state in this instance. */
+  get states(): ReadonlyMap<string, LifecycleState | null> {
+    return new Map([...this.agents].map(([id, a]) => [id, a.lifecycle]));
+  }
+
+  /** The state object of a hosted agent (what its next snapshot will hold). */
+  stateOf(agentId: string): unknown {
+    return this.agents.get(agentId)?.context.state;
+  }
+
+  private definition(name: string): TopicDefinition {
+    const d = this.options.definitions.find((t) => t.name === name);
+    if (!d) throw new MabeamError('INVALID_TOPIC_DEFINITION', `No topic definition "${name}".`);
+    return d;
+  }
+
+  /** Registers the agents, restores their state, joins the pool and reports them running. */
+  async start(): Promise<void> {
+    const o = this.options;
+    this.producer = createProducer(o.kafka);
+    await this.producer.connect();
+
+    const snapshots = await readSnapshots(o.kafka, o.codec, this.topic('agent-state'), [...this.agents.keys()], this.log);
+    for (const [agentId, snapshot] of snapshots) {
+      const agent = this.agents.get(agentId)!;
+      agent.context.state = JSON.parse(snapshot.state.toString('utf8'));
+      agent.snapshotSequence = snapshot.sequence;
+      this.log.info({ agent: agentId, sequence: snapshot.sequence, from: snapshot.instanceId }, 'state restored from snapshot');
+    }
+
+    await this.produce(
+      [...this.agents.values()].map(({ definition: d }) => ({
+        topic: this.topic('agents'),
+        key: d.id,
+        type: 'AgentRecord' as const,
+        event: {
+          envelope: newEnvelope('AgentRecord', this.instanceId, { correlationId: d.id }),
+          agentId: d.id,
+          role: d.role,
+          capabilities: [...d.capabilities],
+          resources: { ...d.resources },
+          consumerGroup: this.groupId,
+          metadata: { ...d.metadata, pool: this.pool },
+        } satisfies AgentRecord,
+      })),
+    );
+    await this.moveAll('starting', `instance ${this.instanceId} starting on ${hostname()}`);
+
+    const deadLetters = new DeadLetterWriter({
+      producer: this.producer,
+      codec: o.codec,
+      topic: this.topic('dead-letters'),
+      producerId: this.instanceId,
+      consumerGroup: this.groupId,
+      logger: this.log,
+      ...(o.metrics ? { metrics: o.metrics } : {}),
+    });
+    this.consumer = new EventConsumer({
+      kafka: o.kafka,
+      groupId: this.groupId,
+      topics: ['bid-requests', 'proposals', 'directives'].map((name) => ({ topic: this.topic(name), definition: this.definition(name) })),
+      codec: o.codec,
+      deadLetters,
+      logger: this.log,
+      // Handler errors are caught per agent below; anything escaping is a host fault: retry.
+      onHandlerError: 'retry',
+      consumerConfig: {
+        sessionTimeout: o.sessionTimeoutMs ?? hostDefaults.sessionTimeoutMs,
+        heartbeatInterval: Math.max(500, Math.floor((o.sessionTimeoutMs ?? hostDefaults.sessionTimeoutMs) / 3)),
+        maxWaitTimeInMs: 200,
+      },
+      onEvent: (decoded, context) => this.dispatch(decoded, context),
+    });
+    const consumer = this.consumer.consumer;
+    // Ready = joined and fetched once: a new pool starts at the end of its topics, and that end
+    // is resolved before the first fetch, so nothing produced after start() returns is missed.
+    this.joined = new Promise<void>((resolve) => {
+      consumer.on(consumer.events.GROUP_JOIN, () => {
+        const off = consumer.on(consumer.events.FETCH, () => {
+          off();
+          resolve();
+        });
+      });
+    });
+    consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => this.lag.set(`${payload.topic}/${payload.partition}`, Number(payload.offsetLag)));
+    await this.consumer.start();
+    await this.joined;
+    await this.moveAll('running', `member of consumer group ${this.groupId}`);
+    this.heartbeatTimer = setInterval(() => {
+      this.sendHeartbeats().catch((error: unknown) => this.log.warn({ error: describeError(error) }, 'heartbeat failed'));
+    }, o.heartbeatIntervalMs ?? hostDefaults.heartbeatIntervalMs);
+    this.heartbeatTimer.unref();
+    await this.sendHeartbeats();
+  }
+
+  /** Stops consuming (everything handled is committed), saves agent state, reports stopped. */
+  stop(reason = 'stop requested'): Promise<void> {
+    this.stopping ??= this.shutDown('stopping', reason);
+    return this.stopping;
+  }
+
+  /**
+   * Hands the agents over to another instance: stops consuming (everything
+   * handled is committed), then writes the state snapshots the next instance
+   * starts from. Nothing handled here is handled again, nothing is skipped.
+   */
+  migrate(reason = 'migration requested'): Promise<void> {
+    this.stopping ??= this.shutDown('migrating', reason);
+    return this.stopping;
+  }
+
+  private async shutDown(via: 'stopping' | 'migrating', reason: string): Promise<void> {
+    clearInterval(this.heartbeatTimer);
+    await this.moveAll(via, reason);
+    await this.consumer?.stop();
+    await this.produce(
+      [...this.agents.values()].map((agent) => ({
+        topic: this.topic('agent-state'),
+        key: agent.definition.id,
+        type: 'AgentStateSnapshot' as const,
+        event: {
+          envelope: newEnvelope('AgentStateSnapshot', this.instanceId, { correlationId: agent.definition.id }),
+          agentId: agent.definition.id,
+          instanceId: this.instanceId,
+          sequence: ++agent.snapshotSequence,
+          state: Buffer.from(JSON.stringify(agent.context.state ?? {})),
+          contentType: 'application/json',
+        } satisfies AgentStateSnapshot,
+      })),
+    );
+    await this.moveAll('stopped', via === 'migrating' ? `handed over: ${reason}` : reason);
+    await this.producer?.disconnect();
+    this.emit('stopped', reason);
+  }
+
+  private async moveAll(to: LifecycleState, reason: string): Promise<void> {
+    const events: Outgoing[] = [];
+    for (const agent of this.agents.values()) {
+      const from = agent.lifecycle;
+      agent.lifecycle = transition(from, to);
+      events.push({
+        topic: this.topic('lifecycle'),
+        key: agent.definition.id,
+        type: 'LifecycleChanged',
+        event: {
+          envelope: newEnvelope('LifecycleChanged', this.instanceId, { correlationId: agent.definition.id }),
+          agentId: agent.definition.id,
+          instanceId: this.instanceId,
+          from,
+          to,
+          reason,
+          host: hostname(),
+        } satisfies LifecycleChanged,
+      });
+    }
+    await this.produce(events);
+  }
+
+  private async sendHeartbeats(): Promise<void> {
+    const memory = process.memoryUsage();
+    const lag = [...this.lag.values()].reduce((sum, l) => sum + Math.max(0, l), 0);
+    const intervalMs = this.options.heartbeatIntervalMs ?? hostDefaults.heartbeatIntervalMs;
+    await this.produce(
+      [...this.agents.values()].map((agent) => ({
+        topic: this.topic('heartbeats'),
+        key: agent.definition.id,
+        type: 'Heartbeat' as const,
+        event: {
+          envelope: newEnvelope('Heartbeat', this.instanceId, { correlationId: agent.definition.id }),
+          agentId: agent.definition.id,
+          instanceId: this.instanceId,
+          host: hostname(),
+          pid: process.pid,
+          sequence: ++agent.heartbeatSequence,
+          intervalMs,
+          memoryRssBytes: memory.rss,
+          heapUsedBytes: memory.heapUsed,
+          consumerLag: lag,
+        } satisfies Heartbeat,
+      })),
+    );
+  }
+
+  private async dispatch(decoded: DecodedEvent, _context: EventContext): Promise<void> {
+    const out: Outgoing[] = [];
+    if (decoded.type === 'BidRequest') {
+      const request = decoded.event as unknown as BidRequest;
+      for (const agent of this.agents.values()) {
+        if (agent.lifecycle !== 'running' || !eligibleForBidRequest(agent.definition, request)) continue;
+        await this.answer(agent, 'onBidRequest', request.roundId, request.envelope.eventId, out, async () => {
+          const answer = await agent.definition.onBidRequest!(request, agent.context);
+          if (!answer) return;
+          const bid: Bid = {
+            envelope: newEnvelope('Bid', agent.definition.id, {
+              correlationId: request.roundId,
+              causationId: request.envelope.eventId,
+              eventId: deterministicEventId('bid', agent.definition.id, request.envelope.eventId),
+            }),
+            roundId: request.roundId,
+            agentId: agent.definition.id,
+            amount: answer.amount,
+            bundle: answer.bundle ?? [],
+            attributes: answer.attributes === undefined ? null : JSON.stringify(answer.attributes),
+          };
+          await this.options.codec.encode('Bid', bid); // refuse a nonsense answer here, as the agent's failure
+          out.push({ topic: this.topic('bids'), key: request.roundId, type: 'Bid', event: bid });
+        });
+      }
+    } else if (decoded.type === 'Proposal') {
+      const proposal = decoded.event as unknown as Proposal;
+      for (const agent of this.agents.values()) {
+        if (agent.lifecycle !== 'running' || !eligibleForProposal(agent.definition, proposal)) continue;
+        await this.answer(agent, 'onProposal', proposal.roundId, proposal.envelope.eventId, out, async () => {
+          const answer = await agent.definition.onProposal!(proposal, agent.context);
+          if (!answer) return;
+          const vote: Vote = {
+            envelope: newEnvelope('Vote', agent.definition.id, {
+              correlationId: proposal.roundId,
+              causationId: proposal.envelope.eventId,
+              eventId: deterministicEventId('vote', agent.definition.id, proposal.envelope.eventId),
+            }),
+            roundId: proposal.roundId,
+            agentId: agent.definition.id,
+            choice: answer.choice,
+            weight: answer.weight ?? null,
+            reason: answer.reason ?? null,
+          };
+          await this.options.codec.encode('Vote', vote);
+          out.push({ topic: this.topic('votes'), key: proposal.roundId, type: 'Vote', event: vote });
+        });
+      }
+    } else if (decoded.type === 'Directive') {
+      const directive = decoded.event as unknown as Directive;
+      const agent = this.agents.get(directive.agentId);
+      if (agent && agent.lifecycle === 'running') {
+        if (directive.action === 'migrate') {
+          this.log.info({ agent: directive.agentId, directive: directive.envelope.eventId }, 'migrate directive: handing over');
+          // Not awaited: stopping the consumer waits for this very message to finish.
+          setImmediate(() => void this.migrate(`directive ${directive.envelope.eventId}`).catch((error: unknown) => this.emit('error', error)));
+        } else if (addressedTo(agent.definition, directive)) {
+          await this.answer(agent, 'onDirective', directive.envelope.eventId, directive.envelope.eventId, out, async () => {
+            await agent.definition.onDirective!(directive, agent.context);
+          });
+        }
+      }
+    }
+    await this.produce(out, { [instanceHeader]: this.instanceId });
+  }
+
+  /** Runs one handler; a throw (or an invalid answer) becomes a HandlerFailed event. */
+  private async answer(agent: HostedAgent, handler: HandlerFailed['handler'], subjectId: string, causeEventId: string, out: Outgoing[], run: () => Promise<void>): Promise<void> {
+    try {
+      await run();
+    } catch (error) {
+      agent.context.logger.warn({ handler, subjectId, error: describeError(error) }, 'handler failed');
+      const failed: HandlerFailed = {
+        envelope: newEnvelope('HandlerFailed', this.instanceId, {
+          correlationId: agent.definition.id,
+          causationId: causeEventId,
+          eventId: deterministicEventId('handler-failed', agent.definition.id, causeEventId),
+        }),
+        agentId: agent.definition.id,
+        instanceId: this.instanceId,
+        handler,
+        subjectId,
+        causeEventId,
+        error: describeError(error),
+      };
+      out.push({ topic: this.topic('lifecycle'), key: agent.definition.id, type: 'HandlerFailed', event: failed });
+    }
+  }
+
+  private async produce(events: Outgoing[], headers: IHeaders = {}): Promise<void> {
+    if (events.length === 0) return;
+    const byTopic = new Map<string, Message[]>();
+    for (const e of events) {
+      const value = await this.options.codec.encode(e.type, e.event);
+      const messages = byTopic.get(e.topic) ?? [];
+      messages.push({ key: e.key, value, headers: { ...headers, [eventHeaders.type]: e.type, [eventHeaders.id]: e.event.envelope.eventId } });
+      byTopic.set(e.topic, messages);
+    }
+    await this.producer!.sendBatch({ topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) });
+  }
+}
