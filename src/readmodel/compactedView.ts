@@ -21,7 +21,11 @@ export interface CompactedViewOptions {
   definition: TopicDefinition;
   /** Redis key prefix of this view, e.g. `mabeam:<topic prefix>:variables`. */
   namespace: string;
-  /** What to store for an event (JSON-serialisable); the decoded event itself by default. */
+  /**
+   * What to store for an event (JSON-serialisable); the decoded event itself
+   * by default. Returning undefined leaves the key as it is (for topics that
+   * carry other event types too).
+   */
   project?: (decoded: DecodedEvent) => unknown;
   /**
    * Secondary indexes: the index names a stored value belongs to (e.g.
@@ -81,6 +85,10 @@ export class CompactedView {
       onEvent: async (decoded, context) => {
         if (context.key === null) return;
         const projected = o.project ? o.project(decoded) : decoded.event;
+        if (projected === undefined) {
+          this.skipped.set(context.partition, Math.max(this.skipped.get(context.partition) ?? -1, Number(context.offset)));
+          return;
+        }
         const sets = (o.indexes?.(projected) ?? []).map((name) => this.indexKey(name));
         await this.scripts.applyRecord(this.keys, this.generation, context.partition, context.offset, context.key, JSON.stringify(projected), sets);
       },
@@ -137,6 +145,7 @@ export class CompactedView {
 
   /** Resolves once the view has applied everything the topic held when called. */
   async caughtUp(timeoutMs = 30_000): Promise<void> {
+    if (!this.rebuilding) await this.ensureBuilt();
     const deadline = Date.now() + timeoutMs;
     const ends = await this.topicOffsets(deadline);
     for (;;) {
@@ -148,7 +157,8 @@ export class CompactedView {
       const behind = ends.filter((p) => Number(p.high) > Number(p.low) && position(p.partition) < Number(p.high) - 1);
       if (behind.length === 0) return;
       if (Date.now() > deadline) {
-        throw new MabeamError('HANDLER_FAILED', `The view of ${this.options.topic} did not catch up within ${timeoutMs} ms (partitions ${behind.map((p) => p.partition).join(', ')} behind).`);
+        const where = behind.map((p) => `partition ${p.partition} at ${position(p.partition)} of ${Number(p.high) - 1}`).join(', ');
+        throw new MabeamError('HANDLER_FAILED', `The view of ${this.options.topic} did not catch up within ${timeoutMs} ms (${where}).`);
       }
       await sleep(20);
     }
