@@ -53,6 +53,12 @@ export interface AgentHostOptions {
   /** Session timeout of the pool's consumer group: how soon a dead replica's partitions move. */
   sessionTimeoutMs?: number;
   metrics?: Metrics;
+  /**
+   * Set to 'starting' when whoever started this instance already reported
+   * the agents starting (a supervisor restarting them): the host then
+   * reports only what follows.
+   */
+  startingReported?: boolean;
 }
 
 /** Header naming the host instance that produced an event. */
@@ -173,7 +179,8 @@ export class AgentHost extends EventEmitter {
         } satisfies AgentRecord,
       })),
     );
-    await this.moveAll('starting', `instance ${this.instanceId} starting on ${hostname()}`);
+    if (o.startingReported) for (const agent of this.agents.values()) agent.lifecycle = 'starting';
+    else await this.moveAll('starting', `instance ${this.instanceId} starting on ${hostname()}`);
 
     const deadLetters = new DeadLetterWriter({
       producer: this.producer,
@@ -362,10 +369,12 @@ export class AgentHost extends EventEmitter {
       const directive = decoded.event as unknown as Directive;
       const agent = this.agents.get(directive.agentId);
       if (agent && agent.lifecycle === 'running') {
-        if (directive.action === 'migrate') {
-          this.log.info({ agent: directive.agentId, directive: directive.envelope.eventId }, 'migrate directive: handing over');
-          // Not awaited: stopping the consumer waits for this very message to finish.
-          setImmediate(() => void this.migrate(`directive ${directive.envelope.eventId}`).catch((error: unknown) => this.emit('error', error)));
+        if (directive.action === 'migrate' || directive.action === 'stop') {
+          // Built in: the host hands over or stops (all its agents). Not awaited: stopping the
+          // consumer waits for this very message to finish.
+          this.log.info({ agent: directive.agentId, action: directive.action, directive: directive.envelope.eventId }, 'host directive');
+          const reason = `${directive.action} directive ${directive.envelope.eventId}`;
+          setImmediate(() => void (directive.action === 'migrate' ? this.migrate(reason) : this.stop(reason)).catch((error: unknown) => this.emit('error', error)));
         } else if (addressedTo(agent.definition, directive)) {
           await this.answer(agent, 'onDirective', directive.envelope.eventId, directive.envelope.eventId, out, async () => {
             await agent.definition.onDirective!(directive, agent.context);

@@ -5,12 +5,13 @@ import type { LifecycleState } from '../events/types.ts';
  * The lifecycle of an agent instance as a table. `null` is "not yet known".
  *
  *   registered → starting → running → stopping → stopped
- *   failed and migrating can be entered from the active states; a failed or
- *   stopped instance can be started again (that is a restart); a migrating
- *   one hands over to the instance that resumes it.
+ *   failed and migrating can be entered from the active states (and failed
+ *   from nothing: a process that dies before it could report anything); a
+ *   failed or stopped instance can be started again (that is a restart); a
+ *   migrating one hands over to the instance that resumes it.
  */
 export const lifecycleTransitions: Readonly<Record<LifecycleState | 'none', readonly LifecycleState[]>> = Object.freeze({
-  none: ['registered', 'starting'],
+  none: ['registered', 'starting', 'failed'],
   registered: ['starting', 'stopped'],
   starting: ['running', 'stopping', 'failed'],
   running: ['stopping', 'failed', 'migrating'],

@@ -3,9 +3,11 @@ import { Command } from 'commander';
 import { MabeamError, describeError } from '../errors.ts';
 import { silenceKafkajsTimerWarnings } from '../kafka/client.ts';
 import { createLogger, type Logger } from '../log/logger.ts';
+import { registerAgentCommands } from './commands/agents.ts';
 import { registerDemoCommand } from './commands/demo.ts';
 import { registerDevCommands } from './commands/dev.ts';
 import { registerSchemaCommands } from './commands/schemas.ts';
+import { registerSuperviseCommand } from './commands/supervise.ts';
 import { registerTopicCommands } from './commands/topics.ts';
 
 silenceKafkajsTimerWarnings();
@@ -23,6 +25,8 @@ const getLogger = (): Logger => (logger ??= createLogger({ level: program.opts()
 registerDevCommands(program, getLogger);
 registerTopicCommands(program, getLogger);
 registerSchemaCommands(program, getLogger);
+registerAgentCommands(program, getLogger);
+registerSuperviseCommand(program, getLogger);
 registerDemoCommand(program, getLogger);
 
 try {

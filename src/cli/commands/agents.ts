@@ -1,0 +1,119 @@
+import type { Command } from 'commander';
+import { AgentHost } from '../../agents/host.ts';
+import { loadAgentModule } from '../../agents/loadModule.ts';
+import { AgentRegistry } from '../../agents/registry.ts';
+import { lifecycleStates } from '../../agents/lifecycle.ts';
+import type { LifecycleState } from '../../events/types.ts';
+import type { Logger } from '../../log/logger.ts';
+import { endpointsFromEnvironment, resolveEndpoints } from '../../stack/index.ts';
+import type { ChildMessage } from '../../supervisor/messages.ts';
+import { defaultTopicPrefix } from '../../topics/index.ts';
+import { connect } from '../connect.ts';
+import { out, progress, table } from '../output.ts';
+import { positiveInt } from './topics.ts';
+
+export function registerAgentCommands(program: Command, logger: () => Logger): void {
+  const endpoints = async () => endpointsFromEnvironment() ?? (await resolveEndpoints(program.opts()['stack'] as string));
+
+  program
+    .command('agent')
+    .description('run agents')
+    .command('run <module>')
+    .description('run the agents a module defines, as members of their consumer group, until stopped (SIGTERM / SIGINT / a stop or migrate directive)')
+    .option('--prefix <prefix>', 'topic name prefix', defaultTopicPrefix)
+    .option('--pool <name>', 'consumer group the agents share (default: the module\'s pool, or the agent id)')
+    .option('--instance <id>', 'instance id (default: host-pid-random)')
+    .option('--heartbeat-ms <ms>', 'heartbeat interval', positiveInt)
+    .option('--session-timeout-ms <ms>', 'how soon a dead replica\'s partitions move to the others', positiveInt)
+    .option('--starting-reported', 'set by a supervisor that already reported the agents starting')
+    .action(async (modulePath: string, opts: { prefix: string; pool?: string; instance?: string; heartbeatMs?: number; sessionTimeoutMs?: number; startingReported?: boolean }) => {
+      const module = await loadAgentModule(modulePath);
+      const c = await connect(await endpoints(), logger(), 'mabeam-agent');
+      const pool = opts.pool ?? module.pool;
+      const host = new AgentHost({
+        kafka: c.kafka,
+        codec: c.codec,
+        logger: c.logger,
+        prefix: opts.prefix,
+        definitions: c.definitions,
+        agents: module.agents,
+        metrics: c.metrics,
+        ...(pool ? { pool } : {}),
+        ...(opts.instance ? { instanceId: opts.instance } : {}),
+        ...(opts.heartbeatMs ? { heartbeatIntervalMs: opts.heartbeatMs } : {}),
+        ...(opts.sessionTimeoutMs ? { sessionTimeoutMs: opts.sessionTimeoutMs } : {}),
+        ...(opts.startingReported ? { startingReported: true } : {}),
+      });
+      const finished = new Promise<string>((resolve, reject) => {
+        host.once('stopped', resolve);
+        host.once('error', reject);
+      });
+      for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+        process.once(signal, () => void host.stop(`signal ${signal}`).catch((error: unknown) => host.emit('error', error)));
+      }
+      // Under a supervisor: if it goes away, stop rather than run unsupervised.
+      if (process.send) process.once('disconnect', () => void host.stop('supervisor gone').catch((error: unknown) => host.emit('error', error)));
+      await host.start();
+      const ids = module.agents.map((a) => a.id);
+      progress(`agents ${ids.join(', ')} running in pool ${host.pool} (group ${host.groupId}) as instance ${host.instanceId}`);
+      const ready: ChildMessage = { type: 'ready', agents: ids, pool: host.pool, instanceId: host.instanceId, groupId: host.groupId };
+      process.send?.(ready);
+      const reason = await finished;
+      await c.close();
+      progress(`agents ${ids.join(', ')} stopped: ${reason}`);
+      if (process.connected) process.disconnect?.();
+    });
+
+  const agents = program.command('agents').description('look agents up in the registry');
+  const withRegistry = async <T>(prefix: string, use: (registry: AgentRegistry) => Promise<T>): Promise<T> => {
+    const c = await connect(await endpoints(), logger(), 'mabeam-registry');
+    const registry = new AgentRegistry({ kafka: c.kafka, redis: c.redis, codec: c.codec, producer: c.producer, logger: c.logger, prefix, definitions: c.definitions, viewName: 'registry-cli' });
+    try {
+      await registry.start();
+      await registry.caughtUp();
+      return await use(registry);
+    } finally {
+      await registry.stop();
+      await c.close();
+    }
+  };
+
+  agents
+    .command('list')
+    .description('every registered agent with its state')
+    .option('--prefix <prefix>', 'topic name prefix', defaultTopicPrefix)
+    .option('--capability <name...>', 'only agents with these capabilities')
+    .option('--state <state>', `only agents in this state (${lifecycleStates.join(', ')})`)
+    .action(async (opts: { prefix: string; capability?: string[]; state?: string }) => {
+      if (opts.state && !lifecycleStates.includes(opts.state as LifecycleState)) {
+        throw new Error(`unknown state "${opts.state}"; use one of ${lifecycleStates.join(', ')}`);
+      }
+      await withRegistry(opts.prefix, async (registry) => {
+        const ids = await registry.find({ ...(opts.capability ? { capabilities: opts.capability } : {}), ...(opts.state ? { state: opts.state as LifecycleState } : {}) });
+        const rows = await Promise.all(ids.map(async (id) => registry.get(id)));
+        out(table(rows.filter((a) => a !== undefined).map((a) => [a.agentId, a.role, a.lifecycle?.state ?? '-', a.capabilities.join(','), a.consumerGroup])));
+      });
+    });
+
+  agents
+    .command('health')
+    .description('health of every registered agent: alive, lagging, unresponsive or dead, with memory and lag')
+    .option('--prefix <prefix>', 'topic name prefix', defaultTopicPrefix)
+    .action(async (opts: { prefix: string }) => {
+      await withRegistry(opts.prefix, async (registry) => {
+        const health = await registry.health();
+        out(
+          table(
+            health.map((h) => [
+              h.agentId,
+              h.health,
+              h.resources ? `${Math.round(h.resources.memoryRssBytes / 1048576)} MB rss` : '-',
+              h.resources ? `lag ${h.resources.consumerLag}` : '-',
+              `${h.groupMembers} member(s)`,
+              h.reason,
+            ]),
+          ),
+        );
+      });
+    });
+}

@@ -1,0 +1,40 @@
+import { readFile } from 'node:fs/promises';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import type { Command } from 'commander';
+import type { Logger } from '../../log/logger.ts';
+import { endpointsFromEnvironment, resolveEndpoints } from '../../stack/index.ts';
+import { parseSupervisorSpec, Supervisor, type SupervisorEvent } from '../../supervisor/supervisor.ts';
+import { connect } from '../connect.ts';
+import { progress } from '../output.ts';
+
+export function registerSuperviseCommand(program: Command, logger: () => Logger): void {
+  program
+    .command('supervise <file>')
+    .description('run the agents a JSON spec lists as child processes, restarting them by policy, until SIGTERM / SIGINT')
+    .action(async (file: string) => {
+      const spec = parseSupervisorSpec(JSON.parse(await readFile(file, 'utf8')), file);
+      // Module paths are relative to the spec file.
+      for (const child of spec.children) if (!isAbsolute(child.module)) child.module = resolve(dirname(file), child.module);
+      const endpoints = endpointsFromEnvironment() ?? (await resolveEndpoints(program.opts()['stack'] as string));
+      const c = await connect(endpoints, logger(), 'mabeam-supervisor');
+      const supervisor = new Supervisor({
+        spec,
+        producer: c.producer,
+        codec: c.codec,
+        logger: c.logger,
+        env: { ...process.env, KAFKA_BROKERS: endpoints.kafkaBrokers.join(','), SCHEMA_REGISTRY_URL: endpoints.schemaRegistryUrl, REDIS_URL: endpoints.redisUrl },
+      });
+      supervisor.on('event', (e: SupervisorEvent) => {
+        if (e.type === 'exit') progress(`${e.id}: pid ${e.pid} ${e.signal ? `killed by ${e.signal}` : `exited (${e.code})`} → ${e.decision}${e.delayMs !== undefined ? ` in ${e.delayMs} ms` : ''}`);
+        else if (e.type === 'ready') progress(`${e.id}: pid ${e.pid} running (${e.message.agents.join(', ')})`);
+      });
+      const done = new Promise<void>((resolveDone) => {
+        for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => resolveDone());
+      });
+      supervisor.start();
+      await done;
+      progress('stopping supervised agents…');
+      await supervisor.stop();
+      await c.close();
+    });
+}
