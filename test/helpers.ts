@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Admin, Consumer, Kafka, KafkaMessage, Producer } from 'kafkajs';
 import { Registry } from 'prom-client';
-import { afterAll, inject } from 'vitest';
+import { inject } from 'vitest';
 import { EventCodec } from '../src/codec/codec.ts';
 import { createKafka, createProducer, silenceKafkajsTimerWarnings } from '../src/kafka/client.ts';
 import { createLogger, type Logger } from '../src/log/logger.ts';
@@ -33,13 +33,15 @@ export interface TestContext {
   topic(name: string): string;
   definition(name: string): TopicDefinition;
   producer(): Promise<Producer>;
-  /** Registers a cleanup that runs after the file's tests, in reverse order. */
+  /** Registers a cleanup for close(), which runs them in reverse order. */
   defer(cleanup: () => Promise<unknown> | unknown): void;
+  /** Runs every cleanup. Call it from the file's own afterAll (a hook registered inside beforeAll never runs). */
+  close(): Promise<void>;
 }
 
 /**
- * Everything a test file needs, isolated by a unique topic prefix. Call at
- * the top of a file; connections close after its tests.
+ * Everything a test file needs, isolated by a unique topic prefix. Create it
+ * in the file's beforeAll and close it in its afterAll.
  */
 export async function testContext(label: string, options: { applyTopics?: boolean } = {}): Promise<TestContext> {
   const stack = inject('stack');
@@ -49,9 +51,18 @@ export async function testContext(label: string, options: { applyTopics?: boolea
   const admin = kafka.admin();
   await admin.connect();
   const cleanups: Array<() => Promise<unknown> | unknown> = [async () => admin.disconnect()];
-  afterAll(async () => {
-    for (const cleanup of cleanups.reverse()) await cleanup();
-  });
+  // Every cleanup runs, even after one fails: a skipped one can leave a process behind.
+  const close = async (): Promise<void> => {
+    const failures: unknown[] = [];
+    for (const cleanup of cleanups.splice(0).reverse()) {
+      try {
+        await cleanup();
+      } catch (error) {
+        failures.push(error);
+      }
+    }
+    if (failures.length > 0) throw new AggregateError(failures, `${failures.length} cleanup step(s) failed`);
+  };
   const registry = createRegistryClient(stack.schemaRegistryUrl);
   const catalog = await loadCatalog();
   const definitions = await loadTopicDefinitions();
@@ -83,6 +94,7 @@ export async function testContext(label: string, options: { applyTopics?: boolea
     defer: (cleanup) => {
       cleanups.push(cleanup);
     },
+    close,
   };
 }
 

@@ -31,6 +31,7 @@ export async function connect(endpoints: StackEndpoints, logger: Logger, clientI
   const admin = kafka.admin();
   const producer = createProducer(kafka);
   const redis = new Redis(endpoints.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 2 });
+  redis.on('error', (error: Error) => logger.warn({ ns: 'redis', pid: process.pid, error: error.message }, 'redis connection error'));
   await Promise.all([admin.connect(), producer.connect(), redis.connect()]);
   const registry = createRegistryClient(endpoints.schemaRegistryUrl);
   const [catalog, definitions] = await Promise.all([loadCatalog(), loadTopicDefinitions()]);

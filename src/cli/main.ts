@@ -36,3 +36,6 @@ try {
   process.stderr.write(`mabeam: ${describeError(error)}${code}\n`);
   process.exitCode = 1;
 }
+// The command has finished. If a client library still holds a handle open (a
+// reconnect timer), do not let it keep the process alive.
+setTimeout(() => process.exit(), 2_000).unref();

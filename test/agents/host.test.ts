@@ -1,5 +1,5 @@
 import type { KafkaMessage } from 'kafkajs';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defineAgent } from '../../src/agents/defineAgent.ts';
 import { AgentHost, instanceHeader } from '../../src/agents/host.ts';
 import { newEnvelope } from '../../src/events/envelope.ts';
@@ -11,6 +11,7 @@ let ctx: TestContext;
 beforeAll(async () => {
   ctx = await testContext('host');
 });
+afterAll(() => ctx?.close());
 
 const request = (roundId: string, requiredCapabilities: string[] = [], eligibleAgents: string[] = []): BidRequest => ({
   envelope: newEnvelope('BidRequest', 'client', { correlationId: roundId }),

@@ -1,5 +1,5 @@
 import { Redis } from 'ioredis';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defineAgent } from '../../src/agents/defineAgent.ts';
 import { AgentHost } from '../../src/agents/host.ts';
 import { AgentRegistry } from '../../src/agents/registry.ts';
@@ -12,6 +12,7 @@ beforeAll(async () => {
   redis = new Redis(ctx.stack.redisUrl, { db: 4 });
   ctx.defer(() => redis.quit());
 });
+afterAll(() => ctx?.close());
 
 describe('agent registry', () => {
   it('finds agents by id, capability, role and state, reports health, and survives a Redis flush', async () => {

@@ -1,4 +1,4 @@
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DecodedEvent } from '../../src/codec/codec.ts';
 import { EventConsumer, type EventContext } from '../../src/consumer/eventConsumer.ts';
 import { DeadLetterWriter } from '../../src/deadletters/deadLetterWriter.ts';
@@ -11,6 +11,7 @@ let ctx: TestContext;
 beforeAll(async () => {
   ctx = await testContext('roundtrip');
 });
+afterAll(() => ctx?.close());
 
 describe('an Avro event through a real topic', () => {
   it('arrives decoded exactly as sent, in the wire format, with its trace headers', async () => {

@@ -1,4 +1,4 @@
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { frame } from '../../src/codec/wireFormat.ts';
 import { EventConsumer } from '../../src/consumer/eventConsumer.ts';
 import { DeadLetterWriter } from '../../src/deadletters/deadLetterWriter.ts';
@@ -10,6 +10,7 @@ let ctx: TestContext;
 beforeAll(async () => {
   ctx = await testContext('deadletters');
 });
+afterAll(() => ctx?.close());
 
 const bid = (roundId: string, agentId: string, amount = 10): Bid => ({
   envelope: newEnvelope('Bid', agentId, { correlationId: roundId }),

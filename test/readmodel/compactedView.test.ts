@@ -1,5 +1,5 @@
 import { Redis } from 'ioredis';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DeadLetterWriter } from '../../src/deadletters/deadLetterWriter.ts';
 import { newEnvelope } from '../../src/events/envelope.ts';
 import type { VariableState } from '../../src/events/types.ts';
@@ -16,6 +16,7 @@ beforeAll(async () => {
   redis = new Redis(ctx.stack.redisUrl, { db: 3 });
   ctx.defer(() => redis.quit());
 });
+afterAll(() => ctx?.close());
 
 const variable = (variableId: string, version: number, value: unknown): VariableState => ({
   envelope: newEnvelope('VariableState', 'writer-1', { correlationId: variableId }),

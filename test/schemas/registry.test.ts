@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EventCodec } from '../../src/codec/codec.ts';
 import { MabeamError } from '../../src/errors.ts';
 import { newEnvelope } from '../../src/events/envelope.ts';
@@ -11,6 +11,7 @@ let ctx: TestContext;
 beforeAll(async () => {
   ctx = await testContext('schemas', { applyTopics: false });
 });
+afterAll(() => ctx?.close());
 
 describe('schema registration', () => {
   it('registers every event type under its record name, idempotently', async () => {

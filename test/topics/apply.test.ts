@@ -1,5 +1,5 @@
 import { topicResourceType } from '../../src/kafka/client.ts';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MabeamError } from '../../src/errors.ts';
 import { applyTopics, parseTopicDefinition, type TopicDefinition } from '../../src/topics/index.ts';
 import { testContext, uniqueName, waitFor, type TestContext } from '../helpers.ts';
@@ -8,6 +8,7 @@ let ctx: TestContext;
 beforeAll(async () => {
   ctx = await testContext('topics', { applyTopics: false });
 });
+afterAll(() => ctx?.close());
 
 async function topicConfig(topic: string, names: string[]): Promise<Record<string, string>> {
   const { resources } = await ctx.admin.describeConfigs({ includeSynonyms: false, resources: [{ type: topicResourceType, name: topic, configNames: names }] });
