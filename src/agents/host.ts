@@ -74,6 +74,17 @@ interface HostedAgent {
   heartbeatSequence: number;
 }
 
+/**
+ * Whether an agent takes the messages it is given: whenever the consumer
+ * hands any out. While starting (joined, state already restored), running,
+ * stopping or handing over, every message delivered is committed once this
+ * returns, so it must be handled; what the consumer never hands out stays
+ * uncommitted for the next instance.
+ */
+function handling(agent: HostedAgent): boolean {
+  return agent.lifecycle === 'starting' || agent.lifecycle === 'running' || agent.lifecycle === 'stopping' || agent.lifecycle === 'migrating';
+}
+
 type Outgoing = { topic: string; key: string; type: EventTypeName; event: EventTypes[EventTypeName] };
 
 /**
@@ -208,10 +219,10 @@ export class AgentHost extends EventEmitter {
       onEvent: (decoded, context) => this.dispatch(decoded, context),
     });
     const consumer = this.consumer.consumer;
-    // Ready = joined and fetched once: a new pool starts at the end of its topics, and that end
-    // is resolved before the first fetch, so nothing produced after start() returns is missed.
+    let assignment: Record<string, number[]> = {};
     this.joined = new Promise<void>((resolve) => {
-      consumer.on(consumer.events.GROUP_JOIN, () => {
+      consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
+        assignment = payload.memberAssignment;
         const off = consumer.on(consumer.events.FETCH, () => {
           off();
           resolve();
@@ -221,12 +232,52 @@ export class AgentHost extends EventEmitter {
     consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => this.lag.set(`${payload.topic}/${payload.partition}`, Number(payload.offsetLag)));
     await this.consumer.start();
     await this.joined;
+    await this.pinUncommitted(assignment);
     await this.moveAll('running', `member of consumer group ${this.groupId}`);
     this.heartbeatTimer = setInterval(() => {
       this.sendHeartbeats().catch((error: unknown) => this.log.warn({ error: describeError(error) }, 'heartbeat failed'));
     }, o.heartbeatIntervalMs ?? hostDefaults.heartbeatIntervalMs);
     this.heartbeatTimer.unref();
     await this.sendHeartbeats();
+  }
+
+  /**
+   * A partition the pool has never committed would be read from wherever
+   * "latest" is when it is next fetched — after a rebalance or a restart that
+   * can skip requests. So, once, every such partition gets its current end
+   * committed (kafkajs commits a seek), and start() returns only when the
+   * commits are visible: from then on the pool always resumes from its own
+   * committed positions, and nothing produced after start() is missed.
+   */
+  private async pinUncommitted(assignment: Record<string, number[]>): Promise<void> {
+    const admin = this.options.kafka.admin();
+    await admin.connect();
+    try {
+      const topics = Object.keys(assignment);
+      const committed = await admin.fetchOffsets({ groupId: this.groupId, topics });
+      const pinned: Array<{ topic: string; partition: number; offset: string }> = [];
+      for (const { topic, partitions } of committed) {
+        const open = partitions.filter((p) => Number(p.offset) < 0 && assignment[topic]?.includes(p.partition));
+        if (open.length === 0) continue;
+        const ends = new Map((await admin.fetchTopicOffsets(topic)).map((e) => [e.partition, e.high]));
+        for (const { partition } of open) {
+          const offset = ends.get(partition) ?? '0';
+          this.consumer!.consumer.seek({ topic, partition, offset });
+          pinned.push({ topic, partition, offset });
+        }
+      }
+      if (pinned.length === 0) return;
+      const deadline = Date.now() + 30_000;
+      for (;;) {
+        const now = await admin.fetchOffsets({ groupId: this.groupId, topics: [...new Set(pinned.map((p) => p.topic))] });
+        const at = new Map(now.flatMap((t) => t.partitions.map((p) => [`${t.topic}/${p.partition}`, Number(p.offset)])));
+        if (pinned.every((p) => (at.get(`${p.topic}/${p.partition}`) ?? -1) >= 0)) return;
+        if (Date.now() > deadline) throw new MabeamError('HANDLER_FAILED', `Committing the start positions of ${this.groupId} did not complete within 30 s.`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    } finally {
+      await admin.disconnect();
+    }
   }
 
   /** Stops consuming (everything handled is committed), saves agent state, reports stopped. */
@@ -317,12 +368,12 @@ export class AgentHost extends EventEmitter {
     );
   }
 
-  private async dispatch(decoded: DecodedEvent, _context: EventContext): Promise<void> {
+  private async dispatch(decoded: DecodedEvent, context: EventContext): Promise<void> {
     const out: Outgoing[] = [];
     if (decoded.type === 'BidRequest') {
       const request = decoded.event as unknown as BidRequest;
       for (const agent of this.agents.values()) {
-        if (agent.lifecycle !== 'running' || !eligibleForBidRequest(agent.definition, request)) continue;
+        if (!handling(agent) || !eligibleForBidRequest(agent.definition, request)) continue;
         await this.answer(agent, 'onBidRequest', request.roundId, request.envelope.eventId, out, async () => {
           const answer = await agent.definition.onBidRequest!(request, agent.context);
           if (!answer) return;
@@ -338,14 +389,14 @@ export class AgentHost extends EventEmitter {
             bundle: answer.bundle ?? [],
             attributes: answer.attributes === undefined ? null : JSON.stringify(answer.attributes),
           };
-          await this.options.codec.encode('Bid', bid); // refuse a nonsense answer here, as the agent's failure
+          this.options.codec.check('Bid', bid); // a nonsense answer is the agent's failure
           out.push({ topic: this.topic('bids'), key: request.roundId, type: 'Bid', event: bid });
         });
       }
     } else if (decoded.type === 'Proposal') {
       const proposal = decoded.event as unknown as Proposal;
       for (const agent of this.agents.values()) {
-        if (agent.lifecycle !== 'running' || !eligibleForProposal(agent.definition, proposal)) continue;
+        if (!handling(agent) || !eligibleForProposal(agent.definition, proposal)) continue;
         await this.answer(agent, 'onProposal', proposal.roundId, proposal.envelope.eventId, out, async () => {
           const answer = await agent.definition.onProposal!(proposal, agent.context);
           if (!answer) return;
@@ -361,15 +412,15 @@ export class AgentHost extends EventEmitter {
             weight: answer.weight ?? null,
             reason: answer.reason ?? null,
           };
-          await this.options.codec.encode('Vote', vote);
+          this.options.codec.check('Vote', vote);
           out.push({ topic: this.topic('votes'), key: proposal.roundId, type: 'Vote', event: vote });
         });
       }
     } else if (decoded.type === 'Directive') {
       const directive = decoded.event as unknown as Directive;
       const agent = this.agents.get(directive.agentId);
-      if (agent && agent.lifecycle === 'running') {
-        if (directive.action === 'migrate' || directive.action === 'stop') {
+      if (agent && handling(agent)) {
+        if ((directive.action === 'migrate' || directive.action === 'stop') && agent.lifecycle === 'running') {
           // Built in: the host hands over or stops (all its agents). Not awaited: stopping the
           // consumer waits for this very message to finish.
           this.log.info({ agent: directive.agentId, action: directive.action, directive: directive.envelope.eventId }, 'host directive');
@@ -383,6 +434,7 @@ export class AgentHost extends EventEmitter {
       }
     }
     await this.produce(out, { [instanceHeader]: this.instanceId });
+    this.log.debug({ type: decoded.type, topic: context.topic, partition: context.partition, offset: context.offset, key: context.key, answers: out.length }, 'dispatched');
   }
 
   /** Runs one handler; a throw (or an invalid answer) becomes a HandlerFailed event. */

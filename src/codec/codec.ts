@@ -69,14 +69,24 @@ export class EventCodec {
     return id;
   }
 
-  /** Validates and encodes; an invalid event is refused with VALIDATION_FAILED and the problems listed. */
-  async encode(type: string, event: object): Promise<Buffer> {
+  /**
+   * Checks an event against its schema and the validation rules without
+   * touching the registry; an invalid event is refused with VALIDATION_FAILED
+   * and the problems listed.
+   */
+  check(type: string, event: object): void {
     const schema = this.schemaFor(type);
     const problems = avroProblems(schema.type, event);
     if (problems.length === 0) problems.push(...validateEvent(event as Record<string, unknown>, schema.name));
     if (problems.length > 0) {
       throw new MabeamError('VALIDATION_FAILED', `Invalid ${schema.name}: ${problems.join('; ')}`, { details: { type: schema.fullName, problems } });
     }
+  }
+
+  /** Validates (see check) and encodes. */
+  async encode(type: string, event: object): Promise<Buffer> {
+    this.check(type, event);
+    const schema = this.schemaFor(type);
     return frame(await this.schemaId(schema.fullName), schema.type.toBuffer(event));
   }
 

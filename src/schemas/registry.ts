@@ -24,9 +24,16 @@ export async function setSubjectCompatibility(url: string, subject: string, leve
   } catch (error) {
     throw new MabeamError('REGISTRY_UNAVAILABLE', `The schema registry at ${url} did not answer: ${describeError(error)}`, { cause: error });
   }
-  if (!response.ok) {
-    throw new MabeamError('SCHEMA_REGISTRATION_FAILED', `Setting ${level} compatibility on ${subject} failed: HTTP ${response.status} ${await response.text()}`);
+  if (response.ok) return;
+  const body = await response.text();
+  // Apicurio answers 409 when another client created the subject's rule at the same moment:
+  // then the level only needs checking.
+  if (response.status === 409) {
+    const current = await fetch(`${url.replace(/\/+$/, '')}/config/${encodeURIComponent(subject)}`, { signal: AbortSignal.timeout(10_000) });
+    const config = current.ok ? ((await current.json()) as { compatibilityLevel?: string; compatibility?: string }) : {};
+    if ((config.compatibilityLevel ?? config.compatibility) === level) return;
   }
+  throw new MabeamError('SCHEMA_REGISTRATION_FAILED', `Setting ${level} compatibility on ${subject} failed: HTTP ${response.status} ${body}`);
 }
 
 function statusOf(error: unknown): number | undefined {

@@ -49,6 +49,15 @@ describe('schema registration', () => {
     expect(decoded.event).toEqual({ envelope: env, a: 'x', b: 7 });
   });
 
+  it('lets several processes register the same new subject at the same moment', async () => {
+    const namespace = `io.mabeam.test.c${randomBytes(4).toString('hex')}`;
+    const realEnvelope = JSON.parse(JSON.stringify(ctx.catalog.get('Bid')!.schema['fields'] as unknown[]))[0].type;
+    const schema = parseEventSchema({ type: 'record', name: 'Race', namespace, fields: [{ name: 'envelope', type: 'io.mabeam.Envelope' }] }, realEnvelope, 'test');
+    const clients = Array.from({ length: 6 }, () => createRegistryClient(ctx.stack.schemaRegistryUrl));
+    const ids = await Promise.all(clients.map((client) => registerSchema(client, ctx.stack.schemaRegistryUrl, schema)));
+    expect(new Set(ids).size).toBe(1);
+  });
+
   it('reports a registry that does not answer as retriable, not as bad data', async () => {
     const codec = new EventCodec({ registry: createRegistryClient('http://127.0.0.1:9/apis/ccompat/v7'), registryUrl: 'http://127.0.0.1:9', catalog: ctx.catalog });
     const error = await codec.decode(Buffer.from([0, 0, 0, 0, 5, 1, 2])).catch((e: unknown) => e);
