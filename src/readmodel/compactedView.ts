@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Admin, Kafka } from 'kafkajs';
-import type { Redis } from 'ioredis';
+import type { ChainableCommander, Redis } from 'ioredis';
 import type { DecodedEvent, EventCodec } from '../codec/codec.ts';
 import { EventConsumer } from '../consumer/eventConsumer.ts';
 import type { DeadLetterWriter } from '../deadletters/deadLetterWriter.ts';
@@ -110,9 +110,26 @@ export class CompactedView {
 
   /** The stored value of a key, rebuilding the view first if Redis lost it. */
   async get<T = unknown>(key: string): Promise<T | undefined> {
+    const raw = await this.read((p) => p.hget(this.keys.values, key));
+    return raw === null ? undefined : (JSON.parse(raw as string) as T);
+  }
+
+  /**
+   * Runs a read in the same round trip as the check that the view is still
+   * in Redis; if it is not, rebuilds it and reads again.
+   */
+  private async read(command: (pipeline: ChainableCommander) => ChainableCommander): Promise<unknown> {
+    if (this.rebuilding) await this.rebuilding;
+    const results = await command(this.options.redis.pipeline().get(this.keys.generation)).exec();
+    const [generation, value] = (results ?? []).map(([error, result]) => {
+      if (error) throw error;
+      return result;
+    });
+    if (generation === this.generation) return value;
     await this.ensureBuilt();
-    const raw = await this.options.redis.hget(this.keys.values, key);
-    return raw === null ? undefined : (JSON.parse(raw) as T);
+    const [error, again] = (await command(this.options.redis.pipeline()).exec())?.[0] ?? [null, null];
+    if (error) throw error;
+    return again;
   }
 
   async entries<T = unknown>(): Promise<Map<string, T>> {
@@ -139,8 +156,7 @@ export class CompactedView {
 
   /** Keys whose value belongs to an index (see `indexes`). */
   async lookup(index: string): Promise<string[]> {
-    await this.ensureBuilt();
-    return (await this.options.redis.smembers(this.indexKey(index))).sort();
+    return ((await this.read((p) => p.smembers(this.indexKey(index)))) as string[]).sort();
   }
 
   /** Resolves once the view has applied everything the topic held when called. */
