@@ -19,3 +19,42 @@ export { EventConsumer, type EventConsumerOptions, type EventContext, type Consu
 export { DeadLetterWriter, deadLetterHeaders, type SourceMessage } from './deadletters/deadLetterWriter.ts';
 export { CompactedView, type CompactedViewOptions } from './readmodel/index.ts';
 export { createMetrics, type Metrics, type MetricsOptions } from './metrics/metrics.ts';
+export {
+  defineAgent,
+  AgentHost,
+  AgentRegistry,
+  assessHealth,
+  trackHealth,
+  defaultHealthPolicy,
+  transition,
+  canTransition,
+  lifecycleTransitions,
+  lifecycleStates,
+  eligibleForBidRequest,
+  eligibleForProposal,
+  addressedTo,
+  loadAgentModule,
+  readSnapshots,
+  hostDefaults,
+  instanceHeader,
+} from './agents/index.ts';
+export type {
+  AgentDefinition,
+  AgentContext,
+  AgentHandlers,
+  BidAnswer,
+  VoteAnswer,
+  AgentHostOptions,
+  AgentRegistryOptions,
+  RegisteredAgent,
+  AgentLifecycle,
+  AgentHealth,
+  AgentResources,
+  Health,
+  HealthPolicy,
+  HealthSignal,
+  HealthChange,
+  AgentModule,
+} from './agents/index.ts';
+export { Supervisor, parseSupervisorSpec, backoffDelay, type SupervisorSpec, type ChildSpec, type SupervisorEvent, type RestartPolicy } from './supervisor/supervisor.ts';
+export { deterministicEventId } from './events/envelope.ts';

@@ -104,7 +104,7 @@ export async function runDemo(c: Connections, options: DemoOptions): Promise<Dem
         role: 'worker',
         capabilities: a.capabilities,
         resources: { memoryMb: 256 },
-        consumerGroup: `${prefix}.agent.${a.agentId}`,
+        consumerGroup: `${prefix}.agents.${a.agentId}`,
         metadata: {},
       };
       await events.send(topic('agents'), a.agentId, 'AgentRecord', record);
