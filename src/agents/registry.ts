@@ -9,13 +9,8 @@ import { CompactedView } from '../readmodel/compactedView.ts';
 import { topicName } from '../topics/names.ts';
 import type { TopicDefinition } from '../topics/types.ts';
 
-export interface RegisteredAgent {
-  agentId: string;
-  role: string;
-  capabilities: string[];
-  resources: Record<string, number>;
-  consumerGroup: string;
-  metadata: Record<string, string>;
+/** An agent's registration as the registry holds it: the record, and who wrote it when. */
+export interface RegisteredAgent extends Omit<AgentRecord, 'envelope'> {
   registeredBy: string;
   registeredAt: number;
 }
