@@ -1,0 +1,13 @@
+export { coordinate } from './coordinate.ts';
+export { applyRoundEvent, emptyRounds, openDeadlines, defaultMaxAmount, type Rounds } from './roundsInternals.ts';
+export { ProtocolRegistry } from './registry.ts';
+export { builtinProtocols, defaultProtocols, registerProtocol, sharedProtocols } from './builtins.ts';
+export { rankBids } from './auctions/ranking.ts';
+export { firstPrice } from './auctions/firstPrice.ts';
+export { vickrey } from './auctions/vickrey.ts';
+export { majority } from './consensus/majority.ts';
+export { weighted } from './consensus/weighted.ts';
+export { unanimous } from './consensus/unanimous.ts';
+export { quorum } from './consensus/quorum.ts';
+export { rejectionCodes } from './types.ts';
+export type { Protocol, ProtocolKind, RoundEvent, RoundOpen, RoundAnswer, RoundClose, RoundDecision, Rejected, Closed, Outcome, Verdict, RejectionCode } from './types.ts';

@@ -1,0 +1,107 @@
+import type { Closed, Outcome, Protocol, Rejected, RoundAnswer, RoundClose, RoundDecision, RoundEvent, RoundOpen } from './types.ts';
+
+/** Bids above this are absurd unless a request says otherwise (parameters.maxAmount). */
+export const defaultMaxAmount = 1e12;
+
+interface RoundState {
+  open: RoundOpen;
+  protocol: Protocol;
+  counted: RoundAnswer[];
+  closed: boolean;
+}
+
+/** Every round a coordinator holds, and what happened to it. */
+export interface Rounds {
+  readonly byId: Map<string, RoundState>;
+}
+
+export function emptyRounds(): Rounds {
+  return { byId: new Map() };
+}
+
+const rejected = (roundId: string, eventId: string, agentId: string | null, reasonCode: Rejected['reasonCode'], reason: string): Rejected => ({
+  type: 'rejected',
+  roundId,
+  eventId,
+  agentId,
+  reasonCode,
+  reason,
+});
+
+function finish(round: RoundState, cause: Closed['cause']): RoundDecision[] {
+  round.closed = true;
+  const closed: Closed = { type: 'closed', roundId: round.open.roundId, protocol: round.protocol.name, cause, counted: round.counted.map((a) => a.eventId) };
+  const outcome: Outcome = { type: 'outcome', roundId: round.open.roundId, protocol: round.protocol.name, ...round.protocol.decide(round.open, round.counted, cause) };
+  return [closed, outcome];
+}
+
+function openRound(rounds: Rounds, open: RoundOpen, lookup: (name: string) => Protocol | undefined): RoundDecision[] {
+  if (rounds.byId.has(open.roundId)) {
+    return [rejected(open.roundId, open.eventId, null, 'DUPLICATE_ROUND', `Round ${open.roundId} is already open or decided; a round id is used once.`)];
+  }
+  const protocol = lookup(open.protocol);
+  if (!protocol) return [rejected(open.roundId, open.eventId, null, 'UNKNOWN_PROTOCOL', `No protocol "${open.protocol}" is registered.`)];
+  if (protocol.kind !== open.kind) {
+    return [rejected(open.roundId, open.eventId, null, 'INVALID_REQUEST', `Protocol "${open.protocol}" is ${protocol.kind === 'auction' ? 'an auction (send a bid request)' : 'a consensus (send a proposal)'}.`)];
+  }
+  const invalid = protocol.validate?.(open);
+  if (invalid) return [rejected(open.roundId, open.eventId, null, 'INVALID_REQUEST', invalid)];
+  rounds.byId.set(open.roundId, { open, protocol, counted: [], closed: false });
+  return [];
+}
+
+function answerRound(rounds: Rounds, answer: RoundAnswer): RoundDecision[] {
+  const round = rounds.byId.get(answer.roundId);
+  const no = (code: Rejected['reasonCode'], reason: string) => [rejected(answer.roundId, answer.eventId, answer.agentId, code, reason)];
+  if (!round) return no('UNKNOWN_ROUND', `No open round ${answer.roundId}.`);
+  if (round.closed) return no('ROUND_CLOSED', `Round ${answer.roundId} is closed.`);
+  const { open, protocol } = round;
+  const expected = open.kind === 'auction' ? 'bid' : 'vote';
+  if (answer.kind !== expected) return no('WRONG_ANSWER_KIND', `Round ${answer.roundId} is ${open.kind === 'auction' ? 'an auction' : 'a consensus'}: it takes ${expected}s, not ${answer.kind}s.`);
+  if (open.eligible.length > 0 && !open.eligible.includes(answer.agentId)) {
+    return no('NOT_ELIGIBLE', `${answer.agentId} is not one of the ${open.kind === 'auction' ? 'bidders' : 'voters'} of round ${answer.roundId}.`);
+  }
+  if (round.counted.some((a) => a.agentId === answer.agentId)) {
+    return no('DUPLICATE_ANSWER', `${answer.agentId} already answered round ${answer.roundId}; the first answer counts.`);
+  }
+  if (answer.kind === 'bid') {
+    const max = typeof open.parameters['maxAmount'] === 'number' ? open.parameters['maxAmount'] : defaultMaxAmount;
+    const amount = answer.amount;
+    if (typeof amount !== 'number' || !Number.isFinite(amount) || amount < 0 || amount > max) {
+      return no('INVALID_AMOUNT', `A bid must be a finite amount between 0 and ${max}, not ${String(amount)}.`);
+    }
+    if (open.reservePrice !== null && amount < open.reservePrice) return no('BELOW_RESERVE', `${amount} is under the reserve price ${open.reservePrice}.`);
+  }
+  const refusal = protocol.check?.(open, answer);
+  if (refusal) return no(refusal.reasonCode, refusal.reason);
+  round.counted.push(answer);
+  return protocol.complete(open, round.counted) ? finish(round, 'complete') : [];
+}
+
+function closeRound(rounds: Rounds, close: RoundClose): RoundDecision[] {
+  const round = rounds.byId.get(close.roundId);
+  // Closing a round that is unknown or already decided changes nothing (a deadline can race completion).
+  if (!round || round.closed) return [];
+  return finish(round, close.cause);
+}
+
+/**
+ * Applies one event to the rounds and returns the decisions it causes, in
+ * order. Deterministic: the same events in the same order give the same
+ * decisions; nothing here reads a clock or draws a random number.
+ */
+export function applyRoundEvent(rounds: Rounds, event: RoundEvent, lookup: (name: string) => Protocol | undefined): RoundDecision[] {
+  switch (event.type) {
+    case 'open':
+      return openRound(rounds, event, lookup);
+    case 'answer':
+      return answerRound(rounds, event);
+    case 'close':
+      return closeRound(rounds, event);
+  }
+}
+
+/** Rounds still open and their deadlines (for the binding's timers). */
+export function openDeadlines(rounds: Rounds): Array<{ roundId: string; deadline: number }> {
+  return [...rounds.byId.values()].filter((r) => !r.closed).map((r) => ({ roundId: r.open.roundId, deadline: r.open.deadline }));
+}
