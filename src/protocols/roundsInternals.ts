@@ -1,7 +1,10 @@
-import type { Closed, Outcome, Protocol, Rejected, RoundAnswer, RoundClose, RoundDecision, RoundEvent, RoundOpen } from './types.ts';
+import type { Closed, Outcome, Protocol, Rejected, RoundAnswer, RoundClose, RoundDecision, RoundEvent, RoundOpen, RoundTick } from './types.ts';
 
 /** Bids above this are absurd unless a request says otherwise (parameters.maxAmount). */
 export const defaultMaxAmount = 1e12;
+
+/** How long (in log time) an answer may wait for its round's request. */
+export const pendingGraceMs = 10_000;
 
 interface RoundState {
   open: RoundOpen;
@@ -13,10 +16,20 @@ interface RoundState {
 /** Every round a coordinator holds, and what happened to it. */
 export interface Rounds {
   readonly byId: Map<string, RoundState>;
+  /** Answers that came before their round's request (another topic, read earlier). */
+  readonly pending: Map<string, RoundAnswer[]>;
 }
 
 export function emptyRounds(): Rounds {
-  return { byId: new Map() };
+  return { byId: new Map(), pending: new Map() };
+}
+
+/** A copy that applying events to does not change the original (to roll back an aborted batch). */
+export function copyRounds(rounds: Rounds): Rounds {
+  return {
+    byId: new Map([...rounds.byId].map(([id, r]) => [id, { ...r, counted: [...r.counted] }])),
+    pending: new Map([...rounds.pending].map(([id, answers]) => [id, [...answers]])),
+  };
 }
 
 const rejected = (roundId: string, eventId: string, agentId: string | null, reasonCode: Rejected['reasonCode'], reason: string): Rejected => ({
@@ -47,13 +60,18 @@ function openRound(rounds: Rounds, open: RoundOpen, lookup: (name: string) => Pr
   const invalid = protocol.validate?.(open);
   if (invalid) return [rejected(open.roundId, open.eventId, null, 'INVALID_REQUEST', invalid)];
   rounds.byId.set(open.roundId, { open, protocol, counted: [], closed: false });
-  return [];
+  const waiting = rounds.pending.get(open.roundId) ?? [];
+  rounds.pending.delete(open.roundId);
+  return waiting.flatMap((answer) => answerRound(rounds, answer));
 }
 
 function answerRound(rounds: Rounds, answer: RoundAnswer): RoundDecision[] {
   const round = rounds.byId.get(answer.roundId);
   const no = (code: Rejected['reasonCode'], reason: string) => [rejected(answer.roundId, answer.eventId, answer.agentId, code, reason)];
-  if (!round) return no('UNKNOWN_ROUND', `No open round ${answer.roundId}.`);
+  if (!round) {
+    rounds.pending.set(answer.roundId, [...(rounds.pending.get(answer.roundId) ?? []), answer]);
+    return [];
+  }
   if (round.closed) return no('ROUND_CLOSED', `Round ${answer.roundId} is closed.`);
   const { open, protocol } = round;
   const expected = open.kind === 'auction' ? 'bid' : 'vote';
@@ -78,6 +96,19 @@ function answerRound(rounds: Rounds, answer: RoundAnswer): RoundDecision[] {
   return protocol.complete(open, round.counted) ? finish(round, 'complete') : [];
 }
 
+function tick(rounds: Rounds, t: RoundTick): RoundDecision[] {
+  const out: RoundDecision[] = [];
+  for (const [roundId, answers] of rounds.pending) {
+    const expired = answers.filter((a) => a.eventTime + pendingGraceMs < t.now);
+    if (expired.length === 0) continue;
+    const left = answers.filter((a) => !expired.includes(a));
+    if (left.length > 0) rounds.pending.set(roundId, left);
+    else rounds.pending.delete(roundId);
+    for (const a of expired) out.push(rejected(roundId, a.eventId, a.agentId, 'UNKNOWN_ROUND', `No round ${roundId} was opened within ${pendingGraceMs} ms of this answer.`));
+  }
+  return out;
+}
+
 function closeRound(rounds: Rounds, close: RoundClose): RoundDecision[] {
   const round = rounds.byId.get(close.roundId);
   // Closing a round that is unknown or already decided changes nothing (a deadline can race completion).
@@ -98,6 +129,8 @@ export function applyRoundEvent(rounds: Rounds, event: RoundEvent, lookup: (name
       return answerRound(rounds, event);
     case 'close':
       return closeRound(rounds, event);
+    case 'tick':
+      return tick(rounds, event);
   }
 }
 

@@ -48,7 +48,18 @@ export interface RoundClose {
   eventId: string;
 }
 
-export type RoundEvent = RoundOpen | RoundAnswer | RoundClose;
+/**
+ * Log time advanced to `now` (the event time of what was just read). Answers
+ * that arrived before their round's request wait; once log time is past
+ * their own time plus the grace period they are refused as UNKNOWN_ROUND.
+ * Being log time, not a clock, replay gives the same refusals.
+ */
+export interface RoundTick {
+  type: 'tick';
+  now: number;
+}
+
+export type RoundEvent = RoundOpen | RoundAnswer | RoundClose | RoundTick;
 
 export const rejectionCodes = [
   'UNKNOWN_ROUND',

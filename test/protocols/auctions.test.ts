@@ -44,21 +44,23 @@ describe('sealed-bid first-price auction', () => {
 
   it('rejects bad bids with a reason and keeps the round going', () => {
     scheduler().run(({ cold, expectObservable }) => {
-      const events = cold('o-1234567-a-b-9', {
+      const events = cold('uo-1234567-a-b-9', {
+        u: bid('a', 8, { roundId: 'nope', eventId: 'unknown' }),
         o: open({ eligible: ['a', 'b'], reservePrice: 5 }),
         1: bid('a', 3, { eventId: 'low' }),
         2: bid('a', Number.NaN, { eventId: 'nan' }),
         3: bid('a', -1, { eventId: 'neg' }),
         4: bid('a', 2e12, { eventId: 'absurd' }),
         5: bid('mallory', 50, { eventId: 'outsider' }),
-        6: bid('a', 8, { roundId: 'nope', eventId: 'unknown' }),
+        6: { type: 'tick', now: 20_000 } as const,
         7: vote('a', 'yes', { eventId: 'vote' }),
         a: bid('a', 8),
         b: bid('a', 9, { eventId: 'again' }),
         9: bid('b', 6),
       });
       // Accepted bids emit nothing; the second bid of "a" is refused (the first counts).
-      expectObservable(events.pipe(run)).toBe('--1234567---b-(xy)', {
+      // A bid for a round nobody opened waits, and is refused once log time is past its grace period.
+      expectObservable(events.pipe(run)).toBe('---1234567---b-(xy)', {
         1: rejectedAs('BELOW_RESERVE', 'low', 'a'),
         2: rejectedAs('INVALID_AMOUNT', 'nan', 'a'),
         3: rejectedAs('INVALID_AMOUNT', 'neg', 'a'),
@@ -109,6 +111,13 @@ describe('sealed-bid second-price (Vickrey) auction', () => {
 });
 
 describe('requests', () => {
+  it('applies answers that came before their request once it arrives', () => {
+    scheduler().run(({ cold, expectObservable }) => {
+      const events = cold('a-b-o', { a: bid('a', 4), b: bid('b', 6), o: open({ eligible: ['a', 'b'] }) });
+      expectObservable(events.pipe(run)).toBe('----(xy)', { x: closed('complete', ['bid-a', 'bid-b']), y: expect.objectContaining({ winners: ['b'], price: 6 }) });
+    });
+  });
+
   it('refuses an unknown protocol, a reused round id, and a proposal sent to an auction', () => {
     scheduler().run(({ cold, expectObservable }) => {
       const events = cold('abc', {

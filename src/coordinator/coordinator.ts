@@ -1,0 +1,235 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { Consumer, EachBatchPayload, Kafka, Producer, Transaction } from 'kafkajs';
+import type { EventCodec } from '../codec/codec.ts';
+import { DeadLetterWriter } from '../deadletters/deadLetterWriter.ts';
+import { MabeamError, describeError, isMabeamError } from '../errors.ts';
+import { deterministicEventId } from '../events/envelope.ts';
+import { createProducer } from '../kafka/client.ts';
+import type { Logger } from '../log/logger.ts';
+import type { Metrics } from '../metrics/metrics.ts';
+import { eventHeaders } from '../producer/eventProducer.ts';
+import { sharedProtocols } from '../protocols/builtins.ts';
+import type { ProtocolRegistry } from '../protocols/registry.ts';
+import { applyRoundEvent, copyRounds, emptyRounds, type Rounds } from '../protocols/roundsInternals.ts';
+import type { RoundDecision } from '../protocols/types.ts';
+import { topicName } from '../topics/names.ts';
+import type { TopicDefinition } from '../topics/types.ts';
+import { toOutputs, toRoundEvent, type Output } from './events.ts';
+
+export interface CoordinatorOptions {
+  kafka: Kafka;
+  codec: EventCodec;
+  logger: Logger;
+  prefix: string;
+  definitions: TopicDefinition[];
+  protocols?: ProtocolRegistry;
+  instanceId?: string;
+  sessionTimeoutMs?: number;
+  metrics?: Metrics;
+}
+
+/** The topics a coordinator joins, all keyed by round id and co-partitioned. */
+const inputs = ['bid-requests', 'bids', 'proposals', 'votes', 'outcomes'] as const;
+
+/**
+ * Runs coordination rounds over Kafka. Coordinators form one consumer group
+ * (`<prefix>.coordinators`); the round topics are co-partitioned by round id,
+ * so one instance owns a round. Each batch is applied to the rounds through
+ * the protocols (`applyRoundEvent`), and everything it decides — rejections,
+ * round closings, outcomes, the directives to winners — is written together
+ * with the consumed offsets in one Kafka transaction: a crash never yields
+ * a second winner or a lost directive.
+ *
+ * Deadlines: a timer per open round. When it fires the coordinator writes
+ * RoundClosed (cause "deadline", with the exact answers counted) and the
+ * outcome in one transaction; replaying the log replays that decision.
+ *
+ * Not yet here: taking over the open rounds of a failed instance (a new
+ * owner starts from the committed offsets, so rounds opened before a
+ * failover are not rebuilt).
+ */
+export class Coordinator {
+  readonly groupId: string;
+  readonly instanceId: string;
+  private readonly options: CoordinatorOptions;
+  private readonly log: Logger;
+  private rounds: Rounds = emptyRounds();
+  private readonly timers = new Map<string, NodeJS.Timeout>();
+  private producer: Producer | undefined;
+  private consumer: Consumer | undefined;
+  private deadLettersTopic: string;
+  /** Transactions run one at a time: batches and deadline closings share the producer. */
+  private exclusive: Promise<unknown> = Promise.resolve();
+  private readonly definitions: Map<string, TopicDefinition>;
+
+  constructor(options: CoordinatorOptions) {
+    this.options = options;
+    this.groupId = `${options.prefix}.coordinators`;
+    this.instanceId = options.instanceId ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+    this.log = options.logger.child({ ns: 'coordinator', instance: this.instanceId });
+    this.deadLettersTopic = topicName(options.prefix, 'dead-letters');
+    this.definitions = new Map(inputs.map((name) => [topicName(options.prefix, name), options.definitions.find((d) => d.name === name)!]));
+  }
+
+  private get protocols(): ProtocolRegistry {
+    return this.options.protocols ?? sharedProtocols();
+  }
+
+  async start(): Promise<void> {
+    const o = this.options;
+    this.producer = createProducer(o.kafka, { transactionalId: `${this.groupId}.${this.instanceId}`, idempotent: true, maxInFlightRequests: 1 });
+    await this.producer.connect();
+    this.consumer = o.kafka.consumer({
+      groupId: this.groupId,
+      sessionTimeout: o.sessionTimeoutMs ?? 6_000,
+      heartbeatInterval: Math.max(500, Math.floor((o.sessionTimeoutMs ?? 6_000) / 3)),
+      maxWaitTimeInMs: 100,
+      readUncommitted: false,
+    });
+    const joined = new Promise<void>((resolve) => {
+      const consumer = this.consumer!;
+      consumer.on(consumer.events.GROUP_JOIN, () => {
+        const off = consumer.on(consumer.events.FETCH, () => {
+          off();
+          resolve();
+        });
+      });
+    });
+    await this.consumer.connect();
+    await this.consumer.subscribe({ topics: [...this.definitions.keys()], fromBeginning: true });
+    await this.consumer.run({ autoCommit: false, eachBatchAutoResolve: false, eachBatch: (payload) => this.onBatch(payload) });
+    await joined;
+  }
+
+  async stop(): Promise<void> {
+    for (const timer of this.timers.values()) clearTimeout(timer);
+    this.timers.clear();
+    await this.consumer?.disconnect();
+    await this.exclusive.catch(() => undefined);
+    await this.producer?.disconnect();
+  }
+
+  private runExclusive<T>(work: () => Promise<T>): Promise<T> {
+    const next = this.exclusive.then(work, work);
+    this.exclusive = next.catch(() => undefined);
+    return next;
+  }
+
+  private async onBatch({ batch, resolveOffset, heartbeat }: EachBatchPayload): Promise<void> {
+    if (batch.messages.length === 0) return;
+    const definition = this.definitions.get(batch.topic)!;
+    await this.runExclusive(async () => {
+      // Round state moves with the transaction: an aborted batch leaves it as it was.
+      const before = copyRounds(this.rounds);
+      const txn = await this.producer!.transaction();
+      try {
+        const deadLetters = new DeadLetterWriter({ producer: txn, codec: this.options.codec, topic: this.deadLettersTopic, producerId: this.instanceId, consumerGroup: this.groupId, logger: this.log, ...(this.options.metrics ? { metrics: this.options.metrics } : {}) });
+        for (const message of batch.messages) {
+          let decisions: RoundDecision[] = [];
+          let causation = '';
+          try {
+            const decoded = await this.options.codec.decode(message.value, { allowedTypes: definition.eventTypes });
+            const key = message.key?.toString() ?? null;
+            const roundId = (decoded.event as { roundId?: unknown }).roundId;
+            if (typeof roundId === 'string' && key !== roundId) {
+              throw new MabeamError('VALIDATION_FAILED', `Invalid ${decoded.type}: the message key is ${key === null ? 'missing' : `"${key}"`} but ${definition.name} is keyed by roundId ("${roundId}")`);
+            }
+            const event = toRoundEvent(decoded);
+            if (event) {
+              causation = 'eventId' in event ? event.eventId : '';
+              decisions = applyRoundEvent(this.rounds, event, (name) => this.protocols.get(name));
+              if (event.type === 'open') this.scheduleDeadline(event.roundId, event.deadline);
+            }
+            // Log time moves on: answers that waited too long for their round are refused.
+            const logTime = (decoded.event as { envelope?: { eventTime?: number } }).envelope?.eventTime;
+            if (typeof logTime === 'number') decisions.push(...applyRoundEvent(this.rounds, { type: 'tick', now: logTime }, (name) => this.protocols.get(name)));
+          } catch (error) {
+            if (isMabeamError(error) && error.retriable) throw error;
+            await deadLetters.write({ topic: batch.topic, partition: batch.partition, offset: message.offset, timestamp: message.timestamp, key: message.key, value: message.value, ...(message.headers ? { headers: message.headers } : {}) }, error);
+          }
+          await this.send(txn, decisions, causation);
+        }
+        const last = batch.messages[batch.messages.length - 1]!.offset;
+        await retryConcurrentTransactions(() =>
+          txn.sendOffsets({ consumerGroupId: this.groupId, topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: String(Number(last) + 1) }] }] }),
+        );
+        await txn.commit();
+        resolveOffset(last);
+      } catch (error) {
+        this.rounds = before;
+        await txn.abort().catch(() => undefined);
+        this.log.warn({ topic: batch.topic, partition: batch.partition, error: describeError(error) }, 'batch aborted; it will be delivered again');
+        throw error;
+      }
+    });
+    await heartbeat();
+  }
+
+  private async send(txn: Transaction, decisions: RoundDecision[], causation: string): Promise<void> {
+    for (const decision of decisions) {
+      if (decision.type === 'closed') this.clearDeadline(decision.roundId);
+      for (const output of toOutputs(decision, this.instanceId, causation)) await this.write(txn, output);
+    }
+  }
+
+  private async write(txn: Transaction, output: Output): Promise<void> {
+    const value = await this.options.codec.encode(output.type, output.event);
+    await txn.send({
+      topic: topicName(this.options.prefix, output.topic),
+      messages: [{ key: output.key, value, headers: { [eventHeaders.type]: output.type, [eventHeaders.id]: output.event.envelope.eventId } }],
+    });
+  }
+
+  private scheduleDeadline(roundId: string, deadline: number): void {
+    const round = this.rounds.byId.get(roundId);
+    if (!round || round.closed || this.timers.has(roundId)) return;
+    const timer = setTimeout(() => {
+      this.timers.delete(roundId);
+      this.closeAtDeadline(roundId).catch((error: unknown) => this.log.error({ roundId, error: describeError(error) }, 'closing a round at its deadline failed'));
+    }, Math.max(0, deadline - Date.now()));
+    timer.unref();
+    this.timers.set(roundId, timer);
+  }
+
+  private clearDeadline(roundId: string): void {
+    clearTimeout(this.timers.get(roundId));
+    this.timers.delete(roundId);
+  }
+
+  /** The clock says the deadline passed: that decision is written (RoundClosed) with the outcome it leads to. */
+  private closeAtDeadline(roundId: string): Promise<void> {
+    return this.runExclusive(async () => {
+      const before = copyRounds(this.rounds);
+      const eventId = deterministicEventId('deadline', roundId);
+      const decisions = applyRoundEvent(this.rounds, { type: 'close', roundId, cause: 'deadline', eventId }, (name) => this.protocols.get(name));
+      if (decisions.length === 0) return;
+      const txn = await this.producer!.transaction();
+      try {
+        await this.send(txn, decisions, eventId);
+        await txn.commit();
+      } catch (error) {
+        this.rounds = before;
+        await txn.abort().catch(() => undefined);
+        this.scheduleDeadline(roundId, Date.now() + 1_000);
+        throw error;
+      }
+    });
+  }
+}
+
+/**
+ * Kafka answers CONCURRENT_TRANSACTIONS while the previous transaction's
+ * markers are still being written; it is retriable, but kafkajs gives up on
+ * it when adding offsets to a transaction.
+ */
+async function retryConcurrentTransactions<T>(work: () => Promise<T>, attempts = 50): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await work();
+    } catch (error) {
+      if ((error as { type?: string }).type !== 'CONCURRENT_TRANSACTIONS' || i >= attempts) throw error;
+      await new Promise((resolve) => setTimeout(resolve, Math.min(100, 5 * i)));
+    }
+  }
+}

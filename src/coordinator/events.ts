@@ -1,0 +1,86 @@
+import type { DecodedEvent } from '../codec/codec.ts';
+import { deterministicEventId, newEnvelope } from '../events/envelope.ts';
+import type { Bid, BidRequest, Directive, Proposal, Rejection, RoundClosed, RoundOutcome, Vote } from '../events/types.ts';
+import type { RoundDecision, RoundEvent } from '../protocols/types.ts';
+
+function parameters(json: string | null): Record<string, unknown> {
+  if (!json) return {};
+  const value = JSON.parse(json) as unknown;
+  return value && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : {};
+}
+
+/** A decoded event as a round event, or undefined for events the join does not take. */
+export function toRoundEvent(decoded: DecodedEvent): RoundEvent | undefined {
+  const e = decoded.event as unknown;
+  switch (decoded.type) {
+    case 'BidRequest': {
+      const r = e as BidRequest;
+      return {
+        type: 'open', roundId: r.roundId, protocol: r.protocol, kind: 'auction', eventId: r.envelope.eventId, eventTime: r.envelope.eventTime,
+        deadline: r.deadline, eligible: r.eligibleAgents, reservePrice: r.reservePrice, options: [], weights: {}, quorum: null, parameters: parameters(r.parameters),
+      };
+    }
+    case 'Proposal': {
+      const p = e as Proposal;
+      return {
+        type: 'open', roundId: p.roundId, protocol: p.protocol, kind: 'consensus', eventId: p.envelope.eventId, eventTime: p.envelope.eventTime,
+        deadline: p.deadline, eligible: p.eligibleVoters, reservePrice: null, options: p.options, weights: p.weights, quorum: p.quorum, parameters: parameters(p.parameters),
+      };
+    }
+    case 'Bid': {
+      const b = e as Bid;
+      return { type: 'answer', roundId: b.roundId, kind: 'bid', agentId: b.agentId, eventId: b.envelope.eventId, eventTime: b.envelope.eventTime, amount: b.amount, bundle: b.bundle };
+    }
+    case 'Vote': {
+      const v = e as Vote;
+      return { type: 'answer', roundId: v.roundId, kind: 'vote', agentId: v.agentId, eventId: v.envelope.eventId, eventTime: v.envelope.eventTime, choice: v.choice };
+    }
+    case 'RoundClosed': {
+      const c = e as RoundClosed;
+      return c.cause === 'complete' ? undefined : { type: 'close', roundId: c.roundId, cause: c.cause, eventId: c.envelope.eventId };
+    }
+    default:
+      return undefined;
+  }
+}
+
+export type Output =
+  | { topic: 'outcomes'; key: string; type: 'Rejection'; event: Rejection }
+  | { topic: 'outcomes'; key: string; type: 'RoundClosed'; event: RoundClosed }
+  | { topic: 'outcomes'; key: string; type: 'RoundOutcome'; event: RoundOutcome }
+  | { topic: 'directives'; key: string; type: 'Directive'; event: Directive };
+
+/**
+ * The events a decision is written as. Ids derive from the round and the
+ * decision, so a decision made twice (by a second coordinator after a
+ * failover) is recognisable as the same one.
+ */
+export function toOutputs(decision: RoundDecision, producerId: string, causationId: string): Output[] {
+  const envelope = (type: 'Rejection' | 'RoundClosed' | 'RoundOutcome' | 'Directive', ...parts: string[]) =>
+    newEnvelope(type, producerId, { correlationId: decision.roundId, causationId, eventId: deterministicEventId(type, decision.roundId, ...parts) });
+  switch (decision.type) {
+    case 'rejected':
+      return [{ topic: 'outcomes', key: decision.roundId, type: 'Rejection', event: {
+        envelope: envelope('Rejection', decision.eventId), subjectId: decision.roundId, rejectedEventId: decision.eventId, rejectedEventType: null,
+        agentId: decision.agentId, reasonCode: decision.reasonCode, reason: decision.reason,
+      } }];
+    case 'closed':
+      return [{ topic: 'outcomes', key: decision.roundId, type: 'RoundClosed', event: {
+        envelope: envelope('RoundClosed'), roundId: decision.roundId, protocol: decision.protocol, cause: decision.cause, countedEventIds: decision.counted,
+      } }];
+    case 'outcome': {
+      const outcome: Output = { topic: 'outcomes', key: decision.roundId, type: 'RoundOutcome', event: {
+        envelope: envelope('RoundOutcome'), roundId: decision.roundId, protocol: decision.protocol, status: decision.status, winners: decision.winners,
+        price: decision.price, value: decision.value, reason: decision.reason, details: JSON.stringify(decision.details),
+      } };
+      // An auction's winners are told so, in the same transaction as the outcome.
+      const awards: Output[] = decision.status === 'decided' && decision.winners.length > 0 && decision.price !== null
+        ? decision.winners.map((agentId) => ({ topic: 'directives', key: agentId, type: 'Directive', event: {
+            envelope: envelope('Directive', agentId), agentId, action: 'award', parameters: JSON.stringify({ roundId: decision.roundId, price: decision.price }),
+            roundId: decision.roundId, variableId: null,
+          } }))
+        : [];
+      return [outcome, ...awards];
+    }
+  }
+}
