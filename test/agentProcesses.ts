@@ -14,7 +14,12 @@ export interface AgentProcess {
 
 /** Runs `mabeam agent run <module>` as a separate OS process, as a user would. */
 export function runAgentProcess(stack: StackEndpoints, module: string, args: string[], env: Record<string, string> = {}): AgentProcess {
-  const child = spawn(process.execPath, [cli, 'agent', 'run', module, ...args], {
+  return runCliProcess(stack, ['agent', 'run', module, ...args], env);
+}
+
+/** Runs a long-lived `mabeam …` command (one that reports ready over IPC) as a separate OS process. */
+export function runCliProcess(stack: StackEndpoints, args: string[], env: Record<string, string> = {}): AgentProcess {
+  const child = spawn(process.execPath, [cli, ...args], {
     env: { ...process.env, KAFKA_BROKERS: stack.kafkaBrokers.join(','), SCHEMA_REGISTRY_URL: stack.schemaRegistryUrl, REDIS_URL: stack.redisUrl, ...env },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });

@@ -4,6 +4,7 @@ import { MabeamError, describeError } from '../errors.ts';
 import { silenceKafkajsTimerWarnings } from '../kafka/client.ts';
 import { createLogger, type Logger } from '../log/logger.ts';
 import { registerAgentCommands } from './commands/agents.ts';
+import { registerCoordinatorCommand } from './commands/coordinator.ts';
 import { registerDemoCommand } from './commands/demo.ts';
 import { registerDevCommands } from './commands/dev.ts';
 import { registerSchemaCommands } from './commands/schemas.ts';
@@ -27,6 +28,7 @@ registerTopicCommands(program, getLogger);
 registerSchemaCommands(program, getLogger);
 registerAgentCommands(program, getLogger);
 registerSuperviseCommand(program, getLogger);
+registerCoordinatorCommand(program, getLogger);
 registerDemoCommand(program, getLogger);
 
 try {

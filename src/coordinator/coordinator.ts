@@ -4,17 +4,19 @@ import type { Consumer, EachBatchPayload, Kafka, Producer, Transaction } from 'k
 import type { EventCodec } from '../codec/codec.ts';
 import { DeadLetterWriter } from '../deadletters/deadLetterWriter.ts';
 import { MabeamError, describeError, isMabeamError } from '../errors.ts';
-import { deterministicEventId } from '../events/envelope.ts';
+import { deterministicEventId, newEnvelope } from '../events/envelope.ts';
+import type { RoundState } from '../events/types.ts';
 import { createProducer } from '../kafka/client.ts';
 import type { Logger } from '../log/logger.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { eventHeaders } from '../producer/eventProducer.ts';
 import { sharedProtocols } from '../protocols/builtins.ts';
 import type { ProtocolRegistry } from '../protocols/registry.ts';
-import { applyRoundEvent, copyRounds, emptyRounds, type Rounds } from '../protocols/roundsInternals.ts';
+import { applyRoundEvent, copyRounds, emptyRounds, restoreRound, snapshotRound, type Rounds } from '../protocols/roundsInternals.ts';
 import type { RoundDecision } from '../protocols/types.ts';
 import { topicName } from '../topics/names.ts';
 import type { TopicDefinition } from '../topics/types.ts';
+import { coPartitionedAssigner } from './assigner.ts';
 import { toOutputs, toRoundEvent, type Output } from './events.ts';
 
 export interface CoordinatorOptions {
@@ -26,11 +28,17 @@ export interface CoordinatorOptions {
   protocols?: ProtocolRegistry;
   instanceId?: string;
   sessionTimeoutMs?: number;
+  /**
+   * How long a transaction may stay open. When a coordinator dies mid-batch
+   * its open transaction blocks every read_committed reader of the partitions
+   * it wrote until the broker aborts it after this long: keep it short.
+   */
+  transactionTimeoutMs?: number;
   metrics?: Metrics;
 }
 
 /** The topics a coordinator joins, all keyed by round id and co-partitioned. */
-const inputs = ['bid-requests', 'bids', 'proposals', 'votes', 'outcomes'] as const;
+const inputs = ['bid-requests', 'bids', 'proposals', 'votes', 'outcomes', 'round-state'] as const;
 
 /**
  * Runs coordination rounds over Kafka. Coordinators form one consumer group
@@ -45,9 +53,11 @@ const inputs = ['bid-requests', 'bids', 'proposals', 'votes', 'outcomes'] as con
  * RoundClosed (cause "deadline", with the exact answers counted) and the
  * outcome in one transaction; replaying the log replays that decision.
  *
- * Not yet here: taking over the open rounds of a failed instance (a new
- * owner starts from the committed offsets, so rounds opened before a
- * failover are not rebuilt).
+ * Failover: the state of every round a batch touched goes to the compacted
+ * round-state changelog in the same transaction. The coordinator reads that
+ * topic too and never commits its position there, so whoever owns a
+ * partition next re-reads its rounds and goes on from exactly the state
+ * that matches the committed offsets.
  */
 export class Coordinator {
   readonly groupId: string;
@@ -78,7 +88,12 @@ export class Coordinator {
 
   async start(): Promise<void> {
     const o = this.options;
-    this.producer = createProducer(o.kafka, { transactionalId: `${this.groupId}.${this.instanceId}`, idempotent: true, maxInFlightRequests: 1 });
+    this.producer = createProducer(o.kafka, {
+      transactionalId: `${this.groupId}.${this.instanceId}`,
+      idempotent: true,
+      maxInFlightRequests: 1,
+      transactionTimeout: o.transactionTimeoutMs ?? 5_000,
+    });
     await this.producer.connect();
     this.consumer = o.kafka.consumer({
       groupId: this.groupId,
@@ -86,6 +101,7 @@ export class Coordinator {
       heartbeatInterval: Math.max(500, Math.floor((o.sessionTimeoutMs ?? 6_000) / 3)),
       maxWaitTimeInMs: 100,
       readUncommitted: false,
+      partitionAssigners: [coPartitionedAssigner],
     });
     const joined = new Promise<void>((resolve) => {
       const consumer = this.consumer!;
@@ -119,16 +135,26 @@ export class Coordinator {
   private async onBatch({ batch, resolveOffset, heartbeat }: EachBatchPayload): Promise<void> {
     if (batch.messages.length === 0) return;
     const definition = this.definitions.get(batch.topic)!;
+    this.log.debug({ topic: batch.topic, partition: batch.partition, messages: batch.messages.length, first: batch.firstOffset() }, 'batch');
     await this.runExclusive(async () => {
       // Round state moves with the transaction: an aborted batch leaves it as it was.
       const before = copyRounds(this.rounds);
       const txn = await this.producer!.transaction();
       try {
         const deadLetters = new DeadLetterWriter({ producer: txn, codec: this.options.codec, topic: this.deadLettersTopic, producerId: this.instanceId, consumerGroup: this.groupId, logger: this.log, ...(this.options.metrics ? { metrics: this.options.metrics } : {}) });
+        const touched = new Set<string>();
+        const stateTopic = batch.topic === topicName(this.options.prefix, 'round-state');
         for (const message of batch.messages) {
           let decisions: RoundDecision[] = [];
           let causation = '';
           try {
+            if (stateTopic) {
+              const state = (await this.options.codec.decode<RoundState>(message.value, { allowedTypes: definition.eventTypes })).event;
+              decisions = this.restore(state);
+              for (const d of decisions) touched.add(d.roundId);
+              await this.send(txn, decisions, state.envelope.eventId);
+              continue;
+            }
             const decoded = await this.options.codec.decode(message.value, { allowedTypes: definition.eventTypes });
             const key = message.key?.toString() ?? null;
             const roundId = (decoded.event as { roundId?: unknown }).roundId;
@@ -138,6 +164,7 @@ export class Coordinator {
             const event = toRoundEvent(decoded);
             if (event) {
               causation = 'eventId' in event ? event.eventId : '';
+              if (event.type !== 'tick') touched.add(event.roundId);
               decisions = applyRoundEvent(this.rounds, event, (name) => this.protocols.get(name));
               if (event.type === 'open') this.scheduleDeadline(event.roundId, event.deadline);
             }
@@ -148,12 +175,17 @@ export class Coordinator {
             if (isMabeamError(error) && error.retriable) throw error;
             await deadLetters.write({ topic: batch.topic, partition: batch.partition, offset: message.offset, timestamp: message.timestamp, key: message.key, value: message.value, ...(message.headers ? { headers: message.headers } : {}) }, error);
           }
+          for (const d of decisions) touched.add(d.roundId);
           await this.send(txn, decisions, causation);
         }
+        for (const roundId of touched) await this.writeState(txn, roundId);
         const last = batch.messages[batch.messages.length - 1]!.offset;
-        await retryConcurrentTransactions(() =>
-          txn.sendOffsets({ consumerGroupId: this.groupId, topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: String(Number(last) + 1) }] }] }),
-        );
+        // The changelog's position is never committed: every new owner re-reads it.
+        if (!stateTopic) {
+          await retryConcurrentTransactions(() =>
+            txn.sendOffsets({ consumerGroupId: this.groupId, topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: String(Number(last) + 1) }] }] }),
+          );
+        }
         await txn.commit();
         resolveOffset(last);
       } catch (error) {
@@ -164,6 +196,41 @@ export class Coordinator {
       }
     });
     await heartbeat();
+  }
+
+  /** A round from the changelog (another instance's, or this one's own writes read back). */
+  private restore(state: RoundState): RoundDecision[] {
+    const decisions = restoreRound(
+      this.rounds,
+      {
+        roundId: state.roundId,
+        open: state.request ? JSON.parse(state.request) : null,
+        protocol: state.protocol,
+        counted: JSON.parse(state.counted),
+        pending: JSON.parse(state.pending),
+        closed: state.closed,
+      },
+      (name) => this.protocols.get(name),
+    );
+    const round = this.rounds.byId.get(state.roundId);
+    if (round && !round.closed) this.scheduleDeadline(state.roundId, round.open.deadline);
+    this.log.debug({ roundId: state.roundId, open: Boolean(round), counted: round?.counted.length, decisions: decisions.length }, 'round state read');
+    return decisions;
+  }
+
+  private async writeState(txn: Transaction, roundId: string): Promise<void> {
+    const snapshot = snapshotRound(this.rounds, roundId);
+    const event: RoundState = {
+      envelope: newEnvelope('RoundState', this.instanceId, { correlationId: roundId }),
+      roundId,
+      request: snapshot.open ? JSON.stringify(snapshot.open) : null,
+      protocol: snapshot.protocol,
+      counted: JSON.stringify(snapshot.counted),
+      pending: JSON.stringify(snapshot.pending),
+      closed: snapshot.closed,
+    };
+    const value = await this.options.codec.encode('RoundState', event);
+    await txn.send({ topic: topicName(this.options.prefix, 'round-state'), messages: [{ key: roundId, value, headers: { [eventHeaders.type]: 'RoundState' } }] });
   }
 
   private async send(txn: Transaction, decisions: RoundDecision[], causation: string): Promise<void> {
@@ -207,6 +274,7 @@ export class Coordinator {
       const txn = await this.producer!.transaction();
       try {
         await this.send(txn, decisions, eventId);
+        await this.writeState(txn, roundId);
         await txn.commit();
       } catch (error) {
         this.rounds = before;

@@ -166,6 +166,15 @@ export interface Rejection extends Event {
   reason: string;
 }
 
+export interface RoundState extends Event {
+  roundId: string;
+  request: string | null;
+  protocol: string | null;
+  counted: string;
+  pending: string;
+  closed: boolean;
+}
+
 export interface MetricSample extends Event {
   name: string;
   value: number;
@@ -210,6 +219,7 @@ export interface EventTypes {
   RoundClosed: RoundClosed;
   RoundOutcome: RoundOutcome;
   Rejection: Rejection;
+  RoundState: RoundState;
   MetricSample: MetricSample;
   DeadLetter: DeadLetter;
 }

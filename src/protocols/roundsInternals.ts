@@ -138,3 +138,64 @@ export function applyRoundEvent(rounds: Rounds, event: RoundEvent, lookup: (name
 export function openDeadlines(rounds: Rounds): Array<{ roundId: string; deadline: number }> {
   return [...rounds.byId.values()].filter((r) => !r.closed).map((r) => ({ roundId: r.open.roundId, deadline: r.open.deadline }));
 }
+
+/** What a coordinator needs to go on with a round elsewhere (see the round-state changelog). */
+export interface RoundSnapshot {
+  roundId: string;
+  open: RoundOpen | null;
+  protocol: string | null;
+  counted: RoundAnswer[];
+  pending: RoundAnswer[];
+  closed: boolean;
+}
+
+export function snapshotRound(rounds: Rounds, roundId: string): RoundSnapshot {
+  const round = rounds.byId.get(roundId);
+  return {
+    roundId,
+    open: round?.open ?? null,
+    protocol: round?.protocol.name ?? null,
+    counted: round ? [...round.counted] : [],
+    pending: [...(rounds.pending.get(roundId) ?? [])],
+    closed: round?.closed ?? false,
+  };
+}
+
+/**
+ * Takes a round over from a snapshot (the round-state changelog). Snapshots
+ * merge, in any order and with answers read live: the answers counted are a
+ * set (by event id, one per agent — the one counted first stays), and a
+ * round closed anywhere stays closed. A merge that makes a round complete
+ * decides it; those decisions are returned.
+ */
+export function restoreRound(rounds: Rounds, snapshot: RoundSnapshot, lookup: (name: string) => Protocol | undefined): RoundDecision[] {
+  const existing = rounds.byId.get(snapshot.roundId);
+  if (existing) {
+    if (existing.closed) return [];
+    if (snapshot.closed) {
+      // Another coordinator decided this round; its outcome is in the log.
+      existing.closed = true;
+      existing.counted = [...snapshot.counted];
+      return [];
+    }
+    const known = new Set(existing.counted.map((a) => a.eventId));
+    const agents = new Set(existing.counted.map((a) => a.agentId));
+    const added = snapshot.counted.filter((a) => !known.has(a.eventId) && !agents.has(a.agentId));
+    if (added.length === 0) return [];
+    existing.counted.push(...added);
+    return existing.protocol.complete(existing.open, existing.counted) ? finish(existing, 'complete') : [];
+  }
+  const waiting = rounds.pending.get(snapshot.roundId) ?? [];
+  rounds.pending.delete(snapshot.roundId);
+  const protocol = snapshot.protocol ? lookup(snapshot.protocol) : undefined;
+  if (!snapshot.open || !protocol) {
+    const known = new Set(waiting.map((a) => a.eventId));
+    const merged = [...snapshot.pending.filter((a) => !known.has(a.eventId)), ...waiting];
+    if (merged.length > 0) rounds.pending.set(snapshot.roundId, merged);
+    return [];
+  }
+  rounds.byId.set(snapshot.roundId, { open: snapshot.open, protocol, counted: [...snapshot.counted], closed: snapshot.closed });
+  if (snapshot.closed) return [];
+  const counted = new Set(snapshot.counted.map((a) => a.eventId));
+  return [...snapshot.pending, ...waiting].filter((a) => !counted.has(a.eventId)).flatMap((a) => answerRound(rounds, a));
+}

@@ -50,6 +50,8 @@ export function brokerProperties(o: Pick<KafkaNodeOptions, 'port' | 'controllerP
     'group.initial.rebalance.delay.ms': 0,
     'group.min.session.timeout.ms': 1000,
     'log.cleaner.backoff.ms': 1000,
+    // A dead producer's open transaction blocks read_committed readers until it is aborted: look often.
+    'transaction.abort.timed.out.transaction.cleanup.interval.ms': 1000,
     'delete.topic.enable': 'true',
   };
   return Object.entries(props)

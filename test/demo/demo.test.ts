@@ -20,12 +20,12 @@ describe('the demo (the README\'s main job)', () => {
       expect(first.deadLetter.originalBytes).toBeGreaterThan(0);
       expect(first.agentsFromRedis).toEqual(['coder-c', 'planner-a', 'planner-b']);
       expect(first.variablesFromRedis).toEqual({ 'demo.temperature': 0.4, 'demo.team-size': 3 });
-      expect(lines[0]).toBe(`topics under "${prefix}": 14 created, 0 updated, 0 unchanged (28 settings capped for a one-broker cluster)`);
+      expect(lines[0]).toBe(`topics under "${prefix}": 15 created, 0 updated, 0 unchanged (30 settings capped for a one-broker cluster)`);
 
       const again: string[] = [];
       const second = await runDemo(c, { prefix, say: (l) => again.push(l) });
       expect(second.roundId).not.toBe(first.roundId);
-      expect(again[0]).toMatch(/0 created, 0 updated, 14 unchanged/);
+      expect(again[0]).toMatch(/0 created, 0 updated, 15 unchanged/);
       expect(second.bids).toEqual(first.bids);
     } finally {
       await c.close();

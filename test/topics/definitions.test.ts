@@ -17,15 +17,15 @@ describe('topic definitions', () => {
   it('declares every topic the product needs, each with a purpose', async () => {
     const definitions = await loadTopicDefinitions();
     expect(definitions.map((d) => d.name).sort()).toEqual(
-      ['agent-state', 'agents', 'bid-requests', 'bids', 'dead-letters', 'directives', 'heartbeats', 'lifecycle', 'metrics', 'outcomes', 'proposals', 'variable-changes', 'variables', 'votes'].sort(),
+      ['agent-state', 'agents', 'bid-requests', 'bids', 'dead-letters', 'directives', 'heartbeats', 'lifecycle', 'metrics', 'outcomes', 'proposals', 'round-state', 'variable-changes', 'variables', 'votes'].sort(),
     );
     const compacted = definitions.filter((d) => d.config['cleanup.policy'] === 'compact').map((d) => d.name);
-    expect(compacted.sort()).toEqual(['agent-state', 'agents', 'variables']);
+    expect(compacted.sort()).toEqual(['agent-state', 'agents', 'round-state', 'variables']);
   });
 
   it('co-partitions the round topics: one partition count, keyed by round id', async () => {
     const rounds = (await loadTopicDefinitions()).filter((d) => d.coPartitionGroup === 'rounds');
-    expect(rounds.map((d) => d.name).sort()).toEqual(['bid-requests', 'bids', 'outcomes', 'proposals', 'votes']);
+    expect(rounds.map((d) => d.name).sort()).toEqual(['bid-requests', 'bids', 'outcomes', 'proposals', 'round-state', 'votes']);
     expect(new Set(rounds.map((d) => d.partitions)).size).toBe(1);
     expect(new Set(rounds.map((d) => d.key))).toEqual(new Set(['roundId']));
   });

@@ -1,0 +1,33 @@
+import type { Command } from 'commander';
+import { Coordinator } from '../../coordinator/coordinator.ts';
+import type { Logger } from '../../log/logger.ts';
+import { sharedProtocols } from '../../protocols/builtins.ts';
+import { endpointsFromEnvironment, resolveEndpoints } from '../../stack/index.ts';
+import { defaultTopicPrefix } from '../../topics/index.ts';
+import { connect } from '../connect.ts';
+import { progress } from '../output.ts';
+import { positiveInt } from './topics.ts';
+
+export function registerCoordinatorCommand(program: Command, logger: () => Logger): void {
+  program
+    .command('coordinator')
+    .description('coordination rounds')
+    .command('run')
+    .description('run a coordinator (a member of the coordinators group) until SIGTERM / SIGINT')
+    .option('--prefix <prefix>', 'topic name prefix', defaultTopicPrefix)
+    .option('--session-timeout-ms <ms>', 'how soon a dead coordinator\'s rounds move to the others', positiveInt)
+    .action(async (opts: { prefix: string; sessionTimeoutMs?: number }) => {
+      const endpoints = endpointsFromEnvironment() ?? (await resolveEndpoints(program.opts()['stack'] as string));
+      const c = await connect(endpoints, logger(), 'mabeam-coordinator');
+      const coordinator = new Coordinator({ kafka: c.kafka, codec: c.codec, logger: c.logger, prefix: opts.prefix, definitions: c.definitions, metrics: c.metrics, ...(opts.sessionTimeoutMs ? { sessionTimeoutMs: opts.sessionTimeoutMs } : {}) });
+      const stop = new Promise<void>((resolve) => {
+        for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => resolve());
+      });
+      await coordinator.start();
+      progress(`coordinator ${coordinator.instanceId} running in group ${coordinator.groupId} (protocols: ${sharedProtocols().names().join(', ')})`);
+      process.send?.({ type: 'ready', agents: [], pool: 'coordinators', instanceId: coordinator.instanceId, groupId: coordinator.groupId });
+      await stop;
+      await coordinator.stop();
+      await c.close();
+    });
+}
