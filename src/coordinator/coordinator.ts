@@ -12,7 +12,7 @@ import type { Metrics } from '../metrics/metrics.ts';
 import { eventHeaders } from '../producer/eventProducer.ts';
 import { sharedProtocols } from '../protocols/builtins.ts';
 import type { ProtocolRegistry } from '../protocols/registry.ts';
-import { applyRoundEvent, copyRounds, emptyRounds, restoreRound, snapshotRound, type Rounds } from '../protocols/roundsInternals.ts';
+import { applyRoundEvent, copyRounds, emptyRounds, markClosed, restoreRound, snapshotRound, type Rounds } from '../protocols/roundsInternals.ts';
 import type { RoundDecision } from '../protocols/types.ts';
 import { topicName } from '../topics/names.ts';
 import type { TopicDefinition } from '../topics/types.ts';
@@ -136,14 +136,18 @@ export class Coordinator {
     if (batch.messages.length === 0) return;
     const definition = this.definitions.get(batch.topic)!;
     this.log.debug({ topic: batch.topic, partition: batch.partition, messages: batch.messages.length, first: batch.firstOffset() }, 'batch');
+    const stateTopic = batch.topic === topicName(this.options.prefix, 'round-state');
+    const last = batch.messages[batch.messages.length - 1]!.offset;
+    const offsets = { topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: String(Number(last) + 1) }] }] };
     await this.runExclusive(async () => {
       // Round state moves with the transaction: an aborted batch leaves it as it was.
       const before = copyRounds(this.rounds);
-      const txn = await this.producer!.transaction();
+      // The transaction opens only when the batch has something to write (most read-backs of the
+      // coordinator's own outcomes and changelog do not).
+      const outgoing = new Writes(() => this.producer!.transaction());
       try {
-        const deadLetters = new DeadLetterWriter({ producer: txn, codec: this.options.codec, topic: this.deadLettersTopic, producerId: this.instanceId, consumerGroup: this.groupId, logger: this.log, ...(this.options.metrics ? { metrics: this.options.metrics } : {}) });
+        const deadLetters = new DeadLetterWriter({ producer: outgoing, codec: this.options.codec, topic: this.deadLettersTopic, producerId: this.instanceId, consumerGroup: this.groupId, logger: this.log, ...(this.options.metrics ? { metrics: this.options.metrics } : {}) });
         const touched = new Set<string>();
-        const stateTopic = batch.topic === topicName(this.options.prefix, 'round-state');
         for (const message of batch.messages) {
           let decisions: RoundDecision[] = [];
           let causation = '';
@@ -152,7 +156,7 @@ export class Coordinator {
               const state = (await this.options.codec.decode<RoundState>(message.value, { allowedTypes: definition.eventTypes })).event;
               decisions = this.restore(state);
               for (const d of decisions) touched.add(d.roundId);
-              await this.send(txn, decisions, state.envelope.eventId);
+              await this.send(outgoing, decisions, state.envelope.eventId);
               continue;
             }
             const decoded = await this.options.codec.decode(message.value, { allowedTypes: definition.eventTypes });
@@ -161,8 +165,13 @@ export class Coordinator {
             if (typeof roundId === 'string' && key !== roundId) {
               throw new MabeamError('VALIDATION_FAILED', `Invalid ${decoded.type}: the message key is ${key === null ? 'missing' : `"${key}"`} but ${definition.name} is keyed by roundId ("${roundId}")`);
             }
-            const event = toRoundEvent(decoded);
-            if (event) {
+            const event = decoded.type === 'RoundClosed' ? undefined : toRoundEvent(decoded);
+            if (decoded.type === 'RoundClosed') {
+              // Decided already (this instance or the one before): stop taking answers, decide nothing.
+              const closedId = (decoded.event as { roundId: string }).roundId;
+              markClosed(this.rounds, closedId);
+              this.clearDeadline(closedId);
+            } else if (event) {
               causation = 'eventId' in event ? event.eventId : '';
               if (event.type !== 'tick') touched.add(event.roundId);
               decisions = applyRoundEvent(this.rounds, event, (name) => this.protocols.get(name));
@@ -176,21 +185,21 @@ export class Coordinator {
             await deadLetters.write({ topic: batch.topic, partition: batch.partition, offset: message.offset, timestamp: message.timestamp, key: message.key, value: message.value, ...(message.headers ? { headers: message.headers } : {}) }, error);
           }
           for (const d of decisions) touched.add(d.roundId);
-          await this.send(txn, decisions, causation);
+          await this.send(outgoing, decisions, causation);
         }
-        for (const roundId of touched) await this.writeState(txn, roundId);
-        const last = batch.messages[batch.messages.length - 1]!.offset;
-        // The changelog's position is never committed: every new owner re-reads it.
-        if (!stateTopic) {
-          await retryConcurrentTransactions(() =>
-            txn.sendOffsets({ consumerGroupId: this.groupId, topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: String(Number(last) + 1) }] }] }),
-          );
+        for (const roundId of touched) await this.writeState(outgoing, roundId);
+        const txn = outgoing.opened;
+        if (txn) {
+          // The changelog's position is never committed: every new owner re-reads it.
+          if (!stateTopic) await retryConcurrentTransactions(() => txn.sendOffsets({ consumerGroupId: this.groupId, ...offsets }));
+          await txn.commit();
+        } else if (!stateTopic) {
+          await this.consumer!.commitOffsets(offsets.topics.map((t) => ({ topic: t.topic, partition: t.partitions[0]!.partition, offset: t.partitions[0]!.offset })));
         }
-        await txn.commit();
         resolveOffset(last);
       } catch (error) {
         this.rounds = before;
-        await txn.abort().catch(() => undefined);
+        await outgoing.opened?.abort().catch(() => undefined);
         this.log.warn({ topic: batch.topic, partition: batch.partition, error: describeError(error) }, 'batch aborted; it will be delivered again');
         throw error;
       }
@@ -218,7 +227,7 @@ export class Coordinator {
     return decisions;
   }
 
-  private async writeState(txn: Transaction, roundId: string): Promise<void> {
+  private async writeState(txn: Pick<Transaction, 'send'>, roundId: string): Promise<void> {
     const snapshot = snapshotRound(this.rounds, roundId);
     const event: RoundState = {
       envelope: newEnvelope('RoundState', this.instanceId, { correlationId: roundId }),
@@ -233,14 +242,14 @@ export class Coordinator {
     await txn.send({ topic: topicName(this.options.prefix, 'round-state'), messages: [{ key: roundId, value, headers: { [eventHeaders.type]: 'RoundState' } }] });
   }
 
-  private async send(txn: Transaction, decisions: RoundDecision[], causation: string): Promise<void> {
+  private async send(txn: Pick<Transaction, 'send'>, decisions: RoundDecision[], causation: string): Promise<void> {
     for (const decision of decisions) {
       if (decision.type === 'closed') this.clearDeadline(decision.roundId);
       for (const output of toOutputs(decision, this.instanceId, causation)) await this.write(txn, output);
     }
   }
 
-  private async write(txn: Transaction, output: Output): Promise<void> {
+  private async write(txn: Pick<Transaction, 'send'>, output: Output): Promise<void> {
     const value = await this.options.codec.encode(output.type, output.event);
     await txn.send({
       topic: topicName(this.options.prefix, output.topic),
@@ -283,6 +292,21 @@ export class Coordinator {
         throw error;
       }
     });
+  }
+}
+
+/** A transaction opened on the first send, so batches with nothing to write open none. */
+class Writes {
+  opened: Transaction | undefined;
+  private readonly open: () => Promise<Transaction>;
+
+  constructor(open: () => Promise<Transaction>) {
+    this.open = open;
+  }
+
+  async send(record: Parameters<Transaction['send']>[0]): ReturnType<Transaction['send']> {
+    this.opened ??= await this.open();
+    return this.opened.send(record);
   }
 }
 

@@ -199,3 +199,12 @@ export function restoreRound(rounds: Rounds, snapshot: RoundSnapshot, lookup: (n
   const counted = new Set(snapshot.counted.map((a) => a.eventId));
   return [...snapshot.pending, ...waiting].filter((a) => !counted.has(a.eventId)).flatMap((a) => answerRound(rounds, a));
 }
+
+/**
+ * A RoundClosed read from the log: that round was decided (its outcome is
+ * in the log too), so it only stops taking answers; nothing is decided again.
+ */
+export function markClosed(rounds: Rounds, roundId: string): void {
+  const round = rounds.byId.get(roundId);
+  if (round) round.closed = true;
+}
