@@ -93,6 +93,9 @@ export class Coordinator {
       idempotent: true,
       maxInFlightRequests: 1,
       transactionTimeout: o.transactionTimeoutMs ?? 5_000,
+      // A new transaction's first send often meets CONCURRENT_TRANSACTIONS while the previous
+      // one's markers are written; retry within milliseconds, not kafkajs's default 100 ms.
+      retry: { initialRetryTime: 5, maxRetryTime: 200, retries: 40 },
     });
     await this.producer.connect();
     this.consumer = o.kafka.consumer({

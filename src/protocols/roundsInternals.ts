@@ -181,9 +181,12 @@ export function restoreRound(rounds: Rounds, snapshot: RoundSnapshot, lookup: (n
     const known = new Set(existing.counted.map((a) => a.eventId));
     const agents = new Set(existing.counted.map((a) => a.agentId));
     const added = snapshot.counted.filter((a) => !known.has(a.eventId) && !agents.has(a.agentId));
-    if (added.length === 0) return [];
     existing.counted.push(...added);
-    return existing.protocol.complete(existing.open, existing.counted) ? finish(existing, 'complete') : [];
+    const out = added.length > 0 && existing.protocol.complete(existing.open, existing.counted) ? finish(existing, 'complete') : [];
+    // Answers the snapshot held waiting for the request (which this coordinator has): apply them now.
+    const counted = new Set(existing.counted.map((a) => a.eventId));
+    const waiting = snapshot.pending.filter((a) => !counted.has(a.eventId));
+    return [...out, ...waiting.flatMap((a) => answerRound(rounds, a))];
   }
   const waiting = rounds.pending.get(snapshot.roundId) ?? [];
   rounds.pending.delete(snapshot.roundId);

@@ -35,6 +35,15 @@ describe('taking a round over from its changelog', () => {
     ]);
   });
 
+  it('applies the answers a snapshot held waiting for a request this coordinator has read', () => {
+    const rounds = emptyRounds();
+    applyRoundEvent(rounds, request, lookup);
+    expect(restoreRound(rounds, snap({ open: null, protocol: null, pending: [bid('a', 1), bid('b', 3), bid('c', 2)] }), lookup)).toEqual([
+      expect.objectContaining({ type: 'closed', cause: 'complete', counted: ['bid-a', 'bid-b', 'bid-c'] }),
+      expect.objectContaining({ type: 'outcome', winners: ['b'], price: 3 }),
+    ]);
+  });
+
   it('a round decided elsewhere stays closed: later answers are refused', () => {
     const rounds = emptyRounds();
     applyRoundEvent(rounds, request, lookup);

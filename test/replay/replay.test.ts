@@ -82,9 +82,10 @@ describe('replay', () => {
     expect(report.rounds).toHaveLength(108);
     expect(report.rounds.filter((r) => !r.identical)).toEqual([]);
     expect(report.identical).toBe(108);
-    // The mix really has deadlines, early closes and every protocol.
-    const causes = new Set(report.rounds.map((r) => r.cause));
-    expect(causes).toEqual(new Set(['complete', 'deadline']));
+    // Rounds with every answer close complete, the others at their deadline — across the crash
+    // too (an answer lost in the takeover would leave its round to the 60 s deadline).
+    const wrongCause = report.rounds.filter((r) => r.cause !== ([1, 5].includes(Number(r.roundId.split('-r').pop()) % 6) ? 'deadline' : 'complete'));
+    expect(wrongCause.map((r) => `${r.roundId}: ${r.cause}`)).toEqual([]);
     expect(new Set(report.rounds.map((r) => r.protocol))).toEqual(new Set(['first-price', 'vickrey', 'majority', 'weighted', 'unanimous', 'quorum']));
   });
 });
