@@ -58,3 +58,28 @@ export type {
 } from './agents/index.ts';
 export { Supervisor, parseSupervisorSpec, backoffDelay, type SupervisorSpec, type ChildSpec, type SupervisorEvent, type RestartPolicy } from './supervisor/supervisor.ts';
 export { deterministicEventId } from './events/envelope.ts';
+export {
+  coordinate,
+  applyRoundEvent,
+  emptyRounds,
+  openDeadlines,
+  defaultMaxAmount,
+  ProtocolRegistry,
+  builtinProtocols,
+  defaultProtocols,
+  registerProtocol,
+  sharedProtocols,
+  rankBids,
+  firstPrice,
+  vickrey,
+  majority,
+  weighted,
+  unanimous,
+  quorum,
+  rejectionCodes,
+} from './protocols/index.ts';
+export type { Protocol, ProtocolKind, RoundEvent, RoundOpen, RoundAnswer, RoundClose, RoundDecision, Rejected, Closed, Outcome, Verdict, RejectionCode, Rounds } from './protocols/index.ts';
+export { Coordinator, type CoordinatorOptions } from './coordinator/coordinator.ts';
+export { coPartitionedAssigner } from './coordinator/assigner.ts';
+export { readLog, type LogRecord } from './replay/readLog.ts';
+export { replayRounds, type ReplayReport, type RoundReplay } from './replay/replayRounds.ts';
