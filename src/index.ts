@@ -80,6 +80,7 @@ export {
 } from './protocols/index.ts';
 export type { Protocol, ProtocolKind, RoundEvent, RoundOpen, RoundAnswer, RoundClose, RoundDecision, Rejected, Closed, Outcome, Verdict, RejectionCode, Rounds } from './protocols/index.ts';
 export { Coordinator, type CoordinatorOptions } from './coordinator/coordinator.ts';
+export { RoundClient, type AuctionRequest, type ConsensusRequest, type RoundClientOptions } from './coordinator/roundClient.ts';
 export { coPartitionedAssigner } from './coordinator/assigner.ts';
 export { readLog, type LogRecord } from './replay/readLog.ts';
 export { replayRounds, type ReplayReport, type RoundReplay } from './replay/replayRounds.ts';

@@ -11,6 +11,8 @@ interface RoundState {
   protocol: Protocol;
   counted: RoundAnswer[];
   closed: boolean;
+  /** Event ids of every answer this round has taken or refused (so none is handled twice). */
+  handled: Set<string>;
 }
 
 /** Every round a coordinator holds, and what happened to it. */
@@ -27,7 +29,7 @@ export function emptyRounds(): Rounds {
 /** A copy that applying events to does not change the original (to roll back an aborted batch). */
 export function copyRounds(rounds: Rounds): Rounds {
   return {
-    byId: new Map([...rounds.byId].map(([id, r]) => [id, { ...r, counted: [...r.counted] }])),
+    byId: new Map([...rounds.byId].map(([id, r]) => [id, { ...r, counted: [...r.counted], handled: new Set(r.handled) }])),
     pending: new Map([...rounds.pending].map(([id, answers]) => [id, [...answers]])),
   };
 }
@@ -59,7 +61,7 @@ function openRound(rounds: Rounds, open: RoundOpen, lookup: (name: string) => Pr
   }
   const invalid = protocol.validate?.(open);
   if (invalid) return [rejected(open.roundId, open.eventId, null, 'INVALID_REQUEST', invalid)];
-  rounds.byId.set(open.roundId, { open, protocol, counted: [], closed: false });
+  rounds.byId.set(open.roundId, { open, protocol, counted: [], closed: false, handled: new Set() });
   const waiting = rounds.pending.get(open.roundId) ?? [];
   rounds.pending.delete(open.roundId);
   return waiting.flatMap((answer) => answerRound(rounds, answer));
@@ -72,6 +74,7 @@ function answerRound(rounds: Rounds, answer: RoundAnswer): RoundDecision[] {
     rounds.pending.set(answer.roundId, [...(rounds.pending.get(answer.roundId) ?? []), answer]);
     return [];
   }
+  round.handled.add(answer.eventId);
   if (round.closed) return no('ROUND_CLOSED', `Round ${answer.roundId} is closed.`);
   const { open, protocol } = round;
   const expected = open.kind === 'auction' ? 'bid' : 'vote';
@@ -182,10 +185,11 @@ export function restoreRound(rounds: Rounds, snapshot: RoundSnapshot, lookup: (n
     const agents = new Set(existing.counted.map((a) => a.agentId));
     const added = snapshot.counted.filter((a) => !known.has(a.eventId) && !agents.has(a.agentId));
     existing.counted.push(...added);
+    for (const a of added) existing.handled.add(a.eventId);
     const out = added.length > 0 && existing.protocol.complete(existing.open, existing.counted) ? finish(existing, 'complete') : [];
-    // Answers the snapshot held waiting for the request (which this coordinator has): apply them now.
-    const counted = new Set(existing.counted.map((a) => a.eventId));
-    const waiting = snapshot.pending.filter((a) => !counted.has(a.eventId));
+    // Answers the snapshot held waiting for the request (which this coordinator has) and that
+    // this coordinator has not taken or refused itself: apply them now.
+    const waiting = snapshot.pending.filter((a) => !existing.handled.has(a.eventId));
     return [...out, ...waiting.flatMap((a) => answerRound(rounds, a))];
   }
   const waiting = rounds.pending.get(snapshot.roundId) ?? [];
@@ -197,7 +201,7 @@ export function restoreRound(rounds: Rounds, snapshot: RoundSnapshot, lookup: (n
     if (merged.length > 0) rounds.pending.set(snapshot.roundId, merged);
     return [];
   }
-  rounds.byId.set(snapshot.roundId, { open: snapshot.open, protocol, counted: [...snapshot.counted], closed: snapshot.closed });
+  rounds.byId.set(snapshot.roundId, { open: snapshot.open, protocol, counted: [...snapshot.counted], closed: snapshot.closed, handled: new Set(snapshot.counted.map((a) => a.eventId)) });
   if (snapshot.closed) return [];
   const counted = new Set(snapshot.counted.map((a) => a.eventId));
   return [...snapshot.pending, ...waiting].filter((a) => !counted.has(a.eventId)).flatMap((a) => answerRound(rounds, a));

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defineAgent } from '../../src/agents/defineAgent.ts';
 import { AgentHost } from '../../src/agents/host.ts';
 import { Coordinator } from '../../src/coordinator/coordinator.ts';
+import { RoundClient } from '../../src/coordinator/roundClient.ts';
 import { newEnvelope } from '../../src/events/envelope.ts';
 import type { BidRequest, Proposal } from '../../src/events/types.ts';
 import { EventProducer } from '../../src/producer/eventProducer.ts';
@@ -60,6 +61,23 @@ describe('coordinator over Kafka', () => {
     }
     await waitFor(() => awarded.length >= 2, { what: 'the award directives' });
     expect(awarded.sort()).toEqual([`b:award:${first}`, `b:award:${second}`].sort());
+  });
+
+  it('await client.auction() and client.consensus(): the outcome, or the coordinator\'s refusal', async () => {
+    const host = new AgentHost({
+      kafka: ctx.kafka, codec: ctx.codec, logger: ctx.logger, prefix: ctx.prefix, definitions: ctx.definitions, pool: 'client-agents',
+      agents: ['p', 'q', 'r'].map((id, i) => defineAgent({ id, role: 'worker', capabilities: ['cpu'], onBidRequest: () => ({ amount: 5 + i }), onProposal: () => ({ choice: id === 'r' ? 'no' : 'yes' }) })),
+    });
+    ctx.defer(() => host.stop());
+    await host.start();
+    const client = new RoundClient({ kafka: ctx.kafka, codec: ctx.codec, producer: await ctx.producer(), logger: ctx.logger, prefix: ctx.prefix });
+    ctx.defer(() => client.stop());
+    await client.start();
+    const sold = await client.auction({ protocol: 'vickrey', item: { cpu: 2 }, bidders: ['p', 'q', 'r'] });
+    expect(sold).toMatchObject({ status: 'decided', winners: ['r'], price: 6 });
+    const agreed = await client.consensus({ subject: 'upgrade?', voters: ['p', 'q', 'r'] });
+    expect(agreed).toMatchObject({ status: 'decided', value: '"yes"' });
+    await expect(client.auction({ protocol: 'lottery', item: 'x' })).rejects.toThrow(/refused round .*: No protocol "lottery" is registered. \[UNKNOWN_PROTOCOL\]/);
   });
 
   it('refuses bad input with a rejection event, dead-letters garbage, and keeps coordinating', async () => {

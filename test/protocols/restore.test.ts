@@ -44,6 +44,14 @@ describe('taking a round over from its changelog', () => {
     ]);
   });
 
+  it('does not handle twice an answer it already took or refused (its own changelog read back)', () => {
+    const rounds = emptyRounds();
+    applyRoundEvent(rounds, bid('x', 1, { eventId: 'early' }), lookup); // before the request: waits
+    const before = snapshotRound(rounds, 'r1');
+    applyRoundEvent(rounds, open({ eligible: ['a', 'b'] }), lookup); // opens; "early" is refused (not eligible)
+    expect(restoreRound(rounds, before, lookup)).toEqual([]);
+  });
+
   it('a round decided elsewhere stays closed: later answers are refused', () => {
     const rounds = emptyRounds();
     applyRoundEvent(rounds, request, lookup);

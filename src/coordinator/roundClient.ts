@@ -1,0 +1,149 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import type { Consumer, Kafka, Producer } from 'kafkajs';
+import type { EventCodec } from '../codec/codec.ts';
+import { MabeamError } from '../errors.ts';
+import { newEnvelope } from '../events/envelope.ts';
+import type { BidRequest, Proposal, Rejection, RoundOutcome } from '../events/types.ts';
+import type { Logger } from '../log/logger.ts';
+import { EventProducer } from '../producer/eventProducer.ts';
+import { topicName } from '../topics/names.ts';
+
+export interface AuctionRequest {
+  protocol?: string;
+  item: unknown;
+  /** Named bidders; empty or absent: anyone with the required capabilities. */
+  bidders?: string[];
+  requiredCapabilities?: string[];
+  reservePrice?: number;
+  /** How long bids are taken (default 10 s). */
+  deadlineMs?: number;
+  parameters?: Record<string, unknown>;
+  roundId?: string;
+}
+
+export interface ConsensusRequest {
+  protocol?: string;
+  subject: unknown;
+  voters: string[];
+  options?: string[];
+  weights?: Record<string, number>;
+  quorum?: number;
+  deadlineMs?: number;
+  parameters?: Record<string, unknown>;
+  roundId?: string;
+}
+
+export interface RoundClientOptions {
+  kafka: Kafka;
+  codec: EventCodec;
+  producer: Producer;
+  logger: Logger;
+  prefix: string;
+  clientId?: string;
+}
+
+/**
+ * `await client.auction({...})` and `await client.consensus({...})`: thin
+ * conveniences over the events. They produce the request, then resolve with
+ * the round's RoundOutcome from the outcomes topic — or reject with the
+ * coordinator's reason when it refuses the request itself.
+ */
+export class RoundClient {
+  private readonly options: RoundClientOptions;
+  private readonly events: EventProducer;
+  private consumer: Consumer | undefined;
+  private readonly waiting = new Map<string, { resolve: (o: RoundOutcome) => void; reject: (e: Error) => void; requestId: string }>();
+  readonly clientId: string;
+
+  constructor(options: RoundClientOptions) {
+    this.options = options;
+    this.events = new EventProducer(options.producer, options.codec);
+    this.clientId = options.clientId ?? `client-${randomBytes(3).toString('hex')}`;
+  }
+
+  /** Starts reading outcomes; resolves once the reader is in place. */
+  async start(): Promise<void> {
+    const consumer = this.options.kafka.consumer({ groupId: `${this.options.prefix}.round-client.${this.clientId}.${randomBytes(3).toString('hex')}`, maxWaitTimeInMs: 100 });
+    this.consumer = consumer;
+    const ready = new Promise<void>((resolve) => {
+      consumer.on(consumer.events.GROUP_JOIN, () => {
+        const off = consumer.on(consumer.events.FETCH, () => {
+          off();
+          resolve();
+        });
+      });
+    });
+    await consumer.connect();
+    await consumer.subscribe({ topic: topicName(this.options.prefix, 'outcomes'), fromBeginning: false });
+    await consumer.run({
+      eachMessage: async ({ message }) => {
+        const type = message.headers?.['mabeam-event-type']?.toString();
+        if (type !== 'RoundOutcome' && type !== 'Rejection') return;
+        const key = message.key?.toString();
+        if (!key || !this.waiting.has(key)) return;
+        const decoded = await this.options.codec.decode(message.value);
+        const waiter = this.waiting.get(key)!;
+        if (decoded.type === 'RoundOutcome') {
+          this.waiting.delete(key);
+          waiter.resolve(decoded.event as unknown as RoundOutcome);
+        } else if ((decoded.event as unknown as Rejection).rejectedEventId === waiter.requestId) {
+          const r = decoded.event as unknown as Rejection;
+          this.waiting.delete(key);
+          waiter.reject(new MabeamError('INVALID_OPTIONS', `The coordinator refused round ${key}: ${r.reason} [${r.reasonCode}]`, { details: { reasonCode: r.reasonCode } }));
+        }
+      },
+    });
+    await ready;
+  }
+
+  async stop(): Promise<void> {
+    for (const w of this.waiting.values()) w.reject(new Error('the round client stopped before the outcome'));
+    this.waiting.clear();
+    await this.consumer?.disconnect();
+  }
+
+  auction(request: AuctionRequest): Promise<RoundOutcome> {
+    const roundId = request.roundId ?? `auction-${randomUUID()}`;
+    const event: BidRequest = {
+      envelope: newEnvelope('BidRequest', this.clientId, { correlationId: roundId }),
+      roundId,
+      protocol: request.protocol ?? 'first-price',
+      item: JSON.stringify(request.item ?? null),
+      requiredCapabilities: request.requiredCapabilities ?? [],
+      eligibleAgents: request.bidders ?? [],
+      reservePrice: request.reservePrice ?? null,
+      deadline: Date.now() + (request.deadlineMs ?? 10_000),
+      parameters: request.parameters ? JSON.stringify(request.parameters) : null,
+    };
+    return this.run(roundId, event.envelope.eventId, () => this.events.send(topicName(this.options.prefix, 'bid-requests'), roundId, 'BidRequest', event));
+  }
+
+  consensus(request: ConsensusRequest): Promise<RoundOutcome> {
+    const roundId = request.roundId ?? `consensus-${randomUUID()}`;
+    const event: Proposal = {
+      envelope: newEnvelope('Proposal', this.clientId, { correlationId: roundId }),
+      roundId,
+      protocol: request.protocol ?? 'majority',
+      subject: JSON.stringify(request.subject ?? null),
+      options: request.options ?? [],
+      eligibleVoters: request.voters,
+      weights: request.weights ?? {},
+      quorum: request.quorum ?? null,
+      deadline: Date.now() + (request.deadlineMs ?? 10_000),
+      parameters: request.parameters ? JSON.stringify(request.parameters) : null,
+    };
+    return this.run(roundId, event.envelope.eventId, () => this.events.send(topicName(this.options.prefix, 'proposals'), roundId, 'Proposal', event));
+  }
+
+  private async run(roundId: string, requestId: string, send: () => Promise<unknown>): Promise<RoundOutcome> {
+    if (!this.consumer) throw new MabeamError('INVALID_OPTIONS', 'Start the round client (await client.start()) before opening rounds.');
+    const outcome = new Promise<RoundOutcome>((resolve, reject) => this.waiting.set(roundId, { resolve, reject, requestId }));
+    try {
+      await send();
+    } catch (error) {
+      this.waiting.delete(roundId);
+      throw error;
+    }
+    return outcome;
+  }
+}
