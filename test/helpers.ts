@@ -124,7 +124,8 @@ export async function collectRaw(ctx: TestContext, topic: string): Promise<{ mes
   const messages: KafkaMessage[] = [];
   let crash: Error | undefined;
   consumer.on(consumer.events.CRASH, ({ payload }) => {
-    crash = payload.error;
+    // kafkajs restarts the consumer after a retriable error; only a crash it will not restart from counts.
+    if (!payload.restart) crash = payload.error;
   });
   await consumer.connect();
   await consumer.subscribe({ topic, fromBeginning: true });

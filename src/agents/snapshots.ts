@@ -25,7 +25,7 @@ export async function readSnapshots(kafka: Kafka, codec: EventCodec, topic: stri
     try {
       await consumer.subscribe({ topic, fromBeginning: true });
       await new Promise<void>((resolve, reject) => {
-        consumer.on(consumer.events.CRASH, ({ payload }) => reject(payload.error));
+        consumer.on(consumer.events.CRASH, ({ payload }) => !payload.restart && reject(payload.error));
         consumer
           .run({
             autoCommit: false,

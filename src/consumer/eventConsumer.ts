@@ -62,12 +62,14 @@ export class EventConsumer {
     // costs no latency, and a short wait lets disconnect() finish quickly.
     this.consumer = options.kafka.consumer({ maxWaitTimeInMs: 500, ...options.consumerConfig, groupId: options.groupId });
     this.consumer.on(this.consumer.events.CRASH, ({ payload }) => {
-      this.crashed = payload.error;
-      options.logger.error({ error: describeError(payload.error), restart: payload.restart }, 'consumer crashed');
+      // After a retriable error kafkajs restarts the consumer itself; only a crash it will not
+      // restart from stops this consumer.
+      if (!payload.restart) this.crashed = payload.error;
+      options.logger[payload.restart ? 'warn' : 'error']({ error: describeError(payload.error), restart: payload.restart }, 'consumer crashed');
     });
   }
 
-  /** Set when kafkajs reported a crash it will not recover from. */
+  /** Set when kafkajs reported a crash it will not restart from. */
   get crash(): Error | undefined {
     return this.crashed;
   }

@@ -33,7 +33,7 @@ export async function readLog(kafka: Kafka, codec: EventCodec, topics: string[],
   try {
     await consumer.subscribe({ topics, fromBeginning: true });
     await new Promise<void>((resolve, reject) => {
-      consumer.on(consumer.events.CRASH, ({ payload }) => reject(payload.error));
+      consumer.on(consumer.events.CRASH, ({ payload }) => !payload.restart && reject(payload.error));
       consumer
         .run({
           autoCommit: false,
