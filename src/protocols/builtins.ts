@@ -4,10 +4,12 @@ import { majority } from './consensus/majority.ts';
 import { quorum } from './consensus/quorum.ts';
 import { unanimous } from './consensus/unanimous.ts';
 import { weighted } from './consensus/weighted.ts';
+import { leaderElection } from './conflict/leaderElection.ts';
+import { barrier } from './synchronization/barrier.ts';
 import { ProtocolRegistry } from './registry.ts';
 import type { Protocol } from './types.ts';
 
-export const builtinProtocols: readonly Protocol[] = [firstPrice, vickrey, majority, weighted, unanimous, quorum];
+export const builtinProtocols: readonly Protocol[] = [firstPrice, vickrey, majority, weighted, unanimous, quorum, leaderElection, barrier];
 
 /** A registry holding the built-in protocols; add your own with register(). */
 export function defaultProtocols(): ProtocolRegistry {

@@ -9,5 +9,7 @@ export { majority } from './consensus/majority.ts';
 export { weighted } from './consensus/weighted.ts';
 export { unanimous } from './consensus/unanimous.ts';
 export { quorum } from './consensus/quorum.ts';
+export { leaderElection } from './conflict/leaderElection.ts';
+export { barrier } from './synchronization/barrier.ts';
 export { rejectionCodes } from './types.ts';
 export type { Protocol, ProtocolKind, RoundEvent, RoundOpen, RoundAnswer, RoundClose, RoundDecision, Rejected, Closed, Outcome, Verdict, RejectionCode } from './types.ts';
