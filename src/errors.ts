@@ -34,8 +34,9 @@ export const errorCodes = [
   // agents
   'INVALID_AGENT',
   'ILLEGAL_TRANSITION',
-  'AGENT_NOT_FOUND',
   'AGENT_MODULE_INVALID',
+  // coordination
+  'ROUND_REFUSED',
 ] as const;
 
 export type ErrorCode = (typeof errorCodes)[number];

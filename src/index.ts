@@ -62,7 +62,6 @@ export {
   coordinate,
   applyRoundEvent,
   emptyRounds,
-  openDeadlines,
   defaultMaxAmount,
   ProtocolRegistry,
   builtinProtocols,

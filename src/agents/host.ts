@@ -22,7 +22,7 @@ import type {
   Proposal,
   Vote,
 } from '../events/types.ts';
-import { createProducer } from '../kafka/client.ts';
+import { createProducer, joinedAndFetched } from '../kafka/client.ts';
 import type { Logger } from '../log/logger.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { eventHeaders } from '../producer/eventProducer.ts';
@@ -114,7 +114,6 @@ export class AgentHost extends EventEmitter {
   private consumer: EventConsumer | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private readonly lag = new Map<string, number>();
-  private joined: Promise<void> | undefined;
   private stopping: Promise<void> | undefined;
   private readonly topic: (name: string) => string;
 
@@ -219,20 +218,10 @@ export class AgentHost extends EventEmitter {
       onEvent: (decoded, context) => this.dispatch(decoded, context),
     });
     const consumer = this.consumer.consumer;
-    let assignment: Record<string, number[]> = {};
-    this.joined = new Promise<void>((resolve) => {
-      consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
-        assignment = payload.memberAssignment;
-        const off = consumer.on(consumer.events.FETCH, () => {
-          off();
-          resolve();
-        });
-      });
-    });
+    const joined = joinedAndFetched(consumer);
     consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => this.lag.set(`${payload.topic}/${payload.partition}`, Number(payload.offsetLag)));
     await this.consumer.start();
-    await this.joined;
-    await this.pinUncommitted(assignment);
+    await this.pinUncommitted(await joined);
     await this.moveAll('running', `member of consumer group ${this.groupId}`);
     this.heartbeatTimer = setInterval(() => {
       this.sendHeartbeats().catch((error: unknown) => this.log.warn({ error: describeError(error) }, 'heartbeat failed'));

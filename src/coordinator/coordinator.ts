@@ -6,7 +6,7 @@ import { DeadLetterWriter } from '../deadletters/deadLetterWriter.ts';
 import { MabeamError, describeError, isMabeamError } from '../errors.ts';
 import { deterministicEventId, newEnvelope } from '../events/envelope.ts';
 import type { RoundState } from '../events/types.ts';
-import { createProducer } from '../kafka/client.ts';
+import { createProducer, joinedAndFetched } from '../kafka/client.ts';
 import type { Logger } from '../log/logger.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { eventHeaders } from '../producer/eventProducer.ts';
@@ -106,15 +106,7 @@ export class Coordinator {
       readUncommitted: false,
       partitionAssigners: [coPartitionedAssigner],
     });
-    const joined = new Promise<void>((resolve) => {
-      const consumer = this.consumer!;
-      consumer.on(consumer.events.GROUP_JOIN, () => {
-        const off = consumer.on(consumer.events.FETCH, () => {
-          off();
-          resolve();
-        });
-      });
-    });
+    const joined = joinedAndFetched(this.consumer);
     await this.consumer.connect();
     await this.consumer.subscribe({ topics: [...this.definitions.keys()], fromBeginning: true });
     await this.consumer.run({ autoCommit: false, eachBatchAutoResolve: false, eachBatch: (payload) => this.onBatch(payload) });

@@ -2,6 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import type { Consumer, Kafka, Producer } from 'kafkajs';
 import type { EventCodec } from '../codec/codec.ts';
 import { MabeamError } from '../errors.ts';
+import { joinedAndFetched } from '../kafka/client.ts';
 import { newEnvelope } from '../events/envelope.ts';
 import type { BidRequest, Proposal, Rejection, RoundOutcome } from '../events/types.ts';
 import type { Logger } from '../log/logger.ts';
@@ -65,14 +66,7 @@ export class RoundClient {
   async start(): Promise<void> {
     const consumer = this.options.kafka.consumer({ groupId: `${this.options.prefix}.round-client.${this.clientId}.${randomBytes(3).toString('hex')}`, maxWaitTimeInMs: 100 });
     this.consumer = consumer;
-    const ready = new Promise<void>((resolve) => {
-      consumer.on(consumer.events.GROUP_JOIN, () => {
-        const off = consumer.on(consumer.events.FETCH, () => {
-          off();
-          resolve();
-        });
-      });
-    });
+    const ready = joinedAndFetched(consumer);
     await consumer.connect();
     await consumer.subscribe({ topic: topicName(this.options.prefix, 'outcomes'), fromBeginning: false });
     await consumer.run({
@@ -89,7 +83,7 @@ export class RoundClient {
         } else if ((decoded.event as unknown as Rejection).rejectedEventId === waiter.requestId) {
           const r = decoded.event as unknown as Rejection;
           this.waiting.delete(key);
-          waiter.reject(new MabeamError('INVALID_OPTIONS', `The coordinator refused round ${key}: ${r.reason} [${r.reasonCode}]`, { details: { reasonCode: r.reasonCode } }));
+          waiter.reject(new MabeamError('ROUND_REFUSED', `The coordinator refused round ${key}: ${r.reason} [${r.reasonCode}]`, { details: { reasonCode: r.reasonCode } }));
         }
       },
     });

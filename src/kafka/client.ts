@@ -1,4 +1,4 @@
-import kafkajs, { Kafka, logLevel, type KafkaConfig, type LogEntry, type Producer, type ProducerConfig } from 'kafkajs';
+import kafkajs, { Kafka, logLevel, type Consumer, type KafkaConfig, type LogEntry, type Producer, type ProducerConfig } from 'kafkajs';
 
 /** Config resource type of a topic (kafkajs's ConfigResourceTypes is not a named ESM export). */
 export const topicResourceType: 2 = kafkajs.ConfigResourceTypes.TOPIC as 2;
@@ -66,4 +66,23 @@ export function silenceKafkajsTimerWarnings(): void {
  */
 export function createProducer(kafka: Kafka, config: ProducerConfig = {}): Producer {
   return kafka.producer({ allowAutoTopicCreation: false, createPartitioner: kafkajs.Partitioners.DefaultPartitioner, ...config });
+}
+
+/**
+ * Resolves with the member's assignment once the consumer has joined its
+ * group and fetched once. A consumer that starts at the end of its topics
+ * resolves that end before its first fetch, so whatever is produced after
+ * this resolves is seen. Call before `run()`.
+ */
+export function joinedAndFetched(consumer: Consumer): Promise<Record<string, number[]>> {
+  return new Promise((resolve) => {
+    let assignment: Record<string, number[]> = {};
+    consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
+      assignment = payload.memberAssignment;
+      const off = consumer.on(consumer.events.FETCH, () => {
+        off();
+        resolve(assignment);
+      });
+    });
+  });
 }

@@ -1,5 +1,5 @@
 export { coordinate } from './coordinate.ts';
-export { applyRoundEvent, emptyRounds, openDeadlines, defaultMaxAmount, type Rounds } from './roundsInternals.ts';
+export { applyRoundEvent, emptyRounds, defaultMaxAmount, type Rounds } from './roundsInternals.ts';
 export { ProtocolRegistry } from './registry.ts';
 export { builtinProtocols, defaultProtocols, registerProtocol, sharedProtocols } from './builtins.ts';
 export { rankBids } from './auctions/ranking.ts';

@@ -137,11 +137,6 @@ export function applyRoundEvent(rounds: Rounds, event: RoundEvent, lookup: (name
   }
 }
 
-/** Rounds still open and their deadlines (for the binding's timers). */
-export function openDeadlines(rounds: Rounds): Array<{ roundId: string; deadline: number }> {
-  return [...rounds.byId.values()].filter((r) => !r.closed).map((r) => ({ roundId: r.open.roundId, deadline: r.open.deadline }));
-}
-
 /** What a coordinator needs to go on with a round elsewhere (see the round-state changelog). */
 export interface RoundSnapshot {
   roundId: string;
