@@ -2,7 +2,7 @@
  * Coordination latency and throughput, on the running local stack (`mabeam dev up`)
  * or the services in KAFKA_BROKERS / SCHEMA_REGISTRY_URL / REDIS_URL:
  *
- *   node_modules/.bin/node bench/coordination.ts [rounds]
+ *   node_modules/.bin/node bench/coordination.ts [rounds] [inline|process]
  *
  * In one run:
  * - raw kafkajs produce → consume on the same broker (1 hop), sequential
@@ -10,30 +10,31 @@
  *   consumed (request → 50 bids → coordinator → outcome: 3 hops)
  * - majority consensus among 50 voters, the same way
  * - coordination events processed per second: many rounds at once
- * The 50 agents run in one host process (one pool), the coordinator in this process.
+ * The coordinator runs in this process; the 50 agents (one pool) too, or with
+ * `process` in a process of their own.
  */
+import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import type { KafkaMessage } from 'kafkajs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { defineAgent } from '../src/agents/defineAgent.ts';
 import { AgentHost } from '../src/agents/host.ts';
 import { connect } from '../src/cli/connect.ts';
 import { Coordinator } from '../src/coordinator/coordinator.ts';
 import { newEnvelope } from '../src/events/envelope.ts';
 import type { BidRequest, Proposal, RoundOutcome } from '../src/events/types.ts';
-import { createProducer, silenceKafkajsTimerWarnings } from '../src/kafka/client.ts';
+import { silenceKafkajsTimerWarnings } from '../src/kafka/client.ts';
 import { createLogger } from '../src/log/logger.ts';
 import { EventProducer } from '../src/producer/eventProducer.ts';
 import { endpointsFromEnvironment, resolveEndpoints } from '../src/stack/index.ts';
 import { applyTopics, topicName } from '../src/topics/index.ts';
+import { fiftyAgentIds } from './fiftyAgents.ts';
+import { percentile, rawRoundTrips, summary } from './rawTrip.ts';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
 silenceKafkajsTimerWarnings();
 const rounds = Number(process.argv[2] ?? 60);
-const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-const summary = (label: string, ms: number[]) => {
-  const s = [...ms].sort((a, b) => a - b);
-  return `${label}: p50 ${pct(s, 50).toFixed(1)} ms, p95 ${pct(s, 95).toFixed(1)} ms, p99 ${pct(s, 99).toFixed(1)} ms (${s.length} samples)`;
-};
-
 const c = await connect(endpointsFromEnvironment() ?? (await resolveEndpoints('dev')), createLogger({ level: 'error' }), 'bench-coordination');
 const prefix = `bench-coord-${randomBytes(3).toString('hex')}`;
 await applyTopics(c.admin, c.definitions, { prefix });
@@ -46,35 +47,48 @@ const say = (line: string) => {
 
 // 1. raw round trip
 {
-  const consumer = c.kafka.consumer({ groupId: `${prefix}.raw`, maxWaitTimeInMs: 100 });
-  const producer = createProducer(c.kafka);
-  await Promise.all([consumer.connect(), producer.connect()]);
-  await consumer.subscribe({ topic: topic('metrics'), fromBeginning: false });
-  let waiting: ((m: KafkaMessage) => void) | undefined;
-  const joined = new Promise<void>((r) => consumer.on(consumer.events.GROUP_JOIN, () => r()));
-  await consumer.run({ eachMessage: async ({ message }) => waiting?.(message) });
-  await joined;
-  await new Promise((r) => setTimeout(r, 1_000));
-  const samples: number[] = [];
-  for (let i = 0; i < 220; i++) {
-    const got = new Promise<KafkaMessage>((r) => (waiting = r));
-    const t = performance.now();
-    await producer.send({ topic: topic('metrics'), messages: [{ key: 'k', value: Buffer.from(String(i)) }] });
-    await got;
-    if (i >= 20) samples.push(performance.now() - t);
-  }
+  const samples = await rawRoundTrips(c.kafka, topic('metrics'), `${prefix}.raw`);
   say(summary('raw kafkajs produce → consume (1 hop)', samples));
-  const p95 = [...samples].sort((a, b) => a - b)[Math.ceil(0.95 * samples.length) - 1]!;
+  const p95 = percentile([...samples].sort((a, b) => a - b), 95);
   say(`  3 × the 1-hop p95 (the comparison for a 3-hop round): ${(3 * p95).toFixed(1)} ms`);
-  await Promise.all([consumer.disconnect(), producer.disconnect()]);
 }
 
-// 50 agents in one pool, a coordinator, and a reader of outcomes
-const ids = Array.from({ length: 50 }, (_, i) => `agent-${i}`);
-const host = new AgentHost({
-  kafka: c.kafka, codec: c.codec, logger: c.logger, prefix, definitions: c.definitions, pool: 'bench', heartbeatIntervalMs: 60_000,
-  agents: ids.map((id, i) => defineAgent({ id, role: 'worker', capabilities: ['bench'], onBidRequest: () => ({ amount: 10 + ((i * 37) % 50) }), onProposal: () => ({ choice: i % 3 === 0 ? 'no' : 'yes' }) })),
-});
+// 50 agents in one pool, a coordinator, and a reader of outcomes.
+// Where the time of a round goes (wall clock, ms): sent → the first agent handler runs → the
+// outcome is made (its event time) → the reader has it.
+const timeline = new Map<string, { sent: number; handled?: number; decided?: number; received?: number }>();
+const answered = (roundId: string) => {
+  const t = timeline.get(roundId);
+  if (t && t.handled === undefined) t.handled = Date.now();
+};
+// `inline` (default): the agents run in this process, and the breakdown says when their handlers ran.
+// `process`: they run in a process of their own (`mabeam agent run bench/fiftyAgents.ts`), as deployed.
+const agentsMode = process.argv[3] === 'process' ? 'process' : 'inline';
+const ids = fiftyAgentIds;
+const host = agentsMode === 'inline'
+  ? new AgentHost({
+    kafka: c.kafka, codec: c.codec, logger: c.logger, prefix, definitions: c.definitions, pool: 'bench', heartbeatIntervalMs: 60_000,
+    agents: ids.map((id, i) => defineAgent({
+      id, role: 'worker', capabilities: ['bench'],
+      onBidRequest: (r: BidRequest) => (answered(r.roundId), { amount: 10 + ((i * 37) % 50) }),
+      onProposal: (p: Proposal) => (answered(p.roundId), { choice: i % 3 === 0 ? 'no' : 'yes' }),
+    })),
+  })
+  : undefined;
+const agentProcess = agentsMode === 'process' ? await startAgentProcess() : undefined;
+
+/** The 50 agents as a child process; resolves once it says it is ready. */
+async function startAgentProcess(): Promise<ChildProcess> {
+  const child = spawn(join(root, 'node_modules/.bin/node'), [join(root, 'src/cli/main.ts'), 'agent', 'run', join(root, 'bench/fiftyAgents.ts'), '--prefix', prefix], {
+    env: { ...process.env, KAFKA_BROKERS: c.endpoints.kafkaBrokers.join(','), SCHEMA_REGISTRY_URL: c.endpoints.schemaRegistryUrl, REDIS_URL: c.endpoints.redisUrl },
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+  });
+  await new Promise<void>((resolve, reject) => {
+    child.once('message', () => resolve());
+    child.once('exit', (code) => reject(new Error(`the agent process exited (${code}) before it was ready`)));
+  });
+  return child;
+}
 const coordinator = new Coordinator({ kafka: c.kafka, codec: c.codec, logger: c.logger, prefix, definitions: c.definitions });
 const waiters = new Map<string, (o: RoundOutcome) => void>();
 const outcomes = c.kafka.consumer({ groupId: `${prefix}.outcomes-reader`, maxWaitTimeInMs: 100 });
@@ -84,10 +98,12 @@ await outcomes.run({
   eachMessage: async ({ message }) => {
     if (message.headers?.['mabeam-event-type']?.toString() !== 'RoundOutcome') return;
     const o = (await c.codec.decode<RoundOutcome>(message.value)).event;
+    const t = timeline.get(o.roundId);
+    if (t) Object.assign(t, { decided: o.envelope.eventTime, received: Date.now() });
     waiters.get(o.roundId)?.(o);
   },
 });
-await Promise.all([host.start(), coordinator.start()]);
+await Promise.all([host?.start(), coordinator.start()]);
 const events = new EventProducer(c.producer, c.codec);
 const outcomeOf = (roundId: string) => new Promise<RoundOutcome>((r) => waiters.set(roundId, r));
 
@@ -96,6 +112,7 @@ async function auction(): Promise<number> {
   const request: BidRequest = { envelope: newEnvelope('BidRequest', 'bench', { correlationId: roundId }), roundId, protocol: 'first-price', item: '"x"', requiredCapabilities: ['bench'], eligibleAgents: ids, reservePrice: null, deadline: Date.now() + 30_000, parameters: null };
   const done = outcomeOf(roundId);
   const t = performance.now();
+  timeline.set(roundId, { sent: Date.now() });
   await events.send(topic('bid-requests'), roundId, 'BidRequest', request);
   await done;
   return performance.now() - t;
@@ -106,19 +123,36 @@ async function consensus(): Promise<number> {
   const proposal: Proposal = { envelope: newEnvelope('Proposal', 'bench', { correlationId: roundId }), roundId, protocol: 'majority', subject: '"x"', options: [], eligibleVoters: ids, weights: {}, quorum: null, deadline: Date.now() + 30_000, parameters: null };
   const done = outcomeOf(roundId);
   const t = performance.now();
+  timeline.set(roundId, { sent: Date.now() });
   await events.send(topic('proposals'), roundId, 'Proposal', proposal);
   await done;
   return performance.now() - t;
 }
 
+const breakdown = (label: string) => {
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
+  const done = [...timeline.values()].filter((t) => t.decided !== undefined && t.received !== undefined);
+  const p95 = (xs: number[]) => percentile([...xs].sort((a, b) => a - b), 95);
+  const parts: Record<string, number[]> = host
+    ? { 'request → agents': done.map((t) => t.handled! - t.sent), 'agents → outcome made': done.map((t) => t.decided! - t.handled!) }
+    : { 'request → outcome made (agents in their own process)': done.map((t) => t.decided! - t.sent) };
+  parts['outcome → reader'] = done.map((t) => t.received! - t.decided!);
+  say(`  ${label}, where the time goes (p50 / p95 ms): ${Object.entries(parts).map(([k, xs]) => `${k} ${median(xs)} / ${p95(xs)}`).join(', ')}`);
+  timeline.clear();
+};
+
 for (let i = 0; i < 5; i++) await auction(); // warm up
+timeline.clear();
 const auctions: number[] = [];
 for (let i = 0; i < rounds; i++) auctions.push(await auction());
 say(summary('sealed-bid auction among 50 agents (request → outcome)', auctions));
+breakdown('auction');
 for (let i = 0; i < 5; i++) await consensus();
+timeline.clear();
 const votes: number[] = [];
 for (let i = 0; i < rounds; i++) votes.push(await consensus());
 say(summary('majority consensus among 50 voters (proposal → outcome)', votes));
+breakdown('consensus');
 
 // throughput: many rounds in flight; each round is 1 request + 50 answers + closing + outcome (+ award)
 {
@@ -130,7 +164,8 @@ say(summary('majority consensus among 50 voters (proposal → outcome)', votes))
   say(`throughput: ${inFlight} auctions of 50 bids at once in ${seconds.toFixed(2)} s = ${Math.round((inFlight * eventsPerRound) / seconds)} coordination events/s (request, bids, closing, outcome)`);
 }
 
-await Promise.all([host.stop(), coordinator.stop(), outcomes.disconnect()]);
+agentProcess?.kill('SIGTERM');
+await Promise.all([host?.stop(), coordinator.stop(), outcomes.disconnect()]);
 await c.close();
 process.stdout.write(`${lines.join('\n')}\n`);
 process.exit(0);

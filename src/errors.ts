@@ -37,6 +37,10 @@ export const errorCodes = [
   'AGENT_MODULE_INVALID',
   // coordination
   'ROUND_REFUSED',
+  // variables: a change the owners refused (details.reasonCode says why)
+  'VARIABLE_REJECTED',
+  // serving (the /metrics endpoint)
+  'PORT_IN_USE',
 ] as const;
 
 export type ErrorCode = (typeof errorCodes)[number];

@@ -18,7 +18,8 @@ export { EventProducer, eventHeaders, type SendOptions, type TraceContext } from
 export { EventConsumer, type EventConsumerOptions, type EventContext, type ConsumedTopic } from './consumer/eventConsumer.ts';
 export { DeadLetterWriter, deadLetterHeaders, type SourceMessage } from './deadletters/deadLetterWriter.ts';
 export { CompactedView, type CompactedViewOptions } from './readmodel/index.ts';
-export { createMetrics, type Metrics, type MetricsOptions } from './metrics/metrics.ts';
+export { createMetrics, coordinationLatencyBuckets, type Metrics, type MetricsOptions, type RoundStatus, type AnswerKind, type VariableChangeOutcome } from './metrics/metrics.ts';
+export { serveMetrics, defaultMetricsPort, type MetricsServer, type ServeMetricsOptions } from './metrics/server.ts';
 export {
   defineAgent,
   AgentHost,
@@ -75,11 +76,19 @@ export {
   weighted,
   unanimous,
   quorum,
+  english,
+  dutch,
+  equilibrium,
+  delegation,
+  isPass,
+  stageEventId,
   rejectionCodes,
 } from './protocols/index.ts';
-export type { Protocol, ProtocolKind, RoundEvent, RoundOpen, RoundAnswer, RoundClose, RoundDecision, Rejected, Closed, Outcome, Verdict, RejectionCode, Rounds } from './protocols/index.ts';
+export type { Protocol, ProtocolKind, RoundEvent, RoundOpen, RoundAnswer, RoundClose, RoundDecision, Rejected, Closed, Outcome, Verdict, RejectionCode, Rounds, NextStage, Staged } from './protocols/index.ts';
 export { Coordinator, type CoordinatorOptions } from './coordinator/coordinator.ts';
 export { RoundClient, type AuctionRequest, type ConsensusRequest, type RoundClientOptions } from './coordinator/roundClient.ts';
-export { coPartitionedAssigner } from './coordinator/assigner.ts';
+export { coPartitionedAssigner } from './kafka/coPartitionedAssigner.ts';
 export { readLog, type LogRecord } from './replay/readLog.ts';
 export { replayRounds, type ReplayReport, type RoundReplay } from './replay/replayRounds.ts';
+export * from './variables/index.ts';
+export { coordinateSystem, adaptSystem, systemStatus, agentInfos, readRecentEvents, allocateByMarket, marketItem, SystemAdapter, FunctionRegistry, registerCoordination, registerAdaptation, sharedFunctions, directiveActions, isDirectiveAction, defaultStrategy, defaultStrategies, topologyPeers, planDirectives, directiveEvent, directiveEventId, planAdaptations, relevantSamples, type DirectiveAction, type AgentInfo, type PlannedDirective, type CoordinationFunction, type AdaptationFunction, type Adaptation, type CoordinationReport, type SentDirective, type SystemStatus, type AdaptationTrigger, type AppliedAdaptation } from './orchestrator/index.ts';

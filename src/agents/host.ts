@@ -19,6 +19,7 @@ import type {
   Heartbeat,
   LifecycleChanged,
   LifecycleState,
+  MetricSample,
   Proposal,
   Vote,
 } from '../events/types.ts';
@@ -109,6 +110,8 @@ export class AgentHost extends EventEmitter {
   readonly pool: string;
   private readonly options: AgentHostOptions;
   private readonly agents = new Map<string, HostedAgent>();
+  /** Measurements agents reported (AgentContext.report), produced with the next events. */
+  private readonly reports: Outgoing[] = [];
   private readonly log: Logger;
   private producer: Producer | undefined;
   private consumer: EventConsumer | undefined;
@@ -135,7 +138,13 @@ export class AgentHost extends EventEmitter {
     for (const definition of options.agents) {
       this.agents.set(definition.id, {
         definition,
-        context: { agentId: definition.id, instanceId: this.instanceId, logger: this.log.child({ agent: definition.id }), state: definition.initialState?.() ?? {} },
+        context: {
+          agentId: definition.id,
+          instanceId: this.instanceId,
+          logger: this.log.child({ agent: definition.id }),
+          state: definition.initialState?.() ?? {},
+          report: (name, value, labels = {}) => void this.reports.push(this.sample(definition.id, name, value, labels)),
+        },
         lifecycle: null,
         snapshotSequence: 0,
         heartbeatSequence: 0,
@@ -219,7 +228,12 @@ export class AgentHost extends EventEmitter {
     });
     const consumer = this.consumer.consumer;
     const joined = joinedAndFetched(consumer);
-    consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => this.lag.set(`${payload.topic}/${payload.partition}`, Number(payload.offsetLag)));
+    consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
+      this.lag.set(`${payload.topic}/${payload.partition}`, Number(payload.offsetLag));
+      // The pool's lag per topic: what its members have yet to read.
+      const topicLag = [...this.lag].filter(([key]) => key.startsWith(`${payload.topic}/`)).reduce((sum, [, l]) => sum + Math.max(0, l), 0);
+      o.metrics?.consumerLag.set({ group: this.groupId, topic: payload.topic }, topicLag);
+    });
     await this.consumer.start();
     await this.pinUncommitted(await joined);
     await this.moveAll('running', `member of consumer group ${this.groupId}`);
@@ -449,7 +463,16 @@ export class AgentHost extends EventEmitter {
     }
   }
 
+  /** A measurement an agent reports (see AgentContext.report). */
+  private sample(agentId: string, name: string, value: number, labels: Record<string, string>): Outgoing {
+    const sample: MetricSample = { envelope: newEnvelope('MetricSample', agentId, { correlationId: agentId }), name, value, labels, source: agentId };
+    this.options.codec.check('MetricSample', sample); // a nonsense report is the agent's failure, said where it is made
+    return { topic: this.topic('metrics'), key: agentId, type: 'MetricSample', event: sample };
+  }
+
   private async produce(events: Outgoing[], headers: IHeaders = {}): Promise<void> {
+    // What agents reported meanwhile goes out with these events.
+    if (this.reports.length > 0) events = [...events, ...this.reports.splice(0)];
     if (events.length === 0) return;
     const byTopic = new Map<string, Message[]>();
     for (const e of events) {

@@ -26,6 +26,13 @@ export interface AgentContext<S> {
    * the next instance.
    */
   state: S;
+  /**
+   * Reports a measurement (a MetricSample on the metrics topic, source = this
+   * agent): how it performs, or that it carried out a directive. Adaptation
+   * functions read these. Written with the events of the message being
+   * handled, or with the next heartbeat.
+   */
+  report(name: string, value: number, labels?: Record<string, string>): void;
 }
 
 type Maybe<T> = T | null | undefined | void;

@@ -26,7 +26,12 @@ export interface Connections {
   close(): Promise<void>;
 }
 
-export async function connect(endpoints: StackEndpoints, logger: Logger, clientId = 'mabeam-cli'): Promise<Connections> {
+export interface ConnectOptions {
+  /** Also collect the process and Node.js default metrics (for commands that serve /metrics). */
+  defaultMetrics?: boolean;
+}
+
+export async function connect(endpoints: StackEndpoints, logger: Logger, clientId = 'mabeam-cli', options: ConnectOptions = {}): Promise<Connections> {
   const kafka = createKafka({ brokers: endpoints.kafkaBrokers, clientId, logger });
   const admin = kafka.admin();
   const producer = createProducer(kafka);
@@ -46,7 +51,7 @@ export async function connect(endpoints: StackEndpoints, logger: Logger, clientI
     catalog,
     definitions,
     codec: new EventCodec({ registry, registryUrl: endpoints.schemaRegistryUrl, catalog }),
-    metrics: createMetrics({ registry: new Registry() }),
+    metrics: createMetrics({ registry: new Registry(), ...(options.defaultMetrics ? { defaults: true } : {}) }),
     close: async () => {
       await Promise.allSettled([admin.disconnect(), producer.disconnect(), redis.quit()]);
     },

@@ -7,9 +7,11 @@ import { registerAgentCommands } from './commands/agents.ts';
 import { registerCoordinatorCommand } from './commands/coordinator.ts';
 import { registerDemoCommand } from './commands/demo.ts';
 import { registerDevCommands } from './commands/dev.ts';
+import { registerOrchestratorCommands } from './commands/orchestrator.ts';
 import { registerSchemaCommands } from './commands/schemas.ts';
 import { registerSuperviseCommand } from './commands/supervise.ts';
 import { registerTopicCommands } from './commands/topics.ts';
+import { registerVariableCommands } from './commands/variables.ts';
 
 silenceKafkajsTimerWarnings();
 
@@ -29,6 +31,8 @@ registerSchemaCommands(program, getLogger);
 registerAgentCommands(program, getLogger);
 registerSuperviseCommand(program, getLogger);
 registerCoordinatorCommand(program, getLogger);
+registerVariableCommands(program, getLogger);
+registerOrchestratorCommands(program, getLogger);
 registerDemoCommand(program, getLogger);
 
 try {

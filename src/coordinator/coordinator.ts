@@ -1,23 +1,22 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import type { Consumer, EachBatchPayload, Kafka, Producer, Transaction } from 'kafkajs';
+import type { Consumer, EachBatchPayload, Kafka, Message, Producer, RecordMetadata, Transaction } from 'kafkajs';
 import type { EventCodec } from '../codec/codec.ts';
 import { DeadLetterWriter } from '../deadletters/deadLetterWriter.ts';
 import { MabeamError, describeError, isMabeamError } from '../errors.ts';
 import { deterministicEventId, newEnvelope } from '../events/envelope.ts';
-import type { RoundState } from '../events/types.ts';
-import { createProducer, joinedAndFetched } from '../kafka/client.ts';
+import type { RoundClosed as RoundClosedEvent, RoundState } from '../events/types.ts';
+import { createPartitionOwnerConsumer, createTransactionalProducer, joinedAndFetched } from '../kafka/client.ts';
 import type { Logger } from '../log/logger.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { eventHeaders } from '../producer/eventProducer.ts';
 import { sharedProtocols } from '../protocols/builtins.ts';
 import type { ProtocolRegistry } from '../protocols/registry.ts';
-import { applyRoundEvent, copyRounds, emptyRounds, markClosed, restoreRound, snapshotRound, type Rounds } from '../protocols/roundsInternals.ts';
+import { applyRoundEvent, dropRound, emptyRounds, markClosed, restoreRound, snapshotRound, type Rounds } from '../protocols/roundsInternals.ts';
 import type { RoundDecision } from '../protocols/types.ts';
 import { topicName } from '../topics/names.ts';
 import type { TopicDefinition } from '../topics/types.ts';
-import { coPartitionedAssigner } from './assigner.ts';
-import { toOutputs, toRoundEvent, type Output } from './events.ts';
+import { toOutputs, toRoundEvent } from './events.ts';
 
 export interface CoordinatorOptions {
   kafka: Kafka;
@@ -35,6 +34,12 @@ export interface CoordinatorOptions {
    */
   transactionTimeoutMs?: number;
   metrics?: Metrics;
+  /**
+   * How long a batch that decides nothing (answers counted, a round opened)
+   * may wait for the transaction that commits it, in ms. Batches that decide
+   * something are written at once. Default 200.
+   */
+  idleFlushMs?: number;
 }
 
 /** The topics a coordinator joins, all keyed by round id and co-partitioned. */
@@ -45,9 +50,13 @@ const inputs = ['bid-requests', 'bids', 'proposals', 'votes', 'outcomes', 'round
  * (`<prefix>.coordinators`); the round topics are co-partitioned by round id,
  * so one instance owns a round. Each batch is applied to the rounds through
  * the protocols (`applyRoundEvent`), and everything it decides — rejections,
- * round closings, outcomes, the directives to winners — is written together
- * with the consumed offsets in one Kafka transaction: a crash never yields
- * a second winner or a lost directive.
+ * round closings, outcomes, the directives to winners, the next stage of an
+ * iterative round — is written together with the consumed offsets in one
+ * Kafka transaction: a crash never yields a second winner or a lost
+ * directive. Transactions are grouped: the batches of one fetch share one,
+ * and batches that decide nothing wait (up to idleFlushMs) for the next.
+ * Applying an event twice changes nothing, so what is read again after a
+ * rebalance or a failed transaction is harmless.
  *
  * Deadlines: a timer per open round. When it fires the coordinator writes
  * RoundClosed (cause "deadline", with the exact answers counted) and the
@@ -65,7 +74,15 @@ export class Coordinator {
   private readonly options: CoordinatorOptions;
   private readonly log: Logger;
   private rounds: Rounds = emptyRounds();
-  private readonly timers = new Map<string, NodeJS.Timeout>();
+  private readonly timers = new Map<string, { timer: NodeJS.Timeout; stage: number }>();
+  /** The partition each round is on (the same number on every round topic). */
+  private readonly partitionOf = new Map<string, number>();
+  private uncommitted = new Uncommitted();
+  private flushTimer: NodeJS.Timeout | undefined;
+  private flushDelay = 0;
+  /** Set when a transaction failed: nothing more is applied until the coordinator has rejoined. */
+  private broken: Error | undefined;
+  private stopping = false;
   private producer: Producer | undefined;
   private consumer: Consumer | undefined;
   private deadLettersTopic: string;
@@ -88,35 +105,26 @@ export class Coordinator {
 
   async start(): Promise<void> {
     const o = this.options;
-    this.producer = createProducer(o.kafka, {
-      transactionalId: `${this.groupId}.${this.instanceId}`,
-      idempotent: true,
-      maxInFlightRequests: 1,
-      transactionTimeout: o.transactionTimeoutMs ?? 5_000,
-      // A new transaction's first send often meets CONCURRENT_TRANSACTIONS while the previous
-      // one's markers are written; retry within milliseconds, not kafkajs's default 100 ms.
-      retry: { initialRetryTime: 5, maxRetryTime: 200, retries: 40 },
-    });
+    this.producer ??= createTransactionalProducer(o.kafka, `${this.groupId}.${this.instanceId}`, o.transactionTimeoutMs);
     await this.producer.connect();
-    this.consumer = o.kafka.consumer({
-      groupId: this.groupId,
-      sessionTimeout: o.sessionTimeoutMs ?? 6_000,
-      heartbeatInterval: Math.max(500, Math.floor((o.sessionTimeoutMs ?? 6_000) / 3)),
-      maxWaitTimeInMs: 100,
-      readUncommitted: false,
-      partitionAssigners: [coPartitionedAssigner],
-    });
-    const joined = joinedAndFetched(this.consumer);
-    await this.consumer.connect();
-    await this.consumer.subscribe({ topics: [...this.definitions.keys()], fromBeginning: true });
-    await this.consumer.run({ autoCommit: false, eachBatchAutoResolve: false, eachBatch: (payload) => this.onBatch(payload) });
+    const consumer = createPartitionOwnerConsumer(o.kafka, this.groupId, o.sessionTimeoutMs);
+    this.consumer = consumer;
+    consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => this.assigned(payload.memberAssignment));
+    const joined = joinedAndFetched(consumer);
+    await consumer.connect();
+    await consumer.subscribe({ topics: [...this.definitions.keys()], fromBeginning: true });
+    await consumer.run({ autoCommit: false, eachBatchAutoResolve: false, eachBatch: (payload) => this.onBatch(payload) });
     await joined;
   }
 
   async stop(): Promise<void> {
-    for (const timer of this.timers.values()) clearTimeout(timer);
+    this.stopping = true;
+    for (const { timer } of this.timers.values()) clearTimeout(timer);
     this.timers.clear();
+    clearTimeout(this.flushTimer);
     await this.consumer?.disconnect();
+    // What was read but not yet committed goes out now (or is read again by the next owner).
+    await this.runExclusive(() => this.flush()).catch(() => undefined);
     await this.exclusive.catch(() => undefined);
     await this.producer?.disconnect();
   }
@@ -127,79 +135,173 @@ export class Coordinator {
     return next;
   }
 
+  /**
+   * A new assignment: rounds of partitions this instance no longer owns are
+   * forgotten (with their deadlines and anything not yet committed), so only
+   * their new owner decides them. It re-reads them from the committed offsets
+   * and the round-state changelog.
+   */
+  private assigned(assignment: Record<string, number[]>): void {
+    const owned = new Set(Object.values(assignment).flat());
+    for (const [roundId, partition] of this.partitionOf) {
+      if (owned.has(partition)) continue;
+      dropRound(this.rounds, roundId);
+      this.clearDeadline(roundId);
+      this.partitionOf.delete(roundId);
+      this.uncommitted.dirty.delete(roundId);
+    }
+    for (const [key, position] of this.uncommitted.offsets) if (!owned.has(position.partition)) this.uncommitted.offsets.delete(key);
+  }
+
+  /**
+   * Applies a batch to the rounds. What it decides is buffered and written
+   * in one transaction together with the offsets read so far and the state
+   * of every round changed since the last one — in a moment (every batch of
+   * one fetch joins the same transaction), or, when a batch decides
+   * nothing, within idleFlushMs. Until then nothing of it is committed: a
+   * crash makes the next owner read it again, from offsets and round state
+   * that match.
+   */
   private async onBatch({ batch, resolveOffset, heartbeat }: EachBatchPayload): Promise<void> {
     if (batch.messages.length === 0) return;
     const definition = this.definitions.get(batch.topic)!;
     this.log.debug({ topic: batch.topic, partition: batch.partition, messages: batch.messages.length, first: batch.firstOffset() }, 'batch');
     const stateTopic = batch.topic === topicName(this.options.prefix, 'round-state');
     const last = batch.messages[batch.messages.length - 1]!.offset;
-    const offsets = { topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: String(Number(last) + 1) }] }] };
     await this.runExclusive(async () => {
-      // Round state moves with the transaction: an aborted batch leaves it as it was.
-      const before = copyRounds(this.rounds);
-      // The transaction opens only when the batch has something to write (most read-backs of the
-      // coordinator's own outcomes and changelog do not).
-      const outgoing = new Writes(() => this.producer!.transaction());
-      try {
-        const deadLetters = new DeadLetterWriter({ producer: outgoing, codec: this.options.codec, topic: this.deadLettersTopic, producerId: this.instanceId, consumerGroup: this.groupId, logger: this.log, ...(this.options.metrics ? { metrics: this.options.metrics } : {}) });
-        const touched = new Set<string>();
-        for (const message of batch.messages) {
-          let decisions: RoundDecision[] = [];
-          let causation = '';
-          try {
-            if (stateTopic) {
-              const state = (await this.options.codec.decode<RoundState>(message.value, { allowedTypes: definition.eventTypes })).event;
-              decisions = this.restore(state);
-              for (const d of decisions) touched.add(d.roundId);
-              await this.send(outgoing, decisions, state.envelope.eventId);
-              continue;
-            }
-            const decoded = await this.options.codec.decode(message.value, { allowedTypes: definition.eventTypes });
-            const key = message.key?.toString() ?? null;
-            const roundId = (decoded.event as { roundId?: unknown }).roundId;
-            if (typeof roundId === 'string' && key !== roundId) {
-              throw new MabeamError('VALIDATION_FAILED', `Invalid ${decoded.type}: the message key is ${key === null ? 'missing' : `"${key}"`} but ${definition.name} is keyed by roundId ("${roundId}")`);
-            }
-            const event = decoded.type === 'RoundClosed' ? undefined : toRoundEvent(decoded);
-            if (decoded.type === 'RoundClosed') {
-              // Decided already (this instance or the one before): stop taking answers, decide nothing.
-              const closedId = (decoded.event as { roundId: string }).roundId;
-              markClosed(this.rounds, closedId);
-              this.clearDeadline(closedId);
-            } else if (event) {
-              causation = 'eventId' in event ? event.eventId : '';
-              if (event.type !== 'tick') touched.add(event.roundId);
-              decisions = applyRoundEvent(this.rounds, event, (name) => this.protocols.get(name));
-              if (event.type === 'open') this.scheduleDeadline(event.roundId, event.deadline);
-            }
-            // Log time moves on: answers that waited too long for their round are refused.
-            const logTime = (decoded.event as { envelope?: { eventTime?: number } }).envelope?.eventTime;
-            if (typeof logTime === 'number') decisions.push(...applyRoundEvent(this.rounds, { type: 'tick', now: logTime }, (name) => this.protocols.get(name)));
-          } catch (error) {
-            if (isMabeamError(error) && error.retriable) throw error;
-            await deadLetters.write({ topic: batch.topic, partition: batch.partition, offset: message.offset, timestamp: message.timestamp, key: message.key, value: message.value, ...(message.headers ? { headers: message.headers } : {}) }, error);
+      if (this.broken) throw this.broken;
+      const u = this.uncommitted;
+      const lookup = (name: string) => this.protocols.get(name);
+      const deadLetters = new DeadLetterWriter({ producer: u, codec: this.options.codec, topic: this.deadLettersTopic, producerId: this.instanceId, consumerGroup: this.groupId, logger: this.log, ...(this.options.metrics ? { metrics: this.options.metrics } : {}) });
+      for (const message of batch.messages) {
+        let decisions: RoundDecision[] = [];
+        let causation = '';
+        try {
+          if (stateTopic) {
+            const state = (await this.options.codec.decode<RoundState>(message.value, { allowedTypes: definition.eventTypes })).event;
+            this.partitionOf.set(state.roundId, batch.partition);
+            decisions = this.restore(state);
+            await this.stage(decisions, state.envelope.eventId);
+            continue;
           }
-          for (const d of decisions) touched.add(d.roundId);
-          await this.send(outgoing, decisions, causation);
+          const decoded = await this.options.codec.decode(message.value, { allowedTypes: definition.eventTypes });
+          const key = message.key?.toString() ?? null;
+          const roundId = (decoded.event as { roundId?: unknown }).roundId;
+          if (typeof roundId === 'string' && key !== roundId) {
+            throw new MabeamError('VALIDATION_FAILED', `Invalid ${decoded.type}: the message key is ${key === null ? 'missing' : `"${key}"`} but ${definition.name} is keyed by roundId ("${roundId}")`);
+          }
+          if (decoded.type === 'RoundClosed') {
+            // Decided already (this instance or the one before): stop taking answers, decide nothing.
+            // A stage that closed with another following changes nothing here: the next stage's request does.
+            const closing = decoded.event as unknown as RoundClosedEvent;
+            if (closing.final !== false && !this.rounds.byId.get(closing.roundId)?.closed) {
+              this.partitionOf.set(closing.roundId, batch.partition);
+              this.uncommitted.dirty.add(closing.roundId);
+              markClosed(this.rounds, closing.roundId);
+              this.clearDeadline(closing.roundId);
+            }
+          } else {
+            const event = toRoundEvent(decoded);
+            if (event && event.type !== 'tick') {
+              causation = event.eventId;
+              this.partitionOf.set(event.roundId, batch.partition);
+              this.uncommitted.dirty.add(event.roundId);
+              decisions = applyRoundEvent(this.rounds, event, lookup);
+              if (event.type === 'open') this.scheduleDeadline(event.roundId);
+            }
+          }
+          // Log time moves on: answers that waited too long for their round are refused.
+          const logTime = (decoded.event as { envelope?: { eventTime?: number } }).envelope?.eventTime;
+          if (typeof logTime === 'number' && this.rounds.pending.size > 0) decisions.push(...applyRoundEvent(this.rounds, { type: 'tick', now: logTime }, lookup));
+        } catch (error) {
+          if (isMabeamError(error) && error.retriable) throw error;
+          await deadLetters.write({ topic: batch.topic, partition: batch.partition, offset: message.offset, timestamp: message.timestamp, key: message.key, value: message.value, ...(message.headers ? { headers: message.headers } : {}) }, error);
         }
-        for (const roundId of touched) await this.writeState(outgoing, roundId);
-        const txn = outgoing.opened;
-        if (txn) {
-          // The changelog's position is never committed: every new owner re-reads it.
-          if (!stateTopic) await retryConcurrentTransactions(() => txn.sendOffsets({ consumerGroupId: this.groupId, ...offsets }));
-          await txn.commit();
-        } else if (!stateTopic) {
-          await this.consumer!.commitOffsets(offsets.topics.map((t) => ({ topic: t.topic, partition: t.partitions[0]!.partition, offset: t.partitions[0]!.offset })));
-        }
-        resolveOffset(last);
-      } catch (error) {
-        this.rounds = before;
-        await outgoing.opened?.abort().catch(() => undefined);
-        this.log.warn({ topic: batch.topic, partition: batch.partition, error: describeError(error) }, 'batch aborted; it will be delivered again');
-        throw error;
+        await this.stage(decisions, causation);
       }
+      // The changelog's position is never committed: every new owner re-reads it.
+      if (!stateTopic) {
+        u.offsets.set(`${batch.topic}:${batch.partition}`, { topic: batch.topic, partition: batch.partition, next: String(Number(last) + 1) });
+      }
+      resolveOffset(last);
+      this.scheduleFlush(u.outputs.length > 0 ? 0 : (this.options.idleFlushMs ?? 200));
     });
     await heartbeat();
+  }
+
+  /** Buffers the events the decisions are written as, for the next transaction. */
+  private async stage(decisions: RoundDecision[], causation: string): Promise<void> {
+    for (const decision of decisions) {
+      this.uncommitted.decisions.push(decision);
+      this.uncommitted.dirty.add(decision.roundId);
+      if (decision.type === 'closed') this.clearDeadline(decision.roundId);
+      if (decision.type === 'stage') this.scheduleDeadline(decision.roundId);
+      for (const output of toOutputs(decision, this.instanceId, causation)) {
+        const value = await this.options.codec.encode(output.type, output.event);
+        this.uncommitted.add(topicName(this.options.prefix, output.topic), { key: output.key, value, headers: { [eventHeaders.type]: output.type, [eventHeaders.id]: output.event.envelope.eventId } });
+      }
+    }
+  }
+
+  private scheduleFlush(delayMs: number): void {
+    if (this.flushTimer && delayMs >= this.flushDelay) return;
+    clearTimeout(this.flushTimer);
+    this.flushDelay = delayMs;
+    // setImmediate-like for 0: the other batches of the same fetch (already in memory) join this transaction.
+    this.flushTimer = setTimeout(() => {
+      this.flushTimer = undefined;
+      this.runExclusive(() => this.flush()).catch((error: unknown) => this.log.error({ error: describeError(error) }, 'writing decisions failed; the coordinator restarts from what was committed'));
+    }, delayMs);
+  }
+
+  /**
+   * Writes everything not yet committed in one transaction: the decisions'
+   * events, the state of every round they changed (the changelog), and the
+   * offsets read. If the transaction fails, nothing of it happened: the
+   * coordinator rejoins and reads on from what was committed.
+   */
+  private async flush(): Promise<void> {
+    const u = this.uncommitted;
+    if (this.broken || (u.outputs.length === 0 && u.dirty.size === 0 && u.offsets.size === 0)) return;
+    this.uncommitted = new Uncommitted();
+    const started = Date.now();
+    let txn: Transaction | undefined;
+    try {
+      for (const roundId of u.dirty) await this.writeState(u, roundId);
+      txn = await this.producer!.transaction();
+      const opened = txn;
+      await opened.sendBatch({ topicMessages: u.topicMessages() });
+      if (u.offsets.size > 0) {
+        const offsets = [...u.offsets.values()];
+        const topics = [...new Set(offsets.map((o) => o.topic))].map((topic) => ({ topic, partitions: offsets.filter((o) => o.topic === topic).map((o) => ({ partition: o.partition, offset: o.next })) }));
+        await retryConcurrentTransactions(() => opened.sendOffsets({ consumerGroupId: this.groupId, topics }));
+      }
+      await opened.commit();
+      this.observe(u.decisions);
+      this.log.debug({ messages: u.outputs.length, rounds: u.dirty.size, partitions: u.offsets.size, ms: Date.now() - started }, 'committed');
+    } catch (error) {
+      await txn?.abort().catch(() => undefined);
+      // Later work was applied on top of this; none of it is committed. Start over from the log.
+      this.broken = error instanceof Error ? error : new Error(String(error));
+      void this.restart();
+      throw error;
+    }
+  }
+
+  /** After a failed transaction: forget everything uncommitted, rejoin, and read on from the committed offsets and the changelog. */
+  private async restart(): Promise<void> {
+    this.log.warn({ error: describeError(this.broken) }, 'transaction failed; rejoining from the committed offsets');
+    await this.consumer?.disconnect().catch(() => undefined);
+    for (const { timer } of this.timers.values()) clearTimeout(timer);
+    this.timers.clear();
+    clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
+    this.rounds = emptyRounds();
+    this.partitionOf.clear();
+    this.uncommitted = new Uncommitted();
+    this.broken = undefined;
+    if (this.stopping) return;
+    await this.start().catch((error: unknown) => this.log.error({ error: describeError(error) }, 'the coordinator could not rejoin'));
   }
 
   /** A round from the changelog (another instance's, or this one's own writes read back). */
@@ -217,12 +319,12 @@ export class Coordinator {
       (name) => this.protocols.get(name),
     );
     const round = this.rounds.byId.get(state.roundId);
-    if (round && !round.closed) this.scheduleDeadline(state.roundId, round.open.deadline);
+    if (round && !round.closed) this.scheduleDeadline(state.roundId);
     this.log.debug({ roundId: state.roundId, open: Boolean(round), counted: round?.counted.length, decisions: decisions.length }, 'round state read');
     return decisions;
   }
 
-  private async writeState(txn: Pick<Transaction, 'send'>, roundId: string): Promise<void> {
+  private async writeState(into: Uncommitted, roundId: string): Promise<void> {
     const snapshot = snapshotRound(this.rounds, roundId);
     const event: RoundState = {
       envelope: newEnvelope('RoundState', this.instanceId, { correlationId: roundId }),
@@ -234,74 +336,94 @@ export class Coordinator {
       closed: snapshot.closed,
     };
     const value = await this.options.codec.encode('RoundState', event);
-    await txn.send({ topic: topicName(this.options.prefix, 'round-state'), messages: [{ key: roundId, value, headers: { [eventHeaders.type]: 'RoundState' } }] });
+    into.add(topicName(this.options.prefix, 'round-state'), { key: roundId, value, headers: { [eventHeaders.type]: 'RoundState' } });
   }
 
-  private async send(txn: Pick<Transaction, 'send'>, decisions: RoundDecision[], causation: string): Promise<void> {
-    for (const decision of decisions) {
-      if (decision.type === 'closed') this.clearDeadline(decision.roundId);
-      for (const output of toOutputs(decision, this.instanceId, causation)) await this.write(txn, output);
-    }
-  }
-
-  private async write(txn: Pick<Transaction, 'send'>, output: Output): Promise<void> {
-    const value = await this.options.codec.encode(output.type, output.event);
-    await txn.send({
-      topic: topicName(this.options.prefix, output.topic),
-      messages: [{ key: output.key, value, headers: { [eventHeaders.type]: output.type, [eventHeaders.id]: output.event.envelope.eventId } }],
-    });
-  }
-
-  private scheduleDeadline(roundId: string, deadline: number): void {
+  /** A timer for the deadline of the round's current stage (replacing one set for an earlier stage). */
+  private scheduleDeadline(roundId: string, retryAt?: number): void {
     const round = this.rounds.byId.get(roundId);
-    if (!round || round.closed || this.timers.has(roundId)) return;
+    if (!round || round.closed) return;
+    const { stage, deadline } = round.open;
+    const current = this.timers.get(roundId);
+    if (current && current.stage === stage && retryAt === undefined) return;
+    if (current) clearTimeout(current.timer);
     const timer = setTimeout(() => {
       this.timers.delete(roundId);
-      this.closeAtDeadline(roundId).catch((error: unknown) => this.log.error({ roundId, error: describeError(error) }, 'closing a round at its deadline failed'));
-    }, Math.max(0, deadline - Date.now()));
+      this.closeAtDeadline(roundId, stage).catch((error: unknown) => this.log.error({ roundId, error: describeError(error) }, 'closing a round at its deadline failed'));
+    }, Math.max(0, (retryAt ?? deadline) - Date.now()));
     timer.unref();
-    this.timers.set(roundId, timer);
+    this.timers.set(roundId, { timer, stage });
   }
 
   private clearDeadline(roundId: string): void {
-    clearTimeout(this.timers.get(roundId));
+    clearTimeout(this.timers.get(roundId)?.timer);
     this.timers.delete(roundId);
   }
 
-  /** The clock says the deadline passed: that decision is written (RoundClosed) with the outcome it leads to. */
-  private closeAtDeadline(roundId: string): Promise<void> {
+  /** The clock says the deadline passed: that decision is written (RoundClosed) with the outcome it leads to, before anything acts on it. */
+  private closeAtDeadline(roundId: string, stage: number): Promise<void> {
     return this.runExclusive(async () => {
-      const before = copyRounds(this.rounds);
-      const eventId = deterministicEventId('deadline', roundId);
-      const decisions = applyRoundEvent(this.rounds, { type: 'close', roundId, cause: 'deadline', eventId }, (name) => this.protocols.get(name));
+      if (this.broken) return;
+      const eventId = stage === 0 ? deterministicEventId('deadline', roundId) : deterministicEventId('deadline', roundId, String(stage));
+      const decisions = applyRoundEvent(this.rounds, { type: 'close', roundId, cause: 'deadline', eventId, stage }, (name) => this.protocols.get(name));
       if (decisions.length === 0) return;
-      const txn = await this.producer!.transaction();
-      try {
-        await this.send(txn, decisions, eventId);
-        await this.writeState(txn, roundId);
-        await txn.commit();
-      } catch (error) {
-        this.rounds = before;
-        await txn.abort().catch(() => undefined);
-        this.scheduleDeadline(roundId, Date.now() + 1_000);
-        throw error;
-      }
+      await this.stage(decisions, eventId);
+      await this.flush();
     });
+  }
+
+  /** Counts what a committed transaction decided (never an aborted one's, which is decided again). */
+  private observe(decisions: RoundDecision[]): void {
+    const m = this.options.metrics;
+    if (!m) return;
+    for (const d of decisions) {
+      switch (d.type) {
+        case 'rejected':
+          m.rejections.inc({ reason: d.reasonCode });
+          break;
+        case 'stage':
+          m.roundStages.inc({ protocol: d.protocol });
+          break;
+        case 'closed': {
+          const kind = this.rounds.byId.get(d.roundId)?.open.kind === 'consensus' ? 'vote' : 'bid';
+          if (d.counted.length > 0) m.answers.inc({ protocol: d.protocol, kind }, d.counted.length);
+          break;
+        }
+        case 'outcome': {
+          const open = this.rounds.byId.get(d.roundId)?.open;
+          m.rounds.inc({ protocol: d.protocol, status: d.status });
+          if (open) m.coordinationLatency.observe({ protocol: d.protocol, status: d.status }, Math.max(0, Date.now() - (open.openedAt ?? open.eventTime)) / 1000);
+          break;
+        }
+      }
+    }
   }
 }
 
-/** A transaction opened on the first send, so batches with nothing to write open none. */
-class Writes {
-  opened: Transaction | undefined;
-  private readonly open: () => Promise<Transaction>;
+/** What was applied since the last commit, and what the next transaction writes. */
+class Uncommitted {
+  /** Rounds whose state goes to the changelog. */
+  readonly dirty = new Set<string>();
+  /** Input positions: the next offset to read, per topic-partition read since the last commit. */
+  readonly offsets = new Map<string, { topic: string; partition: number; next: string }>();
+  readonly outputs: Array<{ topic: string; message: Message }> = [];
+  /** What the transaction writes, for the metrics once it commits. */
+  readonly decisions: RoundDecision[] = [];
 
-  constructor(open: () => Promise<Transaction>) {
-    this.open = open;
+  add(topic: string, message: Message): void {
+    this.outputs.push({ topic, message });
   }
 
-  async send(record: Parameters<Transaction['send']>[0]): ReturnType<Transaction['send']> {
-    this.opened ??= await this.open();
-    return this.opened.send(record);
+  /** The DeadLetterWriter writes through this too: a dead letter joins the transaction. */
+  async send(record: { topic: string; messages: Message[] }): Promise<RecordMetadata[]> {
+    for (const message of record.messages) this.add(record.topic, message);
+    return [];
+  }
+
+  topicMessages(): Array<{ topic: string; messages: Message[] }> {
+    const byTopic = new Map<string, Message[]>();
+    for (const { topic, message } of this.outputs) byTopic.set(topic, [...(byTopic.get(topic) ?? []), message]);
+    return [...byTopic].map(([topic, messages]) => ({ topic, messages }));
   }
 }
 

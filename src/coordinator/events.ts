@@ -3,11 +3,13 @@ import { deterministicEventId, newEnvelope } from '../events/envelope.ts';
 import type { Bid, BidRequest, Directive, Proposal, Rejection, RoundClosed, RoundOutcome, Vote } from '../events/types.ts';
 import type { RoundDecision, RoundEvent } from '../protocols/types.ts';
 
-function parameters(json: string | null): Record<string, unknown> {
+function jsonObject(json: string | null): Record<string, unknown> {
   if (!json) return {};
   const value = JSON.parse(json) as unknown;
   return value && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : {};
 }
+
+const replyTo = (causationId: string | null) => (causationId ? { inReplyTo: causationId } : {});
 
 /** A decoded event as a round event, or undefined for events the join does not take. */
 export function toRoundEvent(decoded: DecodedEvent): RoundEvent | undefined {
@@ -17,27 +19,31 @@ export function toRoundEvent(decoded: DecodedEvent): RoundEvent | undefined {
       const r = e as BidRequest;
       return {
         type: 'open', roundId: r.roundId, protocol: r.protocol, kind: 'auction', eventId: r.envelope.eventId, eventTime: r.envelope.eventTime,
-        deadline: r.deadline, eligible: r.eligibleAgents, reservePrice: r.reservePrice, options: [], weights: {}, quorum: null, parameters: parameters(r.parameters),
+        deadline: r.deadline, eligible: r.eligibleAgents, reservePrice: r.reservePrice, options: [], weights: {}, quorum: null, parameters: jsonObject(r.parameters),
+        stage: r.stage ?? 0, earlierStages: r.earlierStages ?? [], subject: r.item, requiredCapabilities: r.requiredCapabilities,
       };
     }
     case 'Proposal': {
       const p = e as Proposal;
       return {
         type: 'open', roundId: p.roundId, protocol: p.protocol, kind: 'consensus', eventId: p.envelope.eventId, eventTime: p.envelope.eventTime,
-        deadline: p.deadline, eligible: p.eligibleVoters, reservePrice: null, options: p.options, weights: p.weights, quorum: p.quorum, parameters: parameters(p.parameters),
+        deadline: p.deadline, eligible: p.eligibleVoters, reservePrice: null, options: p.options, weights: p.weights, quorum: p.quorum, parameters: jsonObject(p.parameters),
+        stage: p.stage ?? 0, earlierStages: p.earlierStages ?? [], subject: p.subject,
       };
     }
     case 'Bid': {
       const b = e as Bid;
-      return { type: 'answer', roundId: b.roundId, kind: 'bid', agentId: b.agentId, eventId: b.envelope.eventId, eventTime: b.envelope.eventTime, amount: b.amount, bundle: b.bundle };
+      return { type: 'answer', roundId: b.roundId, kind: 'bid', agentId: b.agentId, eventId: b.envelope.eventId, eventTime: b.envelope.eventTime, amount: b.amount, bundle: b.bundle,
+        ...(b.attributes ? { attributes: jsonObject(b.attributes) } : {}), ...replyTo(b.envelope.causationId) };
     }
     case 'Vote': {
       const v = e as Vote;
-      return { type: 'answer', roundId: v.roundId, kind: 'vote', agentId: v.agentId, eventId: v.envelope.eventId, eventTime: v.envelope.eventTime, choice: v.choice };
+      return { type: 'answer', roundId: v.roundId, kind: 'vote', agentId: v.agentId, eventId: v.envelope.eventId, eventTime: v.envelope.eventTime, choice: v.choice,
+        ...(v.weight !== null ? { weight: v.weight } : {}), ...replyTo(v.envelope.causationId) };
     }
     case 'RoundClosed': {
       const c = e as RoundClosed;
-      return c.cause === 'complete' ? undefined : { type: 'close', roundId: c.roundId, cause: c.cause, eventId: c.envelope.eventId };
+      return c.cause === 'complete' ? undefined : { type: 'close', roundId: c.roundId, cause: c.cause, eventId: c.envelope.eventId, stage: c.stage ?? 0 };
     }
     default:
       return undefined;
@@ -48,7 +54,9 @@ export type Output =
   | { topic: 'outcomes'; key: string; type: 'Rejection'; event: Rejection }
   | { topic: 'outcomes'; key: string; type: 'RoundClosed'; event: RoundClosed }
   | { topic: 'outcomes'; key: string; type: 'RoundOutcome'; event: RoundOutcome }
-  | { topic: 'directives'; key: string; type: 'Directive'; event: Directive };
+  | { topic: 'directives'; key: string; type: 'Directive'; event: Directive }
+  | { topic: 'bid-requests'; key: string; type: 'BidRequest'; event: BidRequest }
+  | { topic: 'proposals'; key: string; type: 'Proposal'; event: Proposal };
 
 /**
  * The events a decision is written as. Ids derive from the round and the
@@ -56,7 +64,7 @@ export type Output =
  * failover) is recognisable as the same one.
  */
 export function toOutputs(decision: RoundDecision, producerId: string, causationId: string): Output[] {
-  const envelope = (type: 'Rejection' | 'RoundClosed' | 'RoundOutcome' | 'Directive', ...parts: string[]) =>
+  const envelope = (type: 'Rejection' | 'RoundClosed' | 'RoundOutcome' | 'Directive' | 'BidRequest' | 'Proposal', ...parts: string[]) =>
     newEnvelope(type, producerId, { correlationId: decision.roundId, causationId, eventId: deterministicEventId(type, decision.roundId, ...parts) });
   switch (decision.type) {
     case 'rejected':
@@ -66,8 +74,24 @@ export function toOutputs(decision: RoundDecision, producerId: string, causation
       } }];
     case 'closed':
       return [{ topic: 'outcomes', key: decision.roundId, type: 'RoundClosed', event: {
-        envelope: envelope('RoundClosed'), roundId: decision.roundId, protocol: decision.protocol, cause: decision.cause, countedEventIds: decision.counted,
+        // Each stage of an iterative round closes once: the stage is part of the id.
+        envelope: decision.stage === 0 ? envelope('RoundClosed') : envelope('RoundClosed', String(decision.stage)),
+        roundId: decision.roundId, protocol: decision.protocol, cause: decision.cause, countedEventIds: decision.counted, stage: decision.stage, final: decision.final,
       } }];
+    case 'stage': {
+      // The next stage of an iterative round: a request like the first, with the round's id and the protocol's state.
+      const o = decision.open;
+      // Its id and time are the stage's own (stageEventId, the log time the stage began).
+      const env = { ...newEnvelope(o.kind === 'auction' ? 'BidRequest' : 'Proposal', producerId, { correlationId: o.roundId, causationId, eventId: o.eventId }), eventTime: o.eventTime };
+      const common = { roundId: o.roundId, protocol: o.protocol, deadline: o.deadline, parameters: JSON.stringify(o.parameters), stage: o.stage, earlierStages: o.earlierStages };
+      return o.kind === 'auction'
+        ? [{ topic: 'bid-requests', key: o.roundId, type: 'BidRequest', event: {
+            envelope: env, ...common, item: o.subject ?? 'null', requiredCapabilities: o.requiredCapabilities ?? [], eligibleAgents: o.eligible, reservePrice: o.reservePrice,
+          } }]
+        : [{ topic: 'proposals', key: o.roundId, type: 'Proposal', event: {
+            envelope: env, ...common, subject: o.subject ?? 'null', options: o.options, eligibleVoters: o.eligible, weights: o.weights, quorum: o.quorum,
+          } }];
+    }
     case 'outcome': {
       const outcome: Output = { topic: 'outcomes', key: decision.roundId, type: 'RoundOutcome', event: {
         envelope: envelope('RoundOutcome'), roundId: decision.roundId, protocol: decision.protocol, status: decision.status, winners: decision.winners,

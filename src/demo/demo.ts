@@ -5,11 +5,15 @@ import { EventConsumer } from '../consumer/eventConsumer.ts';
 import { DeadLetterWriter } from '../deadletters/deadLetterWriter.ts';
 import { describeError } from '../errors.ts';
 import { newEnvelope } from '../events/envelope.ts';
-import type { AgentRecord, Bid, BidRequest, DeadLetter, VariableState } from '../events/types.ts';
+import { Coordinator } from '../coordinator/coordinator.ts';
+import type { AgentRecord, Bid, BidRequest, DeadLetter, RoundOutcome } from '../events/types.ts';
 import { EventProducer } from '../producer/eventProducer.ts';
 import { CompactedView } from '../readmodel/compactedView.ts';
 import { registerCatalog } from '../schemas/registry.ts';
 import { applyTopics, topicName } from '../topics/index.ts';
+import { VariablesClient } from '../variables/client.ts';
+import { typedVariable } from '../variables/model.ts';
+import { VariableOwner } from '../variables/owner.ts';
 
 export interface DemoOptions {
   prefix: string;
@@ -23,7 +27,9 @@ export interface DemoResult {
   bids: Array<{ agentId: string; amount: number }>;
   deadLetter: { reasonCode: string; reason: string; originalBytes: number };
   agentsFromRedis: string[];
+  outcome: { winners: string[]; price: number | null; reason: string };
   variablesFromRedis: Record<string, unknown>;
+  refusedChange: string;
 }
 
 const agents: Array<{ agentId: string; capabilities: string[]; bid: number }> = [
@@ -33,11 +39,12 @@ const agents: Array<{ agentId: string; capabilities: string[]; bid: number }> = 
 ];
 
 /**
- * The foundation end to end, on real services: topics applied, schemas
+ * The product end to end, on real services: topics applied, schemas
  * registered, agents registered in a compacted topic and read back from
- * their Redis view, a bid request joined with its bids by round id, a
- * malformed bid sent to dead-letters with its reason and bytes, and
- * variables kept in a compacted topic and read back from Redis.
+ * their Redis view, a sealed-bid auction (a bid request and its bids, joined
+ * by round id and decided by a coordinator), a malformed bid sent to
+ * dead-letters with its reason and bytes, and variables defined and changed
+ * through their owner, read back from Redis, with a bad change refused.
  */
 export async function runDemo(c: Connections, options: DemoOptions): Promise<DemoResult> {
   const { prefix, say } = options;
@@ -64,25 +71,25 @@ export async function runDemo(c: Connections, options: DemoOptions): Promise<Dem
       project: (d) => ({ capabilities: (d.event as unknown as AgentRecord).capabilities }),
     });
     stops.push(() => agentView.stop());
-    const variableView = new CompactedView({
-      kafka: c.kafka, redis: c.redis, codec: c.codec, deadLetters, logger: c.logger,
-      topic: topic('variables'), definition: definition('variables'), namespace: `mabeam:${prefix}:variables`,
-      project: (d) => JSON.parse((d.event as unknown as VariableState).value),
-    });
-    stops.push(() => variableView.stop());
+    const coordinator = new Coordinator({ kafka: c.kafka, codec: c.codec, logger: c.logger, prefix, definitions: c.definitions, metrics: c.metrics });
+    stops.push(() => coordinator.stop());
+    const owner = new VariableOwner({ kafka: c.kafka, codec: c.codec, logger: c.logger, prefix, definitions: c.definitions, metrics: c.metrics });
+    stops.push(() => owner.stop());
+    const variables = new VariablesClient({ kafka: c.kafka, codec: c.codec, producer: c.producer, logger: c.logger, prefix, redis: c.redis, definitions: c.definitions, clientId: 'demo' });
+    stops.push(() => variables.stop());
     const roundId = `round-${randomUUID()}`;
-    const joined = new Map<string, { request?: BidRequest; bids: Bid[] }>();
-    const round = () => joined.get(roundId) ?? { bids: [] };
+    const joined = new Map<string, { request?: BidRequest; outcome?: RoundOutcome }>();
+    const round = () => joined.get(roundId) ?? {};
     const join = (decoded: DecodedEvent) => {
       const entry = round();
       if (decoded.type === 'BidRequest') entry.request = decoded.event as unknown as BidRequest;
-      else entry.bids.push(decoded.event as unknown as Bid);
+      else if (decoded.type === 'RoundOutcome') entry.outcome = decoded.event as unknown as RoundOutcome;
       joined.set((decoded.event as unknown as { roundId: string }).roundId, entry);
     };
     const seenLetters: DeadLetter[] = [];
     const collector = new EventConsumer({
       kafka: c.kafka, groupId: `${prefix}.demo.collector`, codec: c.codec, deadLetters, logger: c.logger,
-      topics: [{ topic: topic('bid-requests'), definition: definition('bid-requests') }, { topic: topic('bids'), definition: definition('bids') }],
+      topics: [{ topic: topic('bid-requests'), definition: definition('bid-requests') }, { topic: topic('outcomes'), definition: definition('outcomes') }],
       fromBeginning: true,
       onEvent: (decoded) => { if ((decoded.event as { roundId?: string }).roundId === roundId) join(decoded); },
     });
@@ -94,7 +101,7 @@ export async function runDemo(c: Connections, options: DemoOptions): Promise<Dem
     });
     stops.push(() => collector.stop(), () => letters.stop());
 
-    await Promise.all([agentView.start(), variableView.start(), collector.start(), letters.start()]);
+    await Promise.all([agentView.start(), collector.start(), letters.start(), coordinator.start(), owner.start().then(() => variables.start())]);
 
     // Agents: a compacted registry topic, and its read model in Redis.
     for (const a of agents) {
@@ -130,22 +137,24 @@ export async function runDemo(c: Connections, options: DemoOptions): Promise<Dem
     await c.producer.send({ topic: topic('bids'), messages: [{ key: roundId, value: garbage }] });
     say(`round ${roundId}: 1 bid request, ${agents.length} bids and 1 malformed bid (plain JSON) produced`);
 
-    await waitFor(() => round().request !== undefined && round().bids.length === agents.length && seenLetters.length === 1, timeoutMs, 'the round and the dead letter', () => collector.crash ?? letters.crash);
-    const bids = round().bids.map((b) => ({ agentId: b.agentId, amount: b.amount })).sort((a, b) => b.amount - a.amount);
-    say(`joined by round id: request + ${bids.length} bids; highest ${bids[0]!.agentId} at ${bids[0]!.amount} (deciding the winner is the auction protocol's job, not the demo's)`);
+    // The coordinator joins the request with its bids by round id, decides, and dead-letters the malformed bid.
+    await waitFor(() => round().request !== undefined && round().outcome !== undefined && seenLetters.length === 1, timeoutMs, 'the outcome and the dead letter', () => collector.crash ?? letters.crash);
+    const outcome = round().outcome!;
+    const bids = (JSON.parse(outcome.details ?? '{}') as { bids?: Array<{ agentId: string; amount: number }> }).bids ?? [];
+    say(`coordinator (first-price): ${bids.length} bids joined by round id; ${outcome.winners.join(', ')} wins at ${outcome.price} (${outcome.reason})`);
     const letter = seenLetters[0]!;
     say(`dead letter: ${letter.reasonCode} — ${letter.reason} (original ${letter.value?.length ?? 0} bytes kept, from ${letter.sourceTopic}@${letter.sourcePartition}:${letter.sourceOffset})`);
 
-    // Variables: a compacted topic, read back from Redis.
-    const variables: Record<string, unknown> = { 'demo.temperature': 0.4, 'demo.team-size': 3 };
-    for (const [variableId, value] of Object.entries(variables)) {
-      const state: VariableState = { envelope: newEnvelope('VariableState', 'demo', { correlationId: variableId }), variableId, version: Date.now(), valueType: typeof value === 'number' && Number.isInteger(value) ? 'integer' : 'float', value: JSON.stringify(value), writerId: 'demo', definition: null };
-      await events.send(topic('variables'), variableId, 'VariableState', state);
-    }
-    await variableView.caughtUp(timeoutMs);
+    // Variables: defined and changed through their owner (versions, type checks), read back from Redis.
+    await variables.define(typedVariable('demo.temperature', { kind: 'float', min: 0, max: 2 }, 0.4));
+    await variables.define(typedVariable('demo.team-size', { kind: 'integer', min: 1, max: 10 }, 3));
+    const changed = await variables.set('demo.temperature', 0.7);
+    let refusedChange = '';
+    await variables.set('demo.team-size', 99).catch((error: unknown) => (refusedChange = describeError(error)));
     const fromRedis: Record<string, unknown> = {};
-    for (const id of Object.keys(variables)) fromRedis[id] = await variableView.get(id);
-    say(`variables from the Redis view: ${Object.entries(fromRedis).map(([k, v]) => `${k} = ${JSON.stringify(v)}`).join(', ')}`);
+    for (const id of ['demo.temperature', 'demo.team-size']) fromRedis[id] = (await variables.get(id))?.value;
+    say(`variables from the Redis view: ${Object.entries(fromRedis).map(([k, v]) => `${k} = ${JSON.stringify(v)}`).join(', ')} (demo.temperature at version ${changed.version})`);
+    say(`a bad change refused: ${refusedChange}`);
 
     const counted = (await c.metrics.deadLetters.get()).values.map((v) => `{topic="${v.labels.topic}",reason="${v.labels.reason}"} ${v.value}`);
     say(`metrics: mabeam_dead_letters_total${counted.join(', ')}`);
@@ -154,7 +163,9 @@ export async function runDemo(c: Connections, options: DemoOptions): Promise<Dem
       bids,
       deadLetter: { reasonCode: letter.reasonCode, reason: letter.reason, originalBytes: letter.value?.length ?? 0 },
       agentsFromRedis: [...agentEntries.keys()].sort(),
+      outcome: { winners: outcome.winners, price: outcome.price, reason: outcome.reason },
       variablesFromRedis: fromRedis,
+      refusedChange,
     };
   } finally {
     await Promise.all(stops.map((stop) => stop().catch((error: unknown) => c.logger.warn({ error: describeError(error) }, 'stopping a demo consumer failed'))));

@@ -74,6 +74,16 @@ export interface VariableState extends Event {
   definition: string | null;
 }
 
+export interface VariableChangeRequested extends Event {
+  variableId: string;
+  value: string | null;
+  expectedVersion: number | null;
+  requesterId: string;
+  cause: string;
+  trigger: string | null;
+  definition: string | null;
+}
+
 export interface VariableChanged extends Event {
   variableId: string;
   version: number;
@@ -101,6 +111,9 @@ export interface BidRequest extends Event {
   reservePrice: number | null;
   deadline: number;
   parameters: string | null;
+  /** Decoded events always have it (Avro default 0); a new request may leave it out. */
+  stage?: number;
+  earlierStages?: string[];
 }
 
 export interface Bid extends Event {
@@ -121,6 +134,9 @@ export interface Proposal extends Event {
   quorum: number | null;
   deadline: number;
   parameters: string | null;
+  /** Decoded events always have it (Avro default 0); a new request may leave it out. */
+  stage?: number;
+  earlierStages?: string[];
 }
 
 export interface Vote extends Event {
@@ -144,6 +160,9 @@ export interface RoundClosed extends Event {
   protocol: string;
   cause: 'complete' | 'deadline' | 'cancelled';
   countedEventIds: string[];
+  /** Decoded events always have them (Avro defaults 0 and true). */
+  stage?: number;
+  final?: boolean;
 }
 
 export interface RoundOutcome extends Event {
@@ -210,6 +229,7 @@ export interface EventTypes {
   HandlerFailed: HandlerFailed;
   VariableState: VariableState;
   VariableChanged: VariableChanged;
+  VariableChangeRequested: VariableChangeRequested;
   VariableChangeRejected: VariableChangeRejected;
   BidRequest: BidRequest;
   Bid: Bid;

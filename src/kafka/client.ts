@@ -3,6 +3,7 @@ import kafkajs, { Kafka, logLevel, type Consumer, type KafkaConfig, type LogEntr
 /** Config resource type of a topic (kafkajs's ConfigResourceTypes is not a named ESM export). */
 export const topicResourceType: 2 = kafkajs.ConfigResourceTypes.TOPIC as 2;
 import type { Logger } from '../log/logger.ts';
+import { coPartitionedAssigner } from './coPartitionedAssigner.ts';
 
 /**
  * The one place a Kafka client is built. Everything else receives a `Kafka`
@@ -64,6 +65,40 @@ export function silenceKafkajsTimerWarnings(): void {
  * events keyed by round id land on the same partition number whichever
  * client wrote them: co-partitioning depends on it.
  */
+/**
+ * The producer of a group member that writes what it decides, with the
+ * offsets it read, in Kafka transactions (a coordinator, a variable owner).
+ * A short transaction timeout: a dead member's open transaction blocks
+ * read_committed readers until the broker aborts it.
+ */
+export function createTransactionalProducer(kafka: Kafka, transactionalId: string, transactionTimeoutMs = 5_000): Producer {
+  return createProducer(kafka, {
+    transactionalId,
+    idempotent: true,
+    maxInFlightRequests: 1,
+    transactionTimeout: transactionTimeoutMs,
+    // A new transaction's first send often meets CONCURRENT_TRANSACTIONS while the previous one's
+    // markers are written; retry within milliseconds, not after kafkajs's default 100 ms.
+    retry: { initialRetryTime: 5, maxRetryTime: 200, retries: 40 },
+  });
+}
+
+/**
+ * A consumer of a group whose members each own whole partition numbers of
+ * co-partitioned topics (coPartitionedAssigner), read committed data only,
+ * and commit their offsets through their own transactions.
+ */
+export function createPartitionOwnerConsumer(kafka: Kafka, groupId: string, sessionTimeoutMs = 6_000): Consumer {
+  return kafka.consumer({
+    groupId,
+    sessionTimeout: sessionTimeoutMs,
+    heartbeatInterval: Math.max(500, Math.floor(sessionTimeoutMs / 3)),
+    maxWaitTimeInMs: 100,
+    readUncommitted: false,
+    partitionAssigners: [coPartitionedAssigner],
+  });
+}
+
 export function createProducer(kafka: Kafka, config: ProducerConfig = {}): Producer {
   return kafka.producer({ allowAutoTopicCreation: false, createPartitioner: kafkajs.Partitioners.DefaultPartitioner, ...config });
 }

@@ -1,28 +1,116 @@
-import { Counter, type Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, type Registry } from 'prom-client';
 
 export interface MetricsOptions {
   /** The prom-client registry to register in (tests give each their own). */
   registry: Registry;
   /** Labels put on every metric, e.g. { service: 'coordinator' }. */
   labels?: Record<string, string>;
+  /**
+   * Also collect prom-client's default process and Node.js metrics (CPU,
+   * memory, event loop lag, GC; their usual `process_` / `nodejs_` names) into
+   * the same registry. Off by default. At most once per registry.
+   */
+  defaults?: boolean;
 }
+
+/** How a round ended, for `rounds` and `coordinationLatency`. */
+export type RoundStatus = 'decided' | 'no-decision' | 'failed';
+/** The kind of answer, for `answers`. */
+export type AnswerKind = 'bid' | 'vote';
+/** What happened to a variable change, for `variableChanges`. */
+export type VariableChangeOutcome = 'applied' | 'rejected';
+
+/** Buckets of `mabeam_coordination_latency_seconds`: 1 ms to 60 s. */
+export const coordinationLatencyBuckets: readonly number[] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
 export interface Metrics {
   registry: Registry;
+  /** Messages sent to the dead-letter topic. */
   deadLetters: Counter<'topic' | 'reason'>;
+  /** Seconds from a round's request (its event time) to its outcome. `status`: a `RoundStatus`. */
+  coordinationLatency: Histogram<'protocol' | 'status'>;
+  /** Rounds ended. `status`: a `RoundStatus`. */
+  rounds: Counter<'protocol' | 'status'>;
+  /** Stages opened by iterative protocols (each new stage of a multi-stage round). */
+  roundStages: Counter<'protocol'>;
+  /** Answers counted in rounds. `kind`: an `AnswerKind`. */
+  answers: Counter<'protocol' | 'kind'>;
+  /** Input refused with a `Rejection`, by reason code. */
+  rejections: Counter<'reason'>;
+  /** Agents currently in each lifecycle state. */
+  agentsByState: Gauge<'state'>;
+  /** Changes to coordination variables. `outcome`: a `VariableChangeOutcome`. */
+  variableChanges: Counter<'variable' | 'outcome'>;
+  /** Messages a consumer group has yet to read, by group and topic. */
+  consumerLag: Gauge<'group' | 'topic'>;
 }
 
-/** Creates the product's metrics in the given registry. */
+/**
+ * Creates the product's metrics in the given registry. Nothing is registered
+ * in prom-client's global default registry, so any number of registries (one
+ * per test, one per process) can each hold a set.
+ */
 export function createMetrics(options: MetricsOptions): Metrics {
   const { registry } = options;
   if (options.labels) registry.setDefaultLabels(options.labels);
+  if (options.defaults) collectDefaultMetrics({ register: registry });
+  const registers = [registry];
   return {
     registry,
     deadLetters: new Counter({
       name: 'mabeam_dead_letters_total',
       help: 'Messages sent to the dead-letter topic, by source topic and reason code.',
       labelNames: ['topic', 'reason'],
-      registers: [registry],
+      registers,
+    }),
+    coordinationLatency: new Histogram({
+      name: 'mabeam_coordination_latency_seconds',
+      help: 'Seconds from a round\'s request (its event time) to its outcome, by protocol and how the round ended (decided, no-decision, failed).',
+      labelNames: ['protocol', 'status'],
+      buckets: [...coordinationLatencyBuckets],
+      registers,
+    }),
+    rounds: new Counter({
+      name: 'mabeam_rounds_total',
+      help: 'Coordination rounds ended, by protocol and how they ended (decided, no-decision, failed).',
+      labelNames: ['protocol', 'status'],
+      registers,
+    }),
+    roundStages: new Counter({
+      name: 'mabeam_round_stages_total',
+      help: 'Stages opened by iterative protocols (a multi-stage round counts each stage), by protocol.',
+      labelNames: ['protocol'],
+      registers,
+    }),
+    answers: new Counter({
+      name: 'mabeam_answers_total',
+      help: 'Answers counted in rounds, by protocol and kind (bid, vote).',
+      labelNames: ['protocol', 'kind'],
+      registers,
+    }),
+    rejections: new Counter({
+      name: 'mabeam_rejections_total',
+      help: 'Input the coordinator refused with a Rejection event, by reason code.',
+      labelNames: ['reason'],
+      registers,
+    }),
+    agentsByState: new Gauge({
+      name: 'mabeam_agents',
+      help: 'Agents currently in each lifecycle state.',
+      labelNames: ['state'],
+      registers,
+    }),
+    variableChanges: new Counter({
+      name: 'mabeam_variable_changes_total',
+      help: 'Changes to coordination variables, by variable and outcome (applied, rejected).',
+      labelNames: ['variable', 'outcome'],
+      registers,
+    }),
+    consumerLag: new Gauge({
+      name: 'mabeam_consumer_lag',
+      help: 'Messages a consumer group has yet to read, by group and topic.',
+      labelNames: ['group', 'topic'],
+      registers,
     }),
   };
 }

@@ -1,4 +1,5 @@
-import type { Closed, Outcome, Protocol, Rejected, RoundAnswer, RoundClose, RoundDecision, RoundEvent, RoundOpen, RoundTick } from './types.ts';
+import { deterministicEventId } from '../events/envelope.ts';
+import type { Closed, Outcome, Protocol, Rejected, RoundAnswer, RoundClose, RoundDecision, RoundEvent, RoundOpen, RoundTick, Staged } from './types.ts';
 
 /** Bids above this are absurd unless a request says otherwise (parameters.maxAmount). */
 export const defaultMaxAmount = 1e12;
@@ -26,13 +27,8 @@ export function emptyRounds(): Rounds {
   return { byId: new Map(), pending: new Map() };
 }
 
-/** A copy that applying events to does not change the original (to roll back an aborted batch). */
-export function copyRounds(rounds: Rounds): Rounds {
-  return {
-    byId: new Map([...rounds.byId].map(([id, r]) => [id, { ...r, counted: [...r.counted], handled: new Set(r.handled) }])),
-    pending: new Map([...rounds.pending].map(([id, answers]) => [id, [...answers]])),
-  };
-}
+/** A bid that declines (attributes.pass true): see Protocol.acceptsPasses. */
+export const isPass = (answer: RoundAnswer): boolean => answer.kind === 'bid' && answer.attributes?.['pass'] === true;
 
 const rejected = (roundId: string, eventId: string, agentId: string | null, reasonCode: Rejected['reasonCode'], reason: string): Rejected => ({
   type: 'rejected',
@@ -43,16 +39,67 @@ const rejected = (roundId: string, eventId: string, agentId: string | null, reas
   reason,
 });
 
+/** The event id of the request of a round's stage (stage > 0); the same wherever it is computed. */
+export function stageEventId(roundId: string, stage: number): string {
+  return deterministicEventId('stage', roundId, String(stage));
+}
+
+/**
+ * Log time at which a stage ends: its deadline when that closed it, else
+ * the latest answer counted (or its request). Never a clock.
+ */
+function stageEndTime(round: RoundState, cause: Closed['cause']): number {
+  if (cause === 'deadline') return round.open.deadline;
+  return round.counted.reduce((t, a) => Math.max(t, a.eventTime), round.open.eventTime);
+}
+
 function finish(round: RoundState, cause: Closed['cause']): RoundDecision[] {
-  round.closed = true;
-  const closed: Closed = { type: 'closed', roundId: round.open.roundId, protocol: round.protocol.name, cause, counted: round.counted.map((a) => a.eventId) };
-  const outcome: Outcome = { type: 'outcome', roundId: round.open.roundId, protocol: round.protocol.name, ...round.protocol.decide(round.open, round.counted, cause) };
-  return [closed, outcome];
+  const { open, protocol } = round;
+  const verdict = protocol.decide(open, round.counted, cause);
+  const closed: Closed = {
+    type: 'closed', roundId: open.roundId, protocol: protocol.name, cause, counted: round.counted.map((a) => a.eventId), stage: open.stage, final: verdict.status !== 'continue',
+  };
+  if (verdict.status !== 'continue') {
+    round.closed = true;
+    const outcome: Outcome = { type: 'outcome', roundId: open.roundId, protocol: protocol.name, ...verdict };
+    return [closed, outcome];
+  }
+  // An iterative protocol goes on: the next stage is a request of its own, with a deterministic id and
+  // times taken from the log, so a replay opens exactly the same stage.
+  const start = stageEndTime(round, cause);
+  const stage = open.stage + 1;
+  const next: RoundOpen = {
+    ...open,
+    eventId: stageEventId(open.roundId, stage),
+    eventTime: start,
+    deadline: start + (verdict.durationMs ?? Math.max(0, open.deadline - open.eventTime)),
+    eligible: verdict.eligible ?? open.eligible,
+    parameters: verdict.parameters,
+    stage,
+    earlierStages: [...open.earlierStages, open.eventId],
+    openedAt: open.openedAt ?? open.eventTime,
+  };
+  round.open = next;
+  round.counted = [];
+  const staged: Staged = { type: 'stage', roundId: open.roundId, protocol: protocol.name, open: next, reason: verdict.reason };
+  return [closed, staged];
 }
 
 function openRound(rounds: Rounds, open: RoundOpen, lookup: (name: string) => Protocol | undefined): RoundDecision[] {
-  if (rounds.byId.has(open.roundId)) {
+  const existing = rounds.byId.get(open.roundId);
+  if (existing) {
+    // A stage this round opened itself (read back, or from the log on replay) changes nothing.
+    if (open.eventId === existing.open.eventId || existing.open.earlierStages.includes(open.eventId)) return [];
+    // A later stage that another coordinator opened (its changelog record not read yet): go on from it.
+    if (open.stage > existing.open.stage && open.eventId === stageEventId(open.roundId, open.stage) && !existing.closed) {
+      existing.open = open;
+      existing.counted = [];
+      return [];
+    }
     return [rejected(open.roundId, open.eventId, null, 'DUPLICATE_ROUND', `Round ${open.roundId} is already open or decided; a round id is used once.`)];
+  }
+  if (open.stage > 0 && open.eventId !== stageEventId(open.roundId, open.stage)) {
+    return [rejected(open.roundId, open.eventId, null, 'INVALID_REQUEST', `A request opens stage 0; stage ${open.stage} of round ${open.roundId} is opened by its coordinator.`)];
   }
   const protocol = lookup(open.protocol);
   if (!protocol) return [rejected(open.roundId, open.eventId, null, 'UNKNOWN_PROTOCOL', `No protocol "${open.protocol}" is registered.`)];
@@ -71,12 +118,18 @@ function answerRound(rounds: Rounds, answer: RoundAnswer): RoundDecision[] {
   const round = rounds.byId.get(answer.roundId);
   const no = (code: Rejected['reasonCode'], reason: string) => [rejected(answer.roundId, answer.eventId, answer.agentId, code, reason)];
   if (!round) {
-    rounds.pending.set(answer.roundId, [...(rounds.pending.get(answer.roundId) ?? []), answer]);
+    const waiting = rounds.pending.get(answer.roundId) ?? [];
+    if (!waiting.some((a) => a.eventId === answer.eventId)) rounds.pending.set(answer.roundId, [...waiting, answer]);
     return [];
   }
+  // The same answer read again (a coordinator re-reads what it had not committed yet) changes nothing.
+  if (round.handled.has(answer.eventId)) return [];
   round.handled.add(answer.eventId);
   if (round.closed) return no('ROUND_CLOSED', `Round ${answer.roundId} is closed.`);
   const { open, protocol } = round;
+  if (answer.inReplyTo !== undefined && open.earlierStages.includes(answer.inReplyTo)) {
+    return no('STALE_STAGE', `The answer replies to an earlier stage of round ${answer.roundId}, which is at stage ${open.stage} now.`);
+  }
   const expected = open.kind === 'auction' ? 'bid' : 'vote';
   if (answer.kind !== expected) return no('WRONG_ANSWER_KIND', `Round ${answer.roundId} is ${open.kind === 'auction' ? 'an auction' : 'a consensus'}: it takes ${expected}s, not ${answer.kind}s.`);
   if (open.eligible.length > 0 && !open.eligible.includes(answer.agentId)) {
@@ -85,7 +138,9 @@ function answerRound(rounds: Rounds, answer: RoundAnswer): RoundDecision[] {
   if (round.counted.some((a) => a.agentId === answer.agentId)) {
     return no('DUPLICATE_ANSWER', `${answer.agentId} already answered round ${answer.roundId}; the first answer counts.`);
   }
-  if (answer.kind === 'bid') {
+  const pass = isPass(answer);
+  if (pass && !protocol.acceptsPasses) return no('INVALID_ANSWER', `${protocol.name} takes no passes: a bidder that does not bid stays out.`);
+  if (answer.kind === 'bid' && !pass) {
     const max = typeof open.parameters['maxAmount'] === 'number' ? open.parameters['maxAmount'] : defaultMaxAmount;
     const amount = answer.amount;
     if (typeof amount !== 'number' || !Number.isFinite(amount) || amount < 0 || amount > max) {
@@ -93,7 +148,7 @@ function answerRound(rounds: Rounds, answer: RoundAnswer): RoundDecision[] {
     }
     if (open.reservePrice !== null && amount < open.reservePrice) return no('BELOW_RESERVE', `${amount} is under the reserve price ${open.reservePrice}.`);
   }
-  const refusal = protocol.check?.(open, answer);
+  const refusal = protocol.check?.(open, answer, round.counted);
   if (refusal) return no(refusal.reasonCode, refusal.reason);
   round.counted.push(answer);
   return protocol.complete(open, round.counted) ? finish(round, 'complete') : [];
@@ -114,8 +169,9 @@ function tick(rounds: Rounds, t: RoundTick): RoundDecision[] {
 
 function closeRound(rounds: Rounds, close: RoundClose): RoundDecision[] {
   const round = rounds.byId.get(close.roundId);
-  // Closing a round that is unknown or already decided changes nothing (a deadline can race completion).
-  if (!round || round.closed) return [];
+  // Closing a round that is unknown or already decided, or a stage that is over, changes nothing
+  // (a deadline can race completion).
+  if (!round || round.closed || (close.stage ?? 0) !== round.open.stage) return [];
   return finish(round, close.cause);
 }
 
@@ -176,6 +232,13 @@ export function restoreRound(rounds: Rounds, snapshot: RoundSnapshot, lookup: (n
       existing.counted = [...snapshot.counted];
       return [];
     }
+    const stage = snapshot.open?.stage ?? 0;
+    // An earlier stage's state is over; a later one (another coordinator went on) replaces this one.
+    if (stage < existing.open.stage) return [];
+    if (stage > existing.open.stage && snapshot.open) {
+      existing.open = snapshot.open;
+      existing.counted = [];
+    }
     const known = new Set(existing.counted.map((a) => a.eventId));
     const agents = new Set(existing.counted.map((a) => a.agentId));
     const added = snapshot.counted.filter((a) => !known.has(a.eventId) && !agents.has(a.agentId));
@@ -209,4 +272,10 @@ export function restoreRound(rounds: Rounds, snapshot: RoundSnapshot, lookup: (n
 export function markClosed(rounds: Rounds, roundId: string): void {
   const round = rounds.byId.get(roundId);
   if (round) round.closed = true;
+}
+
+/** Forgets a round (its partition went to another coordinator). */
+export function dropRound(rounds: Rounds, roundId: string): void {
+  rounds.byId.delete(roundId);
+  rounds.pending.delete(roundId);
 }

@@ -21,6 +21,20 @@ export interface RoundOpen {
   weights: Record<string, number>;
   quorum: number | null;
   parameters: Record<string, unknown>;
+  /**
+   * Iterative protocols run a round in stages (English: each higher asking
+   * price; Dutch: each lower price). Stage 0 is the request that opened the
+   * round; each later stage is a request the coordinator writes, with the
+   * same round id, and answers count toward the stage they reply to.
+   */
+  stage: number;
+  /** Event ids of the requests of the round's earlier stages. */
+  earlierStages: string[];  /** What the round is about (the request's item or subject, JSON); carried, never read, by protocols. */
+  subject?: string;
+  /** Capabilities an auction's bidders need; carried to later stages. */
+  requiredCapabilities?: string[];
+  /** Event time of the request that opened the round (stage 0); later stages keep it. */
+  openedAt?: number;
 }
 
 /** A bid or a vote. */
@@ -34,6 +48,12 @@ export interface RoundAnswer {
   amount?: number;
   bundle?: string[];
   choice?: string;
+  /** A vote's own weight, if it states one (Vote.weight). */
+  weight?: number;
+  /** Anything else the answer says (Bid.attributes), e.g. { side: "sell", quantity: 3 }. */
+  attributes?: Record<string, unknown>;
+  /** The request (stage) this answers: the answer's causation id. */
+  inReplyTo?: string;
 }
 
 /**
@@ -46,6 +66,8 @@ export interface RoundClose {
   roundId: string;
   cause: 'deadline' | 'cancelled';
   eventId: string;
+  /** The stage it closes (a deadline of an earlier stage closes nothing). Default 0. */
+  stage?: number;
 }
 
 /**
@@ -73,6 +95,14 @@ export const rejectionCodes = [
   'INVALID_AMOUNT',
   'BELOW_RESERVE',
   'INVALID_CHOICE',
+  /** A bid under the asking price of an iterative auction's stage. */
+  'BELOW_ASKING',
+  /** The answer replies to an earlier stage of an iterative round. */
+  'STALE_STAGE',
+  /** The answer is malformed for this protocol (e.g. a bundle naming unknown items). */
+  'INVALID_ANSWER',
+  /** Taking the answer would pass a stated size limit (e.g. bundles in a combinatorial auction). */
+  'LIMIT_EXCEEDED',
 ] as const;
 
 export type RejectionCode = (typeof rejectionCodes)[number];
@@ -94,6 +124,10 @@ export interface Closed {
   cause: 'complete' | 'deadline' | 'cancelled';
   /** Event ids of the answers counted, in the order they were accepted. */
   counted: string[];
+  /** The stage that closed. */
+  stage: number;
+  /** False when another stage follows (an iterative round goes on); true when an outcome follows. */
+  final: boolean;
 }
 
 export interface Verdict {
@@ -112,7 +146,28 @@ export interface Outcome extends Verdict {
   protocol: string;
 }
 
-export type RoundDecision = Rejected | Closed | Outcome;
+/** What an iterative protocol says when a stage ends and the round goes on. */
+export interface NextStage {
+  status: 'continue';
+  /** The next stage's parameters: the protocol's whole state (asking price, standing bid, …). */
+  parameters: Record<string, unknown>;
+  /** Who may answer the next stage; the same as this stage when left out. */
+  eligible?: string[];
+  /** How long the next stage runs, in ms; as long as this stage when left out. */
+  durationMs?: number;
+  reason: string;
+}
+
+/** The coordinator opens a round's next stage: written as a request with the same round id. */
+export interface Staged {
+  type: 'stage';
+  roundId: string;
+  protocol: string;
+  open: RoundOpen;
+  reason: string;
+}
+
+export type RoundDecision = Rejected | Closed | Outcome | Staged;
 
 /**
  * A coordination protocol: pure functions of the request and the answers
@@ -125,9 +180,21 @@ export interface Protocol {
   kind: ProtocolKind;
   /** Why a request cannot run under this protocol, if it cannot. */
   validate?(open: RoundOpen): string | undefined;
-  /** Protocol-specific refusal of one answer, if any. */
-  check?(open: RoundOpen, answer: RoundAnswer): { reasonCode: RejectionCode; reason: string } | undefined;
+  /** Protocol-specific refusal of one answer (given the answers this stage counted so far), if any. */
+  check?(open: RoundOpen, answer: RoundAnswer, counted: readonly RoundAnswer[]): { reasonCode: RejectionCode; reason: string } | undefined;
   /** True when the round can be decided now, before its deadline. */
   complete(open: RoundOpen, counted: readonly RoundAnswer[]): boolean;
-  decide(open: RoundOpen, counted: readonly RoundAnswer[], cause: Closed['cause']): Verdict;
+  /**
+   * The outcome of the round, or (iterative protocols) of the stage: a
+   * NextStage goes on with another stage, whose request carries the
+   * parameters returned. `open` is the current stage's request.
+   */
+  decide(open: RoundOpen, counted: readonly RoundAnswer[], cause: Closed['cause']): Verdict | NextStage;
+  /**
+   * Whether a bidder may decline with a pass (a Bid with attributes.pass
+   * true; its amount is ignored). A pass counts as an answer, so the round
+   * need not wait for that bidder, and never wins. Protocols without it
+   * refuse passes (INVALID_ANSWER).
+   */
+  acceptsPasses?: boolean;
 }

@@ -32,6 +32,12 @@ export interface CompactedViewOptions {
    * `capability:gpu`). Each is a Redis set of keys, kept exact as values change.
    */
   indexes?: (value: unknown) => string[];
+  /**
+   * The topic is written in transactions (each ends in a commit marker that
+   * takes an offset and is never delivered): a partition is caught up when
+   * only that marker is left.
+   */
+  transactional?: boolean;
 }
 
 /**
@@ -169,8 +175,9 @@ export class CompactedView {
       if (crash) throw new MabeamError('HANDLER_FAILED', `The view of ${this.options.topic} stopped: ${crash.message}`, { cause: crash });
       const applied = await this.options.redis.hgetall(this.keys.offsets);
       const position = (partition: number): number => Math.max(Number(applied[String(partition)] ?? -1), this.skipped.get(partition) ?? -1);
-      // (A partition whose last offset is a transaction marker never reports it; views read non-transactional topics.)
-      const behind = ends.filter((p) => Number(p.high) > Number(p.low) && position(p.partition) < Number(p.high) - 1);
+      // The last record is at high - 1, or at high - 2 before the commit marker of a transactional topic.
+      const last = (p: { high: string }) => Number(p.high) - (this.options.transactional ? 2 : 1);
+      const behind = ends.filter((p) => Number(p.high) > Number(p.low) && position(p.partition) < last(p));
       if (behind.length === 0) return;
       if (Date.now() > deadline) {
         const where = behind.map((p) => `partition ${p.partition} at ${position(p.partition)} of ${Number(p.high) - 1}`).join(', ');

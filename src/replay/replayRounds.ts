@@ -44,7 +44,8 @@ export async function replayRounds(log: LogRecord[], protocols: ProtocolRegistry
       case 'Proposal': {
         const open = toRoundEvent(decoded)!;
         const roundId = (decoded.event as unknown as BidRequest | Proposal).roundId;
-        if (!requests.has(roundId)) requests.set(roundId, open);
+        // The request that opened the round; later stages' requests come from the protocol.
+        if (!requests.has(roundId) && open.type === 'open' && open.stage === 0) requests.set(roundId, open);
         break;
       }
       case 'Bid':
@@ -64,25 +65,38 @@ export async function replayRounds(log: LogRecord[], protocols: ProtocolRegistry
     }
   }
   const report: ReplayReport = { rounds: [], identical: 0, different: 0, incomplete: [] };
-  const seen = new Set<string>();
+  // Each stage of a round closes once (an iterative round has several stages); the last closes for good.
+  const stagesOf = new Map<string, Map<number, RoundClosed>>();
   for (const closing of closings) {
-    if (seen.has(closing.roundId)) continue;
-    seen.add(closing.roundId);
-    const open = requests.get(closing.roundId);
-    const counted = closing.countedEventIds.map((id) => answers.get(id));
-    const recorded = outcomes.get(closing.roundId);
-    if (!open || counted.some((a) => !a) || !recorded) {
-      report.incomplete.push(closing.roundId);
+    const stages = stagesOf.get(closing.roundId) ?? new Map<number, RoundClosed>();
+    if (!stages.has(closing.stage ?? 0)) stages.set(closing.stage ?? 0, closing);
+    stagesOf.set(closing.roundId, stages);
+  }
+  for (const [roundId, stages] of stagesOf) {
+    const ordered = [...stages.entries()].sort(([a], [b]) => a - b).map(([, c]) => c);
+    const closing = ordered[ordered.length - 1]!;
+    if (closing.final === false) continue; // still running when the log was read
+    const open = requests.get(roundId);
+    const countedByStage = ordered.map((c) => c.countedEventIds.map((id) => answers.get(id)));
+    const counted = countedByStage.flat();
+    const recorded = outcomes.get(roundId);
+    if (!open || counted.some((a) => !a) || !recorded || ordered.some((c, i) => (c.stage ?? 0) !== i)) {
+      report.incomplete.push(roundId);
       continue;
     }
-    const events: RoundEvent[] = [open, ...(counted as RoundAnswer[])];
-    if (closing.cause !== 'complete') events.push({ type: 'close', roundId: closing.roundId, cause: closing.cause, eventId: closing.envelope.eventId });
+    // The request, then per stage the answers its closing counted and, if a deadline closed it, that closing:
+    // the operator opens the later stages itself, as the coordinator did.
+    const events: RoundEvent[] = [open];
+    ordered.forEach((c, i) => {
+      events.push(...(countedByStage[i] as RoundAnswer[]));
+      if (c.cause !== 'complete') events.push({ type: 'close', roundId, cause: c.cause, eventId: c.envelope.eventId, stage: c.stage ?? 0 });
+    });
     const decisions = await firstValueFrom(from(events).pipe(coordinate((name) => protocols.get(name)), toArray()));
     const replayed = decisions.find((d): d is Outcome => d.type === 'outcome');
     const pick = (o: { status: string; winners: string[]; price: number | null; value: string | null }) => ({ status: o.status, winners: o.winners, price: o.price, value: o.value });
     const identical = replayed !== undefined && JSON.stringify(pick(replayed)) === JSON.stringify(pick(recorded));
     report.rounds.push({
-      roundId: closing.roundId,
+      roundId,
       protocol: closing.protocol,
       cause: closing.cause,
       recorded: pick(recorded) as RoundReplay['recorded'],

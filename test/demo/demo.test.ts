@@ -19,13 +19,15 @@ describe('the demo (the README\'s main job)', () => {
       expect(first.deadLetter.reasonCode).toBe('BAD_MAGIC_BYTE');
       expect(first.deadLetter.originalBytes).toBeGreaterThan(0);
       expect(first.agentsFromRedis).toEqual(['coder-c', 'planner-a', 'planner-b']);
-      expect(first.variablesFromRedis).toEqual({ 'demo.temperature': 0.4, 'demo.team-size': 3 });
-      expect(lines[0]).toBe(`topics under "${prefix}": 15 created, 0 updated, 0 unchanged (30 settings capped for a one-broker cluster)`);
+      expect(first.outcome).toMatchObject({ winners: ['planner-b'], price: 42 });
+      expect(first.variablesFromRedis).toEqual({ 'demo.temperature': 0.7, 'demo.team-size': 3 });
+      expect(first.refusedChange).toMatch(/demo\.team-size 99 is over the maximum 10\. \[OUT_OF_RANGE\]/);
+      expect(lines[0]).toBe(`topics under "${prefix}": 16 created, 0 updated, 0 unchanged (32 settings capped for a one-broker cluster)`);
 
       const again: string[] = [];
       const second = await runDemo(c, { prefix, say: (l) => again.push(l) });
       expect(second.roundId).not.toBe(first.roundId);
-      expect(again[0]).toMatch(/0 created, 0 updated, 15 unchanged/);
+      expect(again[0]).toMatch(/0 created, 0 updated, 16 unchanged/);
       expect(second.bids).toEqual(first.bids);
     } finally {
       await c.close();

@@ -16,6 +16,8 @@ export const open = (over: Partial<RoundOpen> = {}): RoundOpen => ({
   weights: {},
   quorum: null,
   parameters: {},
+  stage: 0,
+  earlierStages: [],
   ...over,
 });
 
@@ -45,7 +47,7 @@ export const close = (cause: RoundClose['cause'] = 'deadline', roundId = 'r1'): 
 
 export const scheduler = () => new TestScheduler((actual, expected) => expect(actual).toEqual(expected));
 
-export const closed = (cause: string, counted: string[], protocol = 'first-price', roundId = 'r1') => ({ type: 'closed', roundId, protocol, cause, counted });
+export const closed = (cause: string, counted: string[], protocol = 'first-price', roundId = 'r1', stage = 0, final = true) => ({ type: 'closed', roundId, protocol, cause, counted, stage, final });
 
 export const rejectedAs = (reasonCode: string, eventId: string, agentId: string | null = null, roundId = 'r1') => ({
   type: 'rejected',

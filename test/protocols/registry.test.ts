@@ -31,7 +31,10 @@ describe('registerProtocol', () => {
 
   it('refuses a taken name, a bad name, and a protocol without its functions', () => {
     const registry = defaultProtocols();
-    expect(registry.names()).toEqual(['barrier', 'first-price', 'leader-election', 'majority', 'quorum', 'unanimous', 'vickrey', 'weighted']);
+    expect(registry.names()).toEqual([
+      'barrier', 'combinatorial', 'compromise', 'delegation', 'double-auction', 'dutch', 'english', 'equilibrium', 'first-price', 'leader-election',
+      'majority', 'priority', 'quorum', 'resource-grant', 'unanimous', 'vickrey', 'weighted', 'weighted-mean',
+    ]);
     expect(() => registry.register({ ...lowestPrice, name: 'vickrey' })).toThrow('A protocol named "vickrey" is already registered.');
     expect(() => registry.register({ ...lowestPrice, name: 'Bad Name' })).toThrow(/lower-case letters/);
     expect(() => registry.register({ name: 'half', kind: 'auction' } as unknown as Protocol)).toThrow('Protocol "half" must have complete() and decide().');

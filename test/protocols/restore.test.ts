@@ -22,7 +22,7 @@ describe('taking a round over from its changelog', () => {
     expect(applyRoundEvent(rounds, bid('b', 30), lookup)).toEqual([]); // before its round is known: waits
     expect(restoreRound(rounds, snap({ counted: [bid('a', 10)] }), lookup)).toEqual([]);
     expect(applyRoundEvent(rounds, bid('c', 20), lookup)).toEqual([
-      { type: 'closed', roundId: 'r1', protocol: 'first-price', cause: 'complete', counted: ['bid-a', 'bid-b', 'bid-c'] },
+      { type: 'closed', roundId: 'r1', protocol: 'first-price', cause: 'complete', counted: ['bid-a', 'bid-b', 'bid-c'], stage: 0, final: true },
       expect.objectContaining({ type: 'outcome', winners: ['b'], price: 30 }),
     ]);
     const other = emptyRounds();

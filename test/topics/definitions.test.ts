@@ -17,7 +17,7 @@ describe('topic definitions', () => {
   it('declares every topic the product needs, each with a purpose', async () => {
     const definitions = await loadTopicDefinitions();
     expect(definitions.map((d) => d.name).sort()).toEqual(
-      ['agent-state', 'agents', 'bid-requests', 'bids', 'dead-letters', 'directives', 'heartbeats', 'lifecycle', 'metrics', 'outcomes', 'proposals', 'round-state', 'variable-changes', 'variables', 'votes'].sort(),
+      ['agent-state', 'agents', 'bid-requests', 'bids', 'dead-letters', 'directives', 'heartbeats', 'lifecycle', 'metrics', 'outcomes', 'proposals', 'round-state', 'variable-changes', 'variable-requests', 'variables', 'votes'].sort(),
     );
     const compacted = definitions.filter((d) => d.config['cleanup.policy'] === 'compact').map((d) => d.name);
     expect(compacted.sort()).toEqual(['agent-state', 'agents', 'round-state', 'variables']);

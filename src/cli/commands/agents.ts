@@ -9,6 +9,7 @@ import { endpointsFromEnvironment, resolveEndpoints } from '../../stack/index.ts
 import type { ChildMessage } from '../../supervisor/messages.ts';
 import { defaultTopicPrefix } from '../../topics/index.ts';
 import { connect } from '../connect.ts';
+import { metricsPort, metricsPortHelp, startMetricsServer } from '../metrics.ts';
 import { out, progress, table } from '../output.ts';
 import { positiveInt } from './topics.ts';
 
@@ -26,9 +27,11 @@ export function registerAgentCommands(program: Command, logger: () => Logger): v
     .option('--heartbeat-ms <ms>', 'heartbeat interval', positiveInt)
     .option('--session-timeout-ms <ms>', 'how soon a dead replica\'s partitions move to the others', positiveInt)
     .option('--starting-reported', 'set by a supervisor that already reported the agents starting')
-    .action(async (modulePath: string, opts: { prefix: string; pool?: string; instance?: string; heartbeatMs?: number; sessionTimeoutMs?: number; startingReported?: boolean }) => {
+    .option('--metrics-port <port>', metricsPortHelp, metricsPort)
+    .action(async (modulePath: string, opts: { prefix: string; pool?: string; instance?: string; heartbeatMs?: number; sessionTimeoutMs?: number; startingReported?: boolean; metricsPort?: number }) => {
       const module = await loadAgentModule(modulePath);
-      const c = await connect(await endpoints(), logger(), 'mabeam-agent');
+      const c = await connect(await endpoints(), logger(), 'mabeam-agent', { defaultMetrics: opts.metricsPort !== undefined });
+      const closeMetrics = await startMetricsServer(c.metrics, opts.metricsPort, c.logger);
       const pool = opts.pool ?? module.pool;
       const host = new AgentHost({
         kafka: c.kafka,
@@ -60,6 +63,7 @@ export function registerAgentCommands(program: Command, logger: () => Logger): v
       process.send?.(ready);
       const reason = await finished;
       await c.close();
+      await closeMetrics();
       progress(`agents ${ids.join(', ')} stopped: ${reason}`);
       if (process.connected) process.disconnect?.();
     });

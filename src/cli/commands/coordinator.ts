@@ -5,6 +5,7 @@ import { sharedProtocols } from '../../protocols/builtins.ts';
 import { endpointsFromEnvironment, resolveEndpoints } from '../../stack/index.ts';
 import { defaultTopicPrefix } from '../../topics/index.ts';
 import { connect } from '../connect.ts';
+import { metricsPort, metricsPortHelp, startMetricsServer } from '../metrics.ts';
 import { progress } from '../output.ts';
 import { positiveInt } from './topics.ts';
 
@@ -16,9 +17,11 @@ export function registerCoordinatorCommand(program: Command, logger: () => Logge
     .description('run a coordinator (a member of the coordinators group) until SIGTERM / SIGINT')
     .option('--prefix <prefix>', 'topic name prefix', defaultTopicPrefix)
     .option('--session-timeout-ms <ms>', 'how soon a dead coordinator\'s rounds move to the others', positiveInt)
-    .action(async (opts: { prefix: string; sessionTimeoutMs?: number }) => {
+    .option('--metrics-port <port>', metricsPortHelp, metricsPort)
+    .action(async (opts: { prefix: string; sessionTimeoutMs?: number; metricsPort?: number }) => {
       const endpoints = endpointsFromEnvironment() ?? (await resolveEndpoints(program.opts()['stack'] as string));
-      const c = await connect(endpoints, logger(), 'mabeam-coordinator');
+      const c = await connect(endpoints, logger(), 'mabeam-coordinator', { defaultMetrics: opts.metricsPort !== undefined });
+      const closeMetrics = await startMetricsServer(c.metrics, opts.metricsPort, c.logger);
       const coordinator = new Coordinator({ kafka: c.kafka, codec: c.codec, logger: c.logger, prefix: opts.prefix, definitions: c.definitions, metrics: c.metrics, ...(opts.sessionTimeoutMs ? { sessionTimeoutMs: opts.sessionTimeoutMs } : {}) });
       const stop = new Promise<void>((resolve) => {
         for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => resolve());
@@ -29,5 +32,6 @@ export function registerCoordinatorCommand(program: Command, logger: () => Logge
       await stop;
       await coordinator.stop();
       await c.close();
+      await closeMetrics();
     });
 }

@@ -5,18 +5,21 @@ import type { Logger } from '../../log/logger.ts';
 import { endpointsFromEnvironment, resolveEndpoints } from '../../stack/index.ts';
 import { parseSupervisorSpec, Supervisor, type SupervisorEvent } from '../../supervisor/supervisor.ts';
 import { connect } from '../connect.ts';
+import { metricsPort, metricsPortHelp, startMetricsServer } from '../metrics.ts';
 import { progress } from '../output.ts';
 
 export function registerSuperviseCommand(program: Command, logger: () => Logger): void {
   program
     .command('supervise <file>')
     .description('run the agents a JSON spec lists as child processes, restarting them by policy, until SIGTERM / SIGINT')
-    .action(async (file: string) => {
+    .option('--metrics-port <port>', `${metricsPortHelp} (the supervisor's own; children get theirs from "args" in the spec)`, metricsPort)
+    .action(async (file: string, opts: { metricsPort?: number }) => {
       const spec = parseSupervisorSpec(JSON.parse(await readFile(file, 'utf8')), file);
       // Module paths are relative to the spec file.
       for (const child of spec.children) if (!isAbsolute(child.module)) child.module = resolve(dirname(file), child.module);
       const endpoints = endpointsFromEnvironment() ?? (await resolveEndpoints(program.opts()['stack'] as string));
-      const c = await connect(endpoints, logger(), 'mabeam-supervisor');
+      const c = await connect(endpoints, logger(), 'mabeam-supervisor', { defaultMetrics: opts.metricsPort !== undefined });
+      const closeMetrics = await startMetricsServer(c.metrics, opts.metricsPort, c.logger);
       const supervisor = new Supervisor({
         spec,
         producer: c.producer,
@@ -36,5 +39,6 @@ export function registerSuperviseCommand(program: Command, logger: () => Logger)
       progress('stopping supervised agents…');
       await supervisor.stop();
       await c.close();
+      await closeMetrics();
     });
 }

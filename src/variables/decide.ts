@@ -1,0 +1,84 @@
+/**
+ * The owners' rule for one request, as a pure function of the request and
+ * the variable's current record (nothing else: no clock, no lookup), so the
+ * log of requests decides the same way wherever it is read.
+ *
+ * - A request with a definition defines the variable: version 1 with the
+ *   request's value or the definition's initial value. Defining it again
+ *   with the same definition is refused as ALREADY_DEFINED (the client
+ *   takes that as success); with another definition as DEFINITION_CONFLICT.
+ * - A change of an unknown variable: UNKNOWN_VARIABLE. A value that is not
+ *   JSON or not of the variable's type: WRONG_TYPE; outside its range or
+ *   options: OUT_OF_RANGE. A compare-and-set whose expected version is not
+ *   the current one: STALE_VERSION.
+ * - A change caused by a consensus round (cause "consensus") applies only if
+ *   its trigger says the round was decided "yes" (trigger.status "decided",
+ *   trigger.value "\"yes\""); otherwise CONSENSUS_REFUSED.
+ * - Otherwise the value becomes version + 1, written by the requester at the
+ *   request's event time (the last-write-wins tie-break: see newer()).
+ */
+import type { VariableChangeRequested } from '../events/types.ts';
+import { checkValue, defineVariable, type Value } from './model.ts';
+import type { VariableRecord, VariableRejectionCode } from './types.ts';
+
+export type ChangeDecision =
+  | { type: 'changed'; variableId: string; record: VariableRecord }
+  | { type: 'rejected'; variableId: string; reasonCode: VariableRejectionCode; reason: string };
+
+const refuse = (variableId: string, reasonCode: VariableRejectionCode, reason: string): ChangeDecision => ({ type: 'rejected', variableId, reasonCode, reason });
+
+function parse(json: string | null): { ok: true; value: unknown } | { ok: false } {
+  if (json === null) return { ok: false };
+  try {
+    return { ok: true, value: JSON.parse(json) };
+  } catch {
+    return { ok: false };
+  }
+}
+
+export function decideChange(request: VariableChangeRequested, current: VariableRecord | undefined): ChangeDecision {
+  const id = request.variableId;
+  const at = { eventTime: request.envelope.eventTime, writerId: request.requesterId };
+  if (request.definition !== null) {
+    const raw = parse(request.definition);
+    if (!raw.ok) return refuse(id, 'INVALID_DEFINITION', 'The definition is not JSON.');
+    let definition;
+    try {
+      definition = defineVariable(raw.value);
+    } catch (error) {
+      return refuse(id, 'INVALID_DEFINITION', (error as Error).message);
+    }
+    if (definition.id !== id) return refuse(id, 'INVALID_REQUEST', `The definition is of "${definition.id}", the request of "${id}".`);
+    if (current) {
+      return JSON.stringify(current.definition) === JSON.stringify(definition)
+        ? refuse(id, 'ALREADY_DEFINED', `${id} is already defined so (version ${current.version}).`)
+        : refuse(id, 'DEFINITION_CONFLICT', `${id} is already defined differently; a definition does not change.`);
+    }
+    if (request.expectedVersion !== null && request.expectedVersion !== 0) return refuse(id, 'STALE_VERSION', `${id} does not exist yet (version 0), not version ${request.expectedVersion}.`);
+    let value: unknown = definition.initial;
+    if (request.value !== null) {
+      const given = parse(request.value);
+      if (!given.ok) return refuse(id, 'WRONG_TYPE', 'The value is not JSON.');
+      value = given.value;
+    }
+    const problem = checkValue(definition.valueType, value);
+    if (problem) return refuse(id, problem.reasonCode, `${id} ${problem.reason}.`);
+    return { type: 'changed', variableId: id, record: { id, definition, value: value as Value, version: 1, ...at } };
+  }
+  if (!current) return refuse(id, 'UNKNOWN_VARIABLE', `No variable ${id} is defined.`);
+  const given = parse(request.value);
+  if (!given.ok) return refuse(id, 'WRONG_TYPE', `A change of ${id} needs a value, as JSON.`);
+  const problem = checkValue(current.definition.valueType, given.value);
+  if (problem) return refuse(id, problem.reasonCode, `${id} ${problem.reason}.`);
+  if (request.expectedVersion !== null && request.expectedVersion !== current.version) {
+    return refuse(id, 'STALE_VERSION', `${id} is at version ${current.version}, not ${request.expectedVersion}: read it again and retry.`);
+  }
+  if (request.cause === 'consensus') {
+    const trigger = parse(request.trigger);
+    const round = trigger.ok && trigger.value && typeof trigger.value === 'object' ? (trigger.value as { roundId?: unknown; status?: unknown; value?: unknown }) : {};
+    if (round.status !== 'decided' || round.value !== JSON.stringify('yes')) {
+      return refuse(id, 'CONSENSUS_REFUSED', `The consensus round ${String(round.roundId ?? '?')} did not approve the change (${String(round.status ?? 'no outcome')}${round.value ? `, ${String(round.value)}` : ''}).`);
+    }
+  }
+  return { type: 'changed', variableId: id, record: { id, definition: current.definition, value: given.value as Value, version: current.version + 1, ...at } };
+}
