@@ -1,4 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { StackEndpoints } from '../src/stack/types.ts';
 import { isChildMessage, type ChildMessage } from '../src/supervisor/messages.ts';
@@ -17,16 +19,52 @@ export function runAgentProcess(stack: StackEndpoints, module: string, args: str
   return runCliProcess(stack, ['agent', 'run', module, ...args], env);
 }
 
-/** Runs a long-lived `mabeam …` command (one that reports ready over IPC) as a separate OS process. */
+/** A structured log line below warning level (pino: 30 info, 20 debug). */
+function isBelowWarning(line: string): boolean {
+  const level = /^\{"level":(\d+)/.exec(line)?.[1];
+  return level !== undefined && Number(level) < 40;
+}
+
+/** How long a process may take to report ready before the test is told what it last printed. */
+const readyTimeoutMs = 40_000;
+
+/**
+ * Runs a long-lived `mabeam …` command (one that reports ready over IPC) as a
+ * separate OS process. Its stderr is passed through and its tail kept, so a
+ * process that never gets ready fails the test with what it last said.
+ * MABEAM_CHILD_LOG_DIR=dir keeps each process's debug log in dir/<pid>.log.
+ */
 export function runCliProcess(stack: StackEndpoints, args: string[], env: Record<string, string> = {}): AgentProcess {
+  const logDir = process.env['MABEAM_CHILD_LOG_DIR'];
   const child = spawn(process.execPath, [cli, ...args], {
-    env: { ...process.env, KAFKA_BROKERS: stack.kafkaBrokers.join(','), SCHEMA_REGISTRY_URL: stack.schemaRegistryUrl, REDIS_URL: stack.redisUrl, ...env },
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    env: { ...process.env, MABEAM_LOG_LEVEL: 'debug', KAFKA_BROKERS: stack.kafkaBrokers.join(','), SCHEMA_REGISTRY_URL: stack.schemaRegistryUrl, REDIS_URL: stack.redisUrl, ...env },
+    stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
+  });
+  // The process logs at debug level: its last lines are kept for the error above, warnings and
+  // plain output go to this run's stderr, and MABEAM_CHILD_LOG_DIR keeps the whole log.
+  const tail: string[] = [];
+  const file = logDir ? createWriteStream(`${logDir}/${child.pid}.log`) : undefined;
+  createInterface({ input: child.stderr!, crlfDelay: Infinity }).on('line', (line) => {
+    file?.write(`${line}\n`);
+    tail.push(line);
+    if (tail.length > 20) tail.shift();
+    if (!isBelowWarning(line)) process.stderr.write(`${line}\n`);
   });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
   const ready = new Promise<ChildMessage>((resolve, reject) => {
-    child.on('message', (m) => isChildMessage(m) && resolve(m));
-    void exited.then(({ code, signal }) => reject(new Error(`agent process exited before it was ready (code ${code}, signal ${signal})`)));
+    const timer = setTimeout(
+      () => reject(new Error(`mabeam ${args.slice(0, 2).join(' ')} (pid ${child.pid}) was not ready after ${readyTimeoutMs / 1000} s; it last printed:\n${tail.join('\n')}`)),
+      readyTimeoutMs,
+    );
+    child.on('message', (m) => {
+      if (!isChildMessage(m)) return;
+      clearTimeout(timer);
+      resolve(m);
+    });
+    void exited.then(({ code, signal }) => {
+      clearTimeout(timer);
+      reject(new Error(`mabeam ${args.slice(0, 2).join(' ')} exited before it was ready (code ${code}, signal ${signal}); it last printed:\n${tail.join('\n')}`));
+    });
   });
   ready.catch(() => undefined);
   return { pid: child.pid!, ready, exited, process: child };

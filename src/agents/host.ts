@@ -118,6 +118,7 @@ export class AgentHost extends EventEmitter {
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private readonly lag = new Map<string, number>();
   private stopping: Promise<void> | undefined;
+  private starting: Promise<void> | undefined;
   private readonly topic: (name: string) => string;
 
   constructor(options: AgentHostOptions) {
@@ -169,11 +170,17 @@ export class AgentHost extends EventEmitter {
   }
 
   /** Registers the agents, restores their state, joins the pool and reports them running. */
-  async start(): Promise<void> {
+  start(): Promise<void> {
+    this.starting ??= this.startUp();
+    return this.starting;
+  }
+
+  private async startUp(): Promise<void> {
     const o = this.options;
     this.producer = createProducer(o.kafka);
     await this.producer.connect();
 
+    this.log.debug('restoring agent state');
     const snapshots = await readSnapshots(o.kafka, o.codec, this.topic('agent-state'), [...this.agents.keys()], this.log);
     for (const [agentId, snapshot] of snapshots) {
       const agent = this.agents.get(agentId)!;
@@ -182,6 +189,7 @@ export class AgentHost extends EventEmitter {
       this.log.info({ agent: agentId, sequence: snapshot.sequence, from: snapshot.instanceId }, 'state restored from snapshot');
     }
 
+    this.log.debug('registering agents');
     await this.produce(
       [...this.agents.values()].map(({ definition: d }) => ({
         topic: this.topic('agents'),
@@ -234,8 +242,11 @@ export class AgentHost extends EventEmitter {
       const topicLag = [...this.lag].filter(([key]) => key.startsWith(`${payload.topic}/`)).reduce((sum, [, l]) => sum + Math.max(0, l), 0);
       o.metrics?.consumerLag.set({ group: this.groupId, topic: payload.topic }, topicLag);
     });
+    this.log.debug({ group: this.groupId }, 'joining the pool');
     await this.consumer.start();
-    await this.pinUncommitted(await joined);
+    const assignment = await joined;
+    this.log.debug({ assignment }, 'joined; pinning start positions');
+    await this.pinUncommitted(assignment);
     await this.moveAll('running', `member of consumer group ${this.groupId}`);
     this.heartbeatTimer = setInterval(() => {
       this.sendHeartbeats().catch((error: unknown) => this.log.warn({ error: describeError(error) }, 'heartbeat failed'));
@@ -300,11 +311,17 @@ export class AgentHost extends EventEmitter {
   }
 
   private async shutDown(via: 'stopping' | 'migrating', reason: string): Promise<void> {
+    // A stop that arrives while the host starts (a signal during start-up) lets the start finish
+    // or fail first — each of its steps is bounded — and then stops whatever it got to.
+    await this.starting?.catch(() => undefined);
     clearInterval(this.heartbeatTimer);
-    await this.moveAll(via, reason);
+    // Only agents that were announced have a lifecycle to end and a restored state to save;
+    // saving the state of one that never got that far would overwrite its real snapshot.
+    const announced = [...this.agents.values()].filter((agent) => agent.lifecycle !== null);
+    await this.moveAll(via, reason, announced);
     await this.consumer?.stop();
     await this.produce(
-      [...this.agents.values()].map((agent) => ({
+      announced.map((agent) => ({
         topic: this.topic('agent-state'),
         key: agent.definition.id,
         type: 'AgentStateSnapshot' as const,
@@ -318,14 +335,14 @@ export class AgentHost extends EventEmitter {
         } satisfies AgentStateSnapshot,
       })),
     );
-    await this.moveAll('stopped', via === 'migrating' ? `handed over: ${reason}` : reason);
+    await this.moveAll('stopped', via === 'migrating' ? `handed over: ${reason}` : reason, announced);
     await this.producer?.disconnect();
     this.emit('stopped', reason);
   }
 
-  private async moveAll(to: LifecycleState, reason: string): Promise<void> {
+  private async moveAll(to: LifecycleState, reason: string, agents: Iterable<HostedAgent> = this.agents.values()): Promise<void> {
     const events: Outgoing[] = [];
-    for (const agent of this.agents.values()) {
+    for (const agent of agents) {
       const from = agent.lifecycle;
       agent.lifecycle = transition(from, to);
       events.push({

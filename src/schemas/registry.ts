@@ -5,8 +5,16 @@ import { subjectFor } from './subjects.ts';
 
 export type RegistryClient = SchemaRegistry;
 
-export function createRegistryClient(url: string): RegistryClient {
-  return new SchemaRegistry({ host: url.replace(/\/+$/, ''), clientId: 'mabeam' }, { forSchemaOptions: {} as never });
+/** How long one registry request may take before it counts as unanswered (REGISTRY_UNAVAILABLE). */
+export const registryRequestTimeoutMs = 10_000;
+
+type RegistryMiddleware = NonNullable<ConstructorParameters<typeof SchemaRegistry>[0]['middlewares']>[number];
+
+export function createRegistryClient(url: string, timeoutMs = registryRequestTimeoutMs): RegistryClient {
+  // The client sets no request timeout of its own: a registry that accepts the connection and
+  // never answers would stall every encode and decode behind it.
+  const timeout: RegistryMiddleware = () => ({ request: (request) => request.enhance({ timeout: timeoutMs }) });
+  return new SchemaRegistry({ host: url.replace(/\/+$/, ''), clientId: 'mabeam', middlewares: [timeout] }, { forSchemaOptions: {} as never });
 }
 
 export type Compatibility = 'BACKWARD' | 'BACKWARD_TRANSITIVE' | 'FORWARD' | 'FULL' | 'NONE';
@@ -19,7 +27,7 @@ export async function setSubjectCompatibility(url: string, subject: string, leve
       method: 'PUT',
       headers: { 'content-type': 'application/vnd.schemaregistry.v1+json' },
       body: JSON.stringify({ compatibility: level }),
-      signal: AbortSignal.timeout(10_000),
+      signal: AbortSignal.timeout(registryRequestTimeoutMs),
     });
   } catch (error) {
     throw new MabeamError('REGISTRY_UNAVAILABLE', `The schema registry at ${url} did not answer: ${describeError(error)}`, { cause: error });
@@ -29,7 +37,7 @@ export async function setSubjectCompatibility(url: string, subject: string, leve
   // Apicurio answers 409 when another client created the subject's rule at the same moment:
   // then the level only needs checking.
   if (response.status === 409) {
-    const current = await fetch(`${url.replace(/\/+$/, '')}/config/${encodeURIComponent(subject)}`, { signal: AbortSignal.timeout(10_000) });
+    const current = await fetch(`${url.replace(/\/+$/, '')}/config/${encodeURIComponent(subject)}`, { signal: AbortSignal.timeout(registryRequestTimeoutMs) });
     const config = current.ok ? ((await current.json()) as { compatibilityLevel?: string; compatibility?: string }) : {};
     if ((config.compatibilityLevel ?? config.compatibility) === level) return;
   }

@@ -132,4 +132,18 @@ describe('agent host', () => {
     await next.start();
     expect(next.stateOf('gpu-a')).toEqual({ handled: 3, mode: 'eco' });
   });
+
+  it('a stop asked for while the host is starting waits for the start, then stops cleanly', async () => {
+    const lifecycle = await collectRaw(ctx, ctx.topic('lifecycle'));
+    const host = new AgentHost({ kafka: ctx.kafka, codec: ctx.codec, logger: ctx.logger, prefix: ctx.prefix, definitions: ctx.definitions, agents: [agents()[2]!], pool: 'early-stop' });
+    const started = host.start();
+    await host.stop('signal SIGTERM'); // as a signal during start-up does
+    await started;
+    expect([...host.states.values()]).toEqual(['stopped']);
+    const moves = await waitFor(async () => {
+      const list = (await decodeAll<LifecycleChanged>(lifecycle.messages)).map((m) => m.event).filter((e) => e.instanceId === host.instanceId);
+      return list.length >= 4 && list.map((e) => `${e.from ?? '(new)'}>${e.to}`);
+    }, { what: 'the early-stopped host\'s lifecycle', crashed: lifecycle.crashed });
+    expect(moves).toEqual(['(new)>starting', 'starting>running', 'running>stopping', 'stopping>stopped']);
+  });
 });

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EventCodec } from '../../src/codec/codec.ts';
 import { MabeamError } from '../../src/errors.ts';
@@ -64,5 +65,22 @@ describe('schema registration', () => {
     expect(error).toBeInstanceOf(MabeamError);
     expect((error as MabeamError).code).toBe('REGISTRY_UNAVAILABLE');
     expect((error as MabeamError).retriable).toBe(true);
+  });
+
+  it('gives up on a registry that accepts the connection and never answers, as retriable', async () => {
+    const sockets: Socket[] = [];
+    const silent = createServer((socket) => void sockets.push(socket)); // reads nothing, answers nothing
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+    try {
+      const codec = new EventCodec({ registry: createRegistryClient(url, 200), registryUrl: url, catalog: ctx.catalog });
+      const error = await codec.decode(Buffer.from([0, 0, 0, 0, 5, 1, 2])).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(MabeamError);
+      expect((error as MabeamError).code).toBe('REGISTRY_UNAVAILABLE');
+      expect((error as MabeamError).retriable).toBe(true);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => silent.close(resolve));
+    }
   });
 });
