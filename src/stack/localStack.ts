@@ -6,7 +6,7 @@ import { ensureKafka, ensureRegistry } from './artifacts.ts';
 import { findJava } from './java.ts';
 import { startKafkaNode, waitForKafka } from './kafka.ts';
 import { resolveStackOptions, type LocalStackOptions, type ResolvedStackOptions } from './options.ts';
-import { freePort } from './ports.ts';
+import { freePort, onFreshPorts } from './ports.ts';
 import { isOurProcess, stopProcess } from './processes.ts';
 import { defaultRedisUrl, findRedisServer, startRedisNode, waitForRedis } from './redis.ts';
 import { startRegistryNode, waitForRegistry } from './registry.ts';
@@ -116,10 +116,12 @@ export async function startStack(input: LocalStackOptions = {}, logger: Logger =
       ]),
     );
     fetched.kafka = artifact.fetched;
-    const port = o.kafkaPort ?? (await freePort(previousPort(previous, 'kafka')));
-    const controllerPort = o.kafkaControllerPort ?? (await freePort());
+    let port = 0;
     const node = await timed(timings, 'kafka.start', () =>
-      startKafkaNode({
+      onFreshPorts('kafka', o.kafkaPort !== undefined && o.kafkaControllerPort !== undefined, log, async (retry) => {
+        port = o.kafkaPort ?? (await freePort(retry ? undefined : previousPort(previous, 'kafka')));
+        const controllerPort = o.kafkaControllerPort ?? (await freePort());
+        return startKafkaNode({
         java: java.executable,
         libsDir: join(artifact.dir, 'libs'),
         dataDir: join(o.stateDir, 'kafka', 'data'),
@@ -130,6 +132,7 @@ export async function startStack(input: LocalStackOptions = {}, logger: Logger =
         startTimeoutMs: o.startTimeoutMs,
         log,
         ...ownerOpt,
+        });
       }),
     );
     state.endpoints.kafkaBrokers = [`127.0.0.1:${port}`];
@@ -155,10 +158,11 @@ export async function startStack(input: LocalStackOptions = {}, logger: Logger =
       ]),
     );
     fetched.registry = artifact.fetched;
-    const port = o.registryPort ?? (await freePort(previousPort(previous, 'registry')));
-    const managementPort = await freePort();
     const node = await timed(timings, 'registry.start', () =>
-      startRegistryNode({
+      onFreshPorts('registry', false, log, async (retry) => {
+        const port = o.registryPort ?? (await freePort(retry ? undefined : previousPort(previous, 'registry')));
+        const managementPort = await freePort();
+        return startRegistryNode({
         java: `${java.executable}`,
         appDir: artifact.dir,
         dataDir: join(o.stateDir, 'registry'),
@@ -169,6 +173,7 @@ export async function startStack(input: LocalStackOptions = {}, logger: Logger =
         startTimeoutMs: o.startTimeoutMs,
         marker: o.stateDir,
         ...ownerOpt,
+        });
       }),
     );
     state.endpoints.schemaRegistryUrl = node.url;
@@ -189,9 +194,12 @@ export async function startStack(input: LocalStackOptions = {}, logger: Logger =
       services.push({ name: 'redis', origin: 'default', address: defaultRedisUrl });
       return;
     }
-    const port = o.redisPort ?? (await freePort(previousPort(previous, 'redis')));
+    let port = 0;
     const node = await timed(timings, 'redis.start', () =>
-      startRedisNode({ binary, dataDir: join(o.stateDir, 'redis'), port, startTimeoutMs: o.startTimeoutMs, ...ownerOpt }),
+      onFreshPorts('redis', o.redisPort !== undefined, log, async (retry) => {
+        port = o.redisPort ?? (await freePort(retry ? undefined : previousPort(previous, 'redis')));
+        return startRedisNode({ binary, dataDir: join(o.stateDir, 'redis'), port, startTimeoutMs: o.startTimeoutMs, ...ownerOpt });
+      }),
     );
     state.endpoints.redisUrl = node.url;
     services.push({ name: 'redis', origin: 'started', address: node.url, pid: node.pid, marker: `redis-server 127.0.0.1:${port}`, logFile: node.logFile, ...watchdog(node.watchdogPid) });

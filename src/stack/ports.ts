@@ -1,4 +1,6 @@
 import { createServer } from 'node:net';
+import { describeError } from '../errors.ts';
+import type { Logger } from '../log/logger.ts';
 
 /** Asks the kernel for a free loopback port (preferring `preferred` when it is free). */
 export async function freePort(preferred?: number): Promise<number> {
@@ -26,4 +28,21 @@ function listenOn(port: number): Promise<number> {
       server.close(() => resolve(chosen));
     });
   });
+}
+
+/**
+ * A port found free can be taken before the service binds it: other
+ * processes' outgoing connections draw on the same range. A service that
+ * fails only because a port it was given is in use starts again on newly
+ * chosen ports, up to three times; ports the user set are never changed.
+ */
+export async function onFreshPorts<T>(service: string, portsFixed: boolean, log: Logger, start: (retry: boolean) => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await start(attempt > 1);
+    } catch (error) {
+      if (portsFixed || attempt >= 3 || !/Address already in use|BindException/i.test(describeError(error))) throw error;
+      log.warn({ service, attempt }, 'a port chosen for the service was taken before it could bind it; starting it again on new ports');
+    }
+  }
 }
