@@ -49,26 +49,53 @@ function statusOf(error: unknown): number | undefined {
   return typeof status === 'number' ? status : undefined;
 }
 
+/** No answer in time, no connection, or a server error: worth retrying later. */
+function isUnavailable(error: unknown): boolean {
+  const status = statusOf(error);
+  // The HTTP client reports its own timeout as "Timeout (N ms)" with status 400.
+  return status === undefined || status >= 500 || /Timeout \(\d+ms\)/.test(describeError(error));
+}
+
 /**
- * Registers one schema under its subject with BACKWARD compatibility. The
- * registry refuses a change that breaks it (HTTP 409): that becomes
- * SCHEMA_INCOMPATIBLE with the registry's explanation.
+ * The id of a schema already registered under its subject, or undefined.
+ * A read: once a schema is registered — the usual case — a process asks for
+ * its id without writing anything, so many processes starting at once do not
+ * queue on the registry's storage locks.
+ */
+async function registeredId(client: RegistryClient, subject: string, schema: string): Promise<number | undefined> {
+  try {
+    return await client.getRegistryIdBySchema(subject, { type: SchemaType.AVRO, schema });
+  } catch (error) {
+    if (statusOf(error) !== 404 && (error as Error).name !== 'ConfluentSchemaRegistryError' && isUnavailable(error)) {
+      throw new MabeamError('REGISTRY_UNAVAILABLE', `Looking up ${subject} failed: ${describeError(error)}`, { cause: error });
+    }
+    return undefined; // not registered yet (or a refusal the registration below explains)
+  }
+}
+
+/**
+ * Registers one schema under its subject with BACKWARD compatibility (a
+ * schema already registered is only looked up). The registry refuses a change
+ * that breaks compatibility (HTTP 409): that becomes SCHEMA_INCOMPATIBLE with
+ * the registry's explanation.
  */
 export async function registerSchema(client: RegistryClient, url: string, schema: Pick<EventSchema, 'fullName' | 'schema'>): Promise<number> {
   const subject = subjectFor(schema.fullName);
+  const text = JSON.stringify(schema.schema);
+  const known = await registeredId(client, subject, text);
+  if (known !== undefined) return known;
   await setSubjectCompatibility(url, subject, 'BACKWARD');
   try {
-    const { id } = await client.register({ type: SchemaType.AVRO, schema: JSON.stringify(schema.schema) }, { subject, compatibility: 'BACKWARD' as never });
+    const { id } = await client.register({ type: SchemaType.AVRO, schema: text }, { subject, compatibility: 'BACKWARD' as never });
     return id;
   } catch (error) {
-    const status = statusOf(error);
-    if (status === 409) {
+    if (statusOf(error) === 409) {
       throw new MabeamError('SCHEMA_INCOMPATIBLE', `The registry refused ${subject}: the change breaks BACKWARD compatibility (${describeError(error)})`, {
         cause: error,
         details: { subject },
       });
     }
-    if (status === undefined || status >= 500) {
+    if (isUnavailable(error)) {
       throw new MabeamError('REGISTRY_UNAVAILABLE', `Registering ${subject} failed: ${describeError(error)}`, { cause: error });
     }
     throw new MabeamError('SCHEMA_REGISTRATION_FAILED', `Registering ${subject} failed: ${describeError(error)}`, { cause: error });

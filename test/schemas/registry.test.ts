@@ -73,11 +73,14 @@ describe('schema registration', () => {
     await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
     const url = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
     try {
-      const codec = new EventCodec({ registry: createRegistryClient(url, 200), registryUrl: url, catalog: ctx.catalog });
-      const error = await codec.decode(Buffer.from([0, 0, 0, 0, 5, 1, 2])).catch((e: unknown) => e);
-      expect(error).toBeInstanceOf(MabeamError);
-      expect((error as MabeamError).code).toBe('REGISTRY_UNAVAILABLE');
-      expect((error as MabeamError).retriable).toBe(true);
+      const registry = createRegistryClient(url, 200);
+      const codec = new EventCodec({ registry, registryUrl: url, catalog: ctx.catalog });
+      for (const attempt of [codec.decode(Buffer.from([0, 0, 0, 0, 5, 1, 2])), registerSchema(registry, url, ctx.catalog.events.values().next().value!)]) {
+        const error = await attempt.catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(MabeamError);
+        expect((error as MabeamError).code).toBe('REGISTRY_UNAVAILABLE');
+        expect((error as MabeamError).retriable).toBe(true);
+      }
     } finally {
       for (const socket of sockets) socket.destroy();
       await new Promise((resolve) => silent.close(resolve));
