@@ -41,6 +41,7 @@ export async function setSubjectCompatibility(url: string, subject: string, leve
     const config = current.ok ? ((await current.json()) as { compatibilityLevel?: string; compatibility?: string }) : {};
     if ((config.compatibilityLevel ?? config.compatibility) === level) return;
   }
+  if (response.status >= 500) throw new MabeamError('REGISTRY_UNAVAILABLE', `Setting ${level} compatibility on ${subject} failed: HTTP ${response.status} ${body}`);
   throw new MabeamError('SCHEMA_REGISTRATION_FAILED', `Setting ${level} compatibility on ${subject} failed: HTTP ${response.status} ${body}`);
 }
 
@@ -79,7 +80,20 @@ async function registeredId(client: RegistryClient, subject: string, schema: str
  * that breaks compatibility (HTTP 409): that becomes SCHEMA_INCOMPATIBLE with
  * the registry's explanation.
  */
-export async function registerSchema(client: RegistryClient, url: string, schema: Pick<EventSchema, 'fullName' | 'schema'>): Promise<number> {
+export async function registerSchema(client: RegistryClient, url: string, schema: Pick<EventSchema, 'fullName' | 'schema'>, attempts = 3): Promise<number> {
+  // A registry that is briefly unavailable (a storage lock held past the request timeout while
+  // many writers start at once) is asked again a little later, a bounded number of times.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await registerOnce(client, url, schema);
+    } catch (error) {
+      if (!(error instanceof MabeamError) || !error.retriable || attempt >= attempts) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 500 * attempt));
+    }
+  }
+}
+
+async function registerOnce(client: RegistryClient, url: string, schema: Pick<EventSchema, 'fullName' | 'schema'>): Promise<number> {
   const subject = subjectFor(schema.fullName);
   const text = JSON.stringify(schema.schema);
   const known = await registeredId(client, subject, text);
