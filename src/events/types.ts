@@ -174,6 +174,8 @@ export interface RoundOutcome extends Event {
   value: string | null;
   reason: string;
   details: string | null;
+  /** JSON: what the round was about (the request's item or the proposal's subject). */
+  subject?: string | null;
 }
 
 export interface Rejection extends Event {

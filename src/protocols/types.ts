@@ -144,6 +144,8 @@ export interface Outcome extends Verdict {
   type: 'outcome';
   roundId: string;
   protocol: string;
+  /** What the round was about, carried from its request (JSON). */
+  subject?: string;
 }
 
 /** What an iterative protocol says when a stage ends and the round goes on. */

@@ -18,8 +18,9 @@ export interface ProposeOptions {
  * affected agents) vote "yes" or "no" on a Proposal whose subject is
  * `{ variableId, value, version }`; the change is then requested with the
  * round's outcome as its trigger and the version voted on as its expected
- * version. The owners apply it only if the round was decided "yes" and the
- * variable has not changed meanwhile — otherwise the caller gets
+ * version. The owners apply it only if the round's outcome in the log is
+ * "yes" for exactly this change and the variable has not changed meanwhile
+ * — otherwise the caller gets
  * VARIABLE_REJECTED (CONSENSUS_REFUSED or STALE_VERSION), and the refusal is
  * an event on variable-changes like any other.
  */

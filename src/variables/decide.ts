@@ -1,7 +1,8 @@
 /**
- * The owners' rule for one request, as a pure function of the request and
- * the variable's current record (nothing else: no clock, no lookup), so the
- * log of requests decides the same way wherever it is read.
+ * The owners' rule for one request, as a pure function of the request, the
+ * variable's current record and — for a change that claims consensus — the
+ * round's outcome as the log has it (nothing else: no clock), so the log
+ * decides the same way wherever it is read.
  *
  * - A request with a definition defines the variable: version 1 with the
  *   request's value or the definition's initial value. Defining it again
@@ -11,13 +12,18 @@
  *   JSON or not of the variable's type: WRONG_TYPE; outside its range or
  *   options: OUT_OF_RANGE. A compare-and-set whose expected version is not
  *   the current one: STALE_VERSION.
- * - A change caused by a consensus round (cause "consensus") applies only if
- *   its trigger says the round was decided "yes" (trigger.status "decided",
- *   trigger.value "\"yes\""); otherwise CONSENSUS_REFUSED.
+ * - A change caused by a consensus round (cause "consensus") names the round
+ *   in its trigger (trigger.roundId). It applies only if the log holds that
+ *   round's outcome, decided "yes", and the round asked about exactly this
+ *   change: this variable, this value, the version it is at. What the
+ *   trigger says about the outcome is not taken on trust. Otherwise
+ *   CONSENSUS_REFUSED.
  * - Otherwise the value becomes version + 1, written by the requester at the
  *   request's event time (the last-write-wins tie-break: see newer()).
  */
+import { isDeepStrictEqual } from 'node:util';
 import type { VariableChangeRequested } from '../events/types.ts';
+import type { LoggedApproval } from './approvals.ts';
 import { checkValue, defineVariable, type Value } from './model.ts';
 import type { VariableRecord, VariableRejectionCode } from './types.ts';
 
@@ -36,7 +42,14 @@ function parse(json: string | null): { ok: true; value: unknown } | { ok: false 
   }
 }
 
-export function decideChange(request: VariableChangeRequested, current: VariableRecord | undefined): ChangeDecision {
+/** The round a consensus change names in its trigger. */
+export function roundIdOf(trigger: string | null): string | undefined {
+  const parsed = parse(trigger);
+  const roundId = parsed.ok && parsed.value && typeof parsed.value === 'object' ? (parsed.value as { roundId?: unknown }).roundId : undefined;
+  return typeof roundId === 'string' && roundId.length > 0 ? roundId : undefined;
+}
+
+export function decideChange(request: VariableChangeRequested, current: VariableRecord | undefined, approval?: LoggedApproval): ChangeDecision {
   const id = request.variableId;
   const at = { eventTime: request.envelope.eventTime, writerId: request.requesterId };
   if (request.definition !== null) {
@@ -74,10 +87,15 @@ export function decideChange(request: VariableChangeRequested, current: Variable
     return refuse(id, 'STALE_VERSION', `${id} is at version ${current.version}, not ${request.expectedVersion}: read it again and retry.`);
   }
   if (request.cause === 'consensus') {
-    const trigger = parse(request.trigger);
-    const round = trigger.ok && trigger.value && typeof trigger.value === 'object' ? (trigger.value as { roundId?: unknown; status?: unknown; value?: unknown }) : {};
-    if (round.status !== 'decided' || round.value !== JSON.stringify('yes')) {
-      return refuse(id, 'CONSENSUS_REFUSED', `The consensus round ${String(round.roundId ?? '?')} did not approve the change (${String(round.status ?? 'no outcome')}${round.value ? `, ${String(round.value)}` : ''}).`);
+    const roundId = roundIdOf(request.trigger);
+    if (!roundId) return refuse(id, 'CONSENSUS_REFUSED', `A change of ${id} by consensus must name its round (trigger.roundId).`);
+    if (!approval || approval.roundId !== roundId) return refuse(id, 'CONSENSUS_REFUSED', `The log holds no outcome of consensus round ${roundId}.`);
+    if (approval.status !== 'decided' || approval.value !== JSON.stringify('yes')) {
+      return refuse(id, 'CONSENSUS_REFUSED', `The consensus round ${roundId} did not approve the change (${approval.status}${approval.value ? `, ${approval.value}` : ''}).`);
+    }
+    const asked = approval.subject;
+    if (asked.variableId !== id || asked.version !== current.version || !isDeepStrictEqual(asked.value, given.value)) {
+      return refuse(id, 'CONSENSUS_REFUSED', `The consensus round ${roundId} approved another change (${asked.variableId} at version ${String(asked.version)} to ${JSON.stringify(asked.value)}), not ${id} at version ${current.version} to ${request.value}.`);
     }
   }
   return { type: 'changed', variableId: id, record: { id, definition: current.definition, value: given.value as Value, version: current.version + 1, ...at } };

@@ -12,7 +12,8 @@ import type { Metrics } from '../metrics/metrics.ts';
 import { eventHeaders } from '../producer/eventProducer.ts';
 import { topicName } from '../topics/names.ts';
 import type { TopicDefinition } from '../topics/types.ts';
-import { decideChange, type ChangeDecision } from './decide.ts';
+import { Approvals } from './approvals.ts';
+import { decideChange, roundIdOf, type ChangeDecision } from './decide.ts';
 import { VariableLog } from './variableLog.ts';
 import type { VariableRecord } from './types.ts';
 
@@ -41,7 +42,8 @@ export interface VariableOwnerOptions {
  * for a refusal, a VariableChangeRejected with its reason code. The owner
  * knows the current state from the `variables` topic (read to its end
  * before it decides on a partition it has just been given) and from its own
- * commits.
+ * commits; a change that claims consensus is checked against that round's
+ * outcome on the `outcomes` topic (see decide.ts).
  */
 export class VariableOwner {
   readonly groupId: string;
@@ -49,6 +51,8 @@ export class VariableOwner {
   private readonly options: VariableOwnerOptions;
   private readonly log: Logger;
   private readonly state: VariableLog;
+  /** Outcomes of consensus rounds about variables: what a change by consensus is checked against. */
+  private readonly approvals: Approvals;
   private producer: Producer | undefined;
   private consumer: Consumer | undefined;
   /** Set at each new assignment: the state topic is read to its end before the next decision. */
@@ -60,6 +64,7 @@ export class VariableOwner {
     this.instanceId = options.instanceId ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
     this.log = options.logger.child({ ns: 'variable-owner', instance: this.instanceId });
     this.state = new VariableLog({ kafka: options.kafka, codec: options.codec, logger: this.log, prefix: options.prefix });
+    this.approvals = new Approvals({ kafka: options.kafka, codec: options.codec, logger: this.log, prefix: options.prefix });
   }
 
   /** The variables as this owner knows them. */
@@ -69,7 +74,7 @@ export class VariableOwner {
 
   async start(): Promise<void> {
     const o = this.options;
-    await this.state.start();
+    await Promise.all([this.state.start(), this.approvals.start()]);
     this.producer = createTransactionalProducer(o.kafka, `${this.groupId}.${this.instanceId}`);
     await this.producer.connect();
     const consumer = createPartitionOwnerConsumer(o.kafka, this.groupId, o.sessionTimeoutMs);
@@ -85,7 +90,7 @@ export class VariableOwner {
   async stop(): Promise<void> {
     await this.consumer?.disconnect();
     await this.producer?.disconnect();
-    await this.state.stop();
+    await Promise.all([this.state.stop(), this.approvals.stop()]);
   }
 
   private async onBatch({ batch, resolveOffset, heartbeat }: EachBatchPayload): Promise<void> {
@@ -115,7 +120,8 @@ export class VariableOwner {
           continue;
         }
         const current = pending.get(request.variableId) ?? this.state.get(request.variableId);
-        const decision = decideChange(request, current);
+        const roundId = request.cause === 'consensus' ? roundIdOf(request.trigger) : undefined;
+        const decision = decideChange(request, current, roundId ? await this.approvals.of(roundId) : undefined);
         decided.push(decision);
         if (decision.type === 'changed') {
           pending.set(decision.record.id, decision.record);

@@ -132,7 +132,17 @@ describe('distributed variables', () => {
     expect(applied).toMatchObject({ version: 2, value: ['v1', 'v2'] });
     const changed = (await history('active-team')).filter((h) => h.type === 'VariableChanged').pop()!;
     expect(changed.event.cause).toBe('consensus');
-    expect(JSON.parse(changed.event.trigger!)).toMatchObject({ protocol: 'majority', status: 'decided', value: '"yes"', roundId: expect.any(String) });
+    const approved = JSON.parse(changed.event.trigger!) as { roundId: string };
+    expect(approved).toMatchObject({ protocol: 'majority', status: 'decided', value: '"yes"', roundId: expect.any(String) });
+
+    // A change that claims consensus is checked against the round's outcome in the log, not its own trigger:
+    // a "yes" for a round that never ran, and a real "yes" reused for another change, are both refused.
+    const claim = (roundId: string) => ({ roundId, protocol: 'majority', status: 'decided', value: '"yes"' });
+    await expect(c.set('active-team', ['v3'], { cause: 'consensus', expectedVersion: 2, trigger: claim('no-such-round') }))
+      .rejects.toMatchObject({ code: 'VARIABLE_REJECTED', details: { reasonCode: 'CONSENSUS_REFUSED' }, message: expect.stringContaining('no outcome of consensus round no-such-round') });
+    await expect(c.set('active-team', ['v3'], { cause: 'consensus', expectedVersion: 2, trigger: claim(approved.roundId) }))
+      .rejects.toMatchObject({ code: 'VARIABLE_REJECTED', details: { reasonCode: 'CONSENSUS_REFUSED' }, message: expect.stringContaining('approved another change') });
+    expect(await c.get('active-team')).toMatchObject({ version: 2, value: ['v1', 'v2'] });
   });
 
   it('a change is seen by 100 watching agents; after Redis is flushed, reads answer from the rebuilt view', async () => {
