@@ -164,12 +164,20 @@ export async function systemStatus(options: SystemStatusOptions): Promise<System
 
 /**
  * The events systemStatus takes, read from the topics with `readLog`:
- * the last `last` RoundOutcome events (ordered by event time, then round id)
- * and every MetricSample (in event-time order). It reads both topics to
- * their end, so its cost grows with their retention.
+ * the last `last` RoundOutcome events (ordered by event time, then round
+ * id) and the MetricSamples among the last `samplesPerPartition` (default
+ * 1,000) of each metrics partition, in event-time order. Only the end of
+ * each partition is read, so the cost does not grow with retention.
  */
-export async function readRecentEvents(kafka: Kafka, codec: EventCodec, prefix: string, options: { last?: number } = {}): Promise<{ outcomes: RoundOutcome[]; samples: MetricSample[] }> {
-  const records = await readLog(kafka, codec, [topicName(prefix, 'outcomes'), topicName(prefix, 'metrics')]);
+export async function readRecentEvents(kafka: Kafka, codec: EventCodec, prefix: string, options: { last?: number; samplesPerPartition?: number } = {}): Promise<{ outcomes: RoundOutcome[]; samples: MetricSample[] }> {
+  const last = options.last ?? 20;
+  // The last N outcomes overall are among the last N outcomes of their partitions. Offsets there also
+  // hold each round's closing, its transaction marker and any rejections: 8 offsets per outcome leaves room.
+  const [outcomeRecords, sampleRecords] = await Promise.all([
+    last > 0 ? readLog(kafka, codec, [topicName(prefix, 'outcomes')], { lastPerPartition: last * 8 }) : Promise.resolve([]),
+    readLog(kafka, codec, [topicName(prefix, 'metrics')], { lastPerPartition: options.samplesPerPartition ?? 1_000 }),
+  ]);
+  const records = [...outcomeRecords, ...sampleRecords];
   const outcomes = records
     .filter((r) => r.decoded.type === 'RoundOutcome')
     .map((r) => r.decoded.event as unknown as RoundOutcome)
@@ -178,6 +186,5 @@ export async function readRecentEvents(kafka: Kafka, codec: EventCodec, prefix: 
     .filter((r) => r.decoded.type === 'MetricSample')
     .map((r) => r.decoded.event as unknown as MetricSample)
     .sort((a, b) => a.envelope.eventTime - b.envelope.eventTime);
-  const last = options.last ?? 20;
   return { outcomes: last > 0 ? outcomes.slice(-last) : [], samples };
 }

@@ -10,24 +10,42 @@ export interface LogRecord {
   decoded: DecodedEvent;
 }
 
+export interface ReadLogOptions {
+  /** Called with how many events have been read so far. */
+  onProgress?: (read: number) => void;
+  /** Read only the last N offsets of each partition (what a status view needs), not the whole log. */
+  lastPerPartition?: number;
+}
+
 /**
- * Every committed event of the topics, from the beginning to the end they
- * had when called. Undecodable messages are skipped (their consumers
- * dead-lettered them); `onProgress` reports how many were read.
+ * Every committed event of the topics, from the beginning (or, with
+ * `lastPerPartition`, from that many offsets before each partition's end)
+ * to the end they had when called. Undecodable messages are skipped (their
+ * consumers dead-lettered them).
  */
-export async function readLog(kafka: Kafka, codec: EventCodec, topics: string[], onProgress?: (read: number) => void): Promise<LogRecord[]> {
+export async function readLog(kafka: Kafka, codec: EventCodec, topics: string[], options: ReadLogOptions = {}): Promise<LogRecord[]> {
+  const { onProgress, lastPerPartition } = options;
   const admin = kafka.admin();
   await admin.connect();
   const remaining = new Map<string, number>();
+  /** Where each partition is read from, when not from its beginning. */
+  const starts: Array<{ topic: string; partition: number; offset: number }> = [];
   try {
     for (const topic of topics) {
-      for (const p of await admin.fetchTopicOffsets(topic)) if (Number(p.high) > Number(p.low)) remaining.set(`${topic}/${p.partition}`, Number(p.high));
+      for (const p of await admin.fetchTopicOffsets(topic)) {
+        const [low, high] = [Number(p.low), Number(p.high)];
+        const from = lastPerPartition === undefined ? low : Math.max(low, high - lastPerPartition);
+        if (high <= from) continue;
+        remaining.set(`${topic}/${p.partition}`, high);
+        if (from > low) starts.push({ topic, partition: p.partition, offset: from });
+      }
     }
   } finally {
     await admin.disconnect();
   }
   const records: LogRecord[] = [];
   if (remaining.size === 0) return records;
+  const startOf = new Map(starts.map((st) => [`${st.topic}/${st.partition}`, st.offset]));
   const consumer = kafka.consumer({ groupId: `mabeam.replay.${randomBytes(6).toString('hex')}`, maxWaitTimeInMs: 100, readUncommitted: false });
   await consumer.connect();
   try {
@@ -38,7 +56,9 @@ export async function readLog(kafka: Kafka, codec: EventCodec, topics: string[],
         .run({
           autoCommit: false,
           eachBatch: async ({ batch }) => {
+            const from = startOf.get(`${batch.topic}/${batch.partition}`) ?? 0;
             for (const m of batch.messages) {
+              if (Number(m.offset) < from) continue; // fetched before the seek took effect
               try {
                 records.push({ topic: batch.topic, partition: batch.partition, offset: Number(m.offset), timestamp: Number(m.timestamp), decoded: await codec.decode(m.value) });
               } catch {
@@ -53,6 +73,7 @@ export async function readLog(kafka: Kafka, codec: EventCodec, topics: string[],
           },
         })
         .catch(reject);
+      for (const start of starts) consumer.seek({ topic: start.topic, partition: start.partition, offset: String(start.offset) });
       // A partition can end in transaction markers or aborted data, which are never delivered:
       // it is done when what was read reaches its last marker, or when fetches bring nothing more.
       let fetchedAt = 0;
