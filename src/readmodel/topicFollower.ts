@@ -34,6 +34,15 @@ export class TopicFollower {
     const consumer = o.kafka.consumer({ groupId: `${o.groupPrefix}.${randomBytes(6).toString('hex')}`, maxWaitTimeInMs: 100, readUncommitted: false });
     this.consumer = consumer;
     const ready = joinedAndFetched(consumer);
+    // A fetch of only aborted records or transaction markers reaches no handler, but it is read all the
+    // same: kafkajs reports its offsets at the end of the (empty) batch.
+    consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
+      if (payload.topic !== o.topic) return;
+      const next = Number(payload.lastOffset) + 1;
+      if (next <= (this.positions.get(payload.partition) ?? 0)) return;
+      this.positions.set(payload.partition, next);
+      this.wake();
+    });
     await consumer.connect();
     await consumer.subscribe({ topic: o.topic, fromBeginning: true });
     await consumer.run({
