@@ -106,6 +106,14 @@ export class CompactedView {
         await this.scripts.applyRecord(this.keys, this.generation, context.partition, context.offset, context.key, null);
       },
     });
+    // A fetch of only aborted records or transaction markers applies nothing, but those offsets are read:
+    // kafkajs reports them at the end of the (empty) batch. Not during a rebuild, whose seek to the
+    // beginning such a report may predate.
+    const consumer = this.consumer.consumer;
+    consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
+      if (payload.topic !== o.topic || payload.batchSize !== 0 || this.rebuilding) return;
+      this.skipped.set(payload.partition, Math.max(this.skipped.get(payload.partition) ?? -1, Number(payload.lastOffset)));
+    });
     await this.consumer.start();
   }
 
