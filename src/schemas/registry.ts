@@ -126,6 +126,8 @@ export interface RegistrationResult {
 export async function registerCatalog(client: RegistryClient, url: string, catalog: SchemaCatalog): Promise<RegistrationResult[]> {
   const results: RegistrationResult[] = [];
   for (const event of catalog.events.values()) {
+    // The deploy step also restores each subject's BACKWARD rule, which a lookup alone would not check.
+    await setSubjectCompatibility(url, subjectFor(event.fullName), 'BACKWARD');
     results.push({ fullName: event.fullName, subject: subjectFor(event.fullName), id: await registerSchema(client, url, event) });
   }
   return results;
