@@ -34,8 +34,8 @@ export class TopicFollower {
     const consumer = o.kafka.consumer({ groupId: `${o.groupPrefix}.${randomBytes(6).toString('hex')}`, maxWaitTimeInMs: 100, readUncommitted: false });
     this.consumer = consumer;
     const ready = joinedAndFetched(consumer);
-    // A fetch of only aborted records or transaction markers reaches no handler, but it is read all the
-    // same: kafkajs reports its offsets at the end of the (empty) batch.
+    // What has been read, per partition: kafkajs reports every batch's last offset when it is done with it,
+    // including a batch of only aborted records or transaction markers, which reaches no handler.
     consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
       if (payload.topic !== o.topic) return;
       const next = Number(payload.lastOffset) + 1;
@@ -49,8 +49,6 @@ export class TopicFollower {
       autoCommit: false,
       eachBatch: async ({ batch }) => {
         for (const message of batch.messages) await o.onMessage(message, batch.partition);
-        this.positions.set(batch.partition, Number(batch.lastOffset()) + 1);
-        this.wake();
       },
     });
     await ready;

@@ -27,9 +27,10 @@ export async function readLog(kafka: Kafka, codec: EventCodec, topics: string[],
   const { onProgress, lastPerPartition } = options;
   const admin = kafka.admin();
   await admin.connect();
+  /** Per partition still to read: the end it had when called. */
   const remaining = new Map<string, number>();
   /** Where each partition is read from, when not from its beginning. */
-  const starts: Array<{ topic: string; partition: number; offset: number }> = [];
+  const startOf = new Map<string, { topic: string; partition: number; offset: number }>();
   try {
     for (const topic of topics) {
       for (const p of await admin.fetchTopicOffsets(topic)) {
@@ -37,7 +38,7 @@ export async function readLog(kafka: Kafka, codec: EventCodec, topics: string[],
         const from = lastPerPartition === undefined ? low : Math.max(low, high - lastPerPartition);
         if (high <= from) continue;
         remaining.set(`${topic}/${p.partition}`, high);
-        if (from > low) starts.push({ topic, partition: p.partition, offset: from });
+        if (from > low) startOf.set(`${topic}/${p.partition}`, { topic, partition: p.partition, offset: from });
       }
     }
   } finally {
@@ -45,7 +46,6 @@ export async function readLog(kafka: Kafka, codec: EventCodec, topics: string[],
   }
   const records: LogRecord[] = [];
   if (remaining.size === 0) return records;
-  const startOf = new Map(starts.map((st) => [`${st.topic}/${st.partition}`, st.offset]));
   const consumer = kafka.consumer({ groupId: `mabeam.replay.${randomBytes(6).toString('hex')}`, maxWaitTimeInMs: 100, readUncommitted: false });
   await consumer.connect();
   try {
@@ -56,7 +56,7 @@ export async function readLog(kafka: Kafka, codec: EventCodec, topics: string[],
         .run({
           autoCommit: false,
           eachBatch: async ({ batch }) => {
-            const from = startOf.get(`${batch.topic}/${batch.partition}`) ?? 0;
+            const from = startOf.get(`${batch.topic}/${batch.partition}`)?.offset ?? 0;
             for (const m of batch.messages) {
               if (Number(m.offset) < from) continue; // fetched before the seek took effect
               try {
@@ -66,26 +66,25 @@ export async function readLog(kafka: Kafka, codec: EventCodec, topics: string[],
               }
             }
             onProgress?.(records.length);
-            // Transaction markers take offsets too: the end is reached when the fetch says nothing is left.
-            const key = `${batch.topic}/${batch.partition}`;
-            if (remaining.has(key) && (Number(batch.highWatermark) <= Number(batch.lastOffset()) + 1 || batch.offsetLag() === '0')) remaining.delete(key);
-            if (remaining.size === 0) resolve();
           },
         })
         .catch(reject);
-      for (const start of starts) consumer.seek({ topic: start.topic, partition: start.partition, offset: String(start.offset) });
-      // A partition can end in transaction markers or aborted data, which are never delivered:
-      // it is done when what was read reaches its last marker, or when fetches bring nothing more.
+      for (const { topic, partition, offset } of startOf.values()) consumer.seek({ topic, partition, offset: String(offset) });
+      // A partition is read when a batch reaches the end it had, or the current end. Transaction markers and
+      // aborted data take offsets but are never delivered; kafkajs still reports the (empty) batch they were in.
+      consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
+        const key = `${payload.topic}/${payload.partition}`;
+        const end = remaining.get(key);
+        if (end === undefined) return;
+        if (Number(payload.lastOffset) + 1 >= end || payload.offsetLag === '0') remaining.delete(key);
+        if (remaining.size === 0) resolve();
+      });
+      // Fallback: an open transaction holds back what can be read; stop when fetches bring nothing more.
       let fetchedAt = 0;
       let lastRecords = -1;
       let quietSince = Date.now();
       consumer.on(consumer.events.FETCH, () => (fetchedAt = Date.now()));
       const check = setInterval(() => {
-        for (const key of [...remaining.keys()]) {
-          const [topic, partition] = [key.slice(0, key.lastIndexOf('/')), Number(key.slice(key.lastIndexOf('/') + 1))];
-          const lastRead = records.filter((r) => r.topic === topic && r.partition === partition).reduce((max, r) => Math.max(max, r.offset), -1);
-          if (lastRead + 2 >= remaining.get(key)!) remaining.delete(key);
-        }
         if (records.length !== lastRecords) {
           lastRecords = records.length;
           quietSince = Date.now();
