@@ -95,7 +95,7 @@ export function toOutputs(decision: RoundDecision, producerId: string, causation
     case 'outcome': {
       const outcome: Output = { topic: 'outcomes', key: decision.roundId, type: 'RoundOutcome', event: {
         envelope: envelope('RoundOutcome'), roundId: decision.roundId, protocol: decision.protocol, status: decision.status, winners: decision.winners,
-        price: decision.price, value: decision.value, reason: decision.reason, details: JSON.stringify(decision.details), subject: decision.subject ?? null,
+        price: decision.price, value: decision.value, reason: decision.reason, details: JSON.stringify(decision.details), subject: decision.subject ?? null, kind: decision.kind ?? null, eligible: decision.eligible ?? [],
       } };
       // An auction's winners are told so, in the same transaction as the outcome.
       const awards: Output[] = decision.status === 'decided' && decision.winners.length > 0 && decision.price !== null

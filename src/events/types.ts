@@ -176,6 +176,10 @@ export interface RoundOutcome extends Event {
   details: string | null;
   /** JSON: what the round was about (the request's item or the proposal's subject). */
   subject?: string | null;
+  /** The kind of protocol that decided (auction or consensus); null in outcomes written before it was recorded. */
+  kind?: string | null;
+  /** Who could answer the round's last stage; empty for an open round (and in outcomes written before it was recorded). */
+  eligible?: string[];
 }
 
 export interface Rejection extends Event {

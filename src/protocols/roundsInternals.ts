@@ -61,7 +61,7 @@ function finish(round: RoundState, cause: Closed['cause']): RoundDecision[] {
   };
   if (verdict.status !== 'continue') {
     round.closed = true;
-    const outcome: Outcome = { type: 'outcome', roundId: open.roundId, protocol: protocol.name, ...verdict, ...(open.subject !== undefined ? { subject: open.subject } : {}) };
+    const outcome: Outcome = { type: 'outcome', roundId: open.roundId, protocol: protocol.name, ...verdict, ...(open.subject !== undefined ? { subject: open.subject } : {}), kind: open.kind, eligible: open.eligible };
     return [closed, outcome];
   }
   // An iterative protocol goes on: the next stage is a request of its own, with a deterministic id and

@@ -146,6 +146,9 @@ export interface Outcome extends Verdict {
   protocol: string;
   /** What the round was about, carried from its request (JSON). */
   subject?: string;
+  /** The kind of protocol that decided, and who could answer its last stage (empty: anyone), so a gate can check who decided. */
+  kind?: ProtocolKind;
+  eligible?: string[];
 }
 
 /** What an iterative protocol says when a stage ends and the round goes on. */

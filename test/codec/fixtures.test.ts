@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import avro from 'avsc';
 import { describe, expect, it } from 'vitest';
 import { loadCatalog } from '../../src/schemas/catalog.ts';
 
@@ -45,5 +46,37 @@ describe('Avro fixtures', () => {
     expect((decoded['headers'] as Array<{ key: string; value: Buffer }>).map((h) => [h.key, h.value.toString()])).toEqual([
       ['traceparent', '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01'],
     ]);
+  });
+
+  it('decodes RoundOutcome bytes written before outcomes said the round\'s kind and electorate: they read as unknown kind, no named voters', async () => {
+    // The writer's schema as the registry holds it for those bytes (self-contained, envelope inlined).
+    const writer = avro.Type.forSchema(JSON.parse(readFileSync(new URL('../fixtures/round-outcome.v2.avsc', import.meta.url), 'utf8')) as avro.Schema);
+    const reader = (await loadCatalog()).get('RoundOutcome')!.type;
+    const captured = fixture('round-outcome.v2.avro.hex');
+    const written = {
+      envelope: {
+        eventId: '8d0c4b1e-2f6a-4e8b-b1d3-5a7c9e0f2b46',
+        eventType: 'RoundOutcome',
+        correlationId: 'round-43',
+        causationId: 'vote-v3',
+        producerId: 'coordinator-1',
+        eventTime: 1767225601000,
+      },
+      roundId: 'round-43',
+      protocol: 'majority',
+      status: 'decided',
+      winners: [],
+      price: null,
+      value: '"yes"',
+      reason: '"yes" has 2 of 3 votes',
+      details: '{"cast":3}',
+      subject: '{"variableId":"active-team","value":["v1","v2"],"version":1}',
+    };
+    expect({ ...writer.fromBuffer(captured) }).toEqual(written);
+    expect({ ...reader.fromBuffer(captured, reader.createResolver(writer)) }).toEqual({ ...written, kind: null, eligible: [] });
+    // And the current schema writes the new fields after the old ones, so the old bytes are a prefix of the new.
+    const now = reader.toBuffer({ ...written, kind: 'consensus', eligible: ['v1', 'v2', 'v3'] });
+    expect(now.subarray(0, captured.length).equals(captured)).toBe(true);
+    expect({ ...reader.fromBuffer(now) }).toEqual({ ...written, kind: 'consensus', eligible: ['v1', 'v2', 'v3'] });
   });
 });

@@ -22,6 +22,8 @@ describe('combinatorial auction', () => {
           type: 'outcome',
           roundId: 'r1',
           protocol: 'combinatorial',
+          kind: 'auction',
+          eligible: ['a', 'b', 'c'],
           status: 'decided',
           winners: ['b', 'c'],
           price: 11,

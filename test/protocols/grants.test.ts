@@ -19,6 +19,8 @@ describe('resource grants', () => {
           type: 'outcome',
           roundId: 'r1',
           protocol: 'resource-grant',
+          kind: 'auction',
+          eligible: ['a', 'b', 'c'],
           status: 'decided',
           winners: ['a', 'b', 'c'],
           price: null,

@@ -28,6 +28,8 @@ describe('double auction', () => {
           type: 'outcome',
           roundId: 'r1',
           protocol: 'double-auction',
+          kind: 'auction',
+          eligible: book.map((o) => o.agentId),
           status: 'decided',
           winners: ['b1', 'b2', 's1', 's2'],
           price: 7,

@@ -18,6 +18,8 @@ describe('weighted-mean negotiation', () => {
           type: 'outcome',
           roundId: 'r1',
           protocol: 'weighted-mean',
+          kind: 'consensus',
+          eligible: voters,
           status: 'decided',
           winners: [],
           price: null,
