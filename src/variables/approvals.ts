@@ -9,6 +9,12 @@ import { topicName } from '../topics/names.ts';
 /** A round's outcome as the log has it, for a round about a variable change. */
 export interface LoggedApproval {
   roundId: string;
+  /** The protocol that decided, by name. */
+  protocol: string;
+  /** Its kind as the outcome states it (auction or consensus); null when the outcome does not say. */
+  kind: string | null;
+  /** Who could vote (the proposal's eligibleVoters); empty for an open round. */
+  eligible: string[];
   status: RoundOutcome['status'];
   /** The decided value, as JSON ("\"yes\"" approves). */
   value: string | null;
@@ -83,5 +89,8 @@ function toApproval(outcome: RoundOutcome): LoggedApproval | undefined {
     return undefined;
   }
   if (!subject || typeof subject !== 'object' || typeof (subject as { variableId?: unknown }).variableId !== 'string') return undefined;
-  return { roundId: outcome.roundId, status: outcome.status, value: outcome.value, subject: subject as LoggedApproval['subject'] };
+  return {
+    roundId: outcome.roundId, protocol: outcome.protocol, kind: outcome.kind ?? null, eligible: outcome.eligible ?? [],
+    status: outcome.status, value: outcome.value, subject: subject as LoggedApproval['subject'],
+  };
 }

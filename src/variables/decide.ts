@@ -14,10 +14,13 @@
  *   the current one: STALE_VERSION.
  * - A change caused by a consensus round (cause "consensus") names the round
  *   in its trigger (trigger.roundId). It applies only if the log holds that
- *   round's outcome, decided "yes", and the round asked about exactly this
- *   change: this variable, this value, the version it is at. What the
- *   trigger says about the outcome is not taken on trust. Otherwise
- *   CONSENSUS_REFUSED.
+ *   round's outcome, the round was decided by a consensus protocol whose
+ *   electorate was exactly the variable's affected agents (as a set: not
+ *   voters of the requester's choosing, not an open round), it decided
+ *   "yes", and it asked about exactly this change: this variable, this
+ *   value, the version it is at. What the trigger says about the outcome is
+ *   not taken on trust. Otherwise CONSENSUS_REFUSED, with what did not
+ *   match (see electorateProblem).
  * - Otherwise the value becomes version + 1, written by the requester at the
  *   request's event time (the last-write-wins tie-break: see newer()).
  */
@@ -47,6 +50,33 @@ export function roundIdOf(trigger: string | null): string | undefined {
   const parsed = parse(trigger);
   const roundId = parsed.ok && parsed.value && typeof parsed.value === 'object' ? (parsed.value as { roundId?: unknown }).roundId : undefined;
   return typeof roundId === 'string' && roundId.length > 0 ? roundId : undefined;
+}
+
+/**
+ * Why a logged round cannot approve a change of a variable with these
+ * affected agents, or undefined when it can: it must be a consensus
+ * protocol, and its electorate (the proposal's eligibleVoters) must be the
+ * affected agents, no more and no fewer. An open round (no voters named) is
+ * not that electorate, so a variable without affected agents cannot be
+ * changed by consensus at all.
+ */
+export function electorateProblem(id: string, affected: readonly string[], approval: LoggedApproval): string | undefined {
+  const round = `Round ${approval.roundId} (${approval.protocol})`;
+  if (approval.kind !== 'consensus') {
+    const was = approval.kind === null ? 'its outcome does not say it was a consensus' : `it was ${/^[aeiou]/i.test(approval.kind) ? 'an' : 'a'} ${approval.kind}, not a consensus`;
+    return `${round} cannot approve a change of ${id}: ${was}.`;
+  }
+  if (affected.length === 0) return `${id} has no affected agents, so no consensus round can approve a change of it.`;
+  const named = affected.map((a) => JSON.stringify(a)).join(', ');
+  if (approval.eligible.length === 0) return `${round} was open to any voter; a change of ${id} needs its affected agents (${named}) as the electorate.`;
+  const voters = new Set(approval.eligible);
+  const affectedSet = new Set(affected);
+  const missing = [...affectedSet].filter((a) => !voters.has(a));
+  const extra = [...voters].filter((v) => !affectedSet.has(v));
+  if (missing.length === 0 && extra.length === 0) return undefined;
+  const list = (ids: string[]) => ids.map((a) => JSON.stringify(a)).join(', ');
+  const diff = [missing.length > 0 ? `missing ${list(missing)}` : '', extra.length > 0 ? `not affected ${list(extra)}` : ''].filter(Boolean).join('; ');
+  return `${round} had another electorate than the affected agents of ${id} (${named}): ${diff}.`;
 }
 
 export function decideChange(request: VariableChangeRequested, current: VariableRecord | undefined, approval?: LoggedApproval): ChangeDecision {
@@ -90,6 +120,8 @@ export function decideChange(request: VariableChangeRequested, current: Variable
     const roundId = roundIdOf(request.trigger);
     if (!roundId) return refuse(id, 'CONSENSUS_REFUSED', `A change of ${id} by consensus must name its round (trigger.roundId).`);
     if (!approval || approval.roundId !== roundId) return refuse(id, 'CONSENSUS_REFUSED', `The log holds no outcome of consensus round ${roundId}.`);
+    const electorate = electorateProblem(id, current.definition.affectedAgents, approval);
+    if (electorate) return refuse(id, 'CONSENSUS_REFUSED', electorate);
     if (approval.status !== 'decided' || approval.value !== JSON.stringify('yes')) {
       return refuse(id, 'CONSENSUS_REFUSED', `The consensus round ${roundId} did not approve the change (${approval.status}${approval.value ? `, ${approval.value}` : ''}).`);
     }

@@ -8,7 +8,9 @@ import { defineAgent } from '../../src/agents/defineAgent.ts';
 import { AgentHost } from '../../src/agents/host.ts';
 import { Coordinator } from '../../src/coordinator/coordinator.ts';
 import { RoundClient } from '../../src/coordinator/roundClient.ts';
-import type { Proposal, VariableChanged, VariableChangeRejected } from '../../src/events/types.ts';
+import { newEnvelope } from '../../src/events/envelope.ts';
+import type { Proposal, RoundOutcome, VariableChanged, VariableChangeRejected } from '../../src/events/types.ts';
+import { EventProducer } from '../../src/producer/eventProducer.ts';
 import { readLog } from '../../src/replay/readLog.ts';
 import { VariablesClient } from '../../src/variables/client.ts';
 import { proposeVariableChange } from '../../src/variables/consensus.ts';
@@ -143,6 +145,56 @@ describe('distributed variables', () => {
     await expect(c.set('active-team', ['v3'], { cause: 'consensus', expectedVersion: 2, trigger: claim(approved.roundId) }))
       .rejects.toMatchObject({ code: 'VARIABLE_REJECTED', details: { reasonCode: 'CONSENSUS_REFUSED' }, message: expect.stringContaining('approved another change') });
     expect(await c.get('active-team')).toMatchObject({ version: 2, value: ['v1', 'v2'] });
+  });
+
+  it('the consensus gate checks who voted: only a consensus among exactly the affected agents applies; other voters, an auction or a forged auction outcome are refused', async () => {
+    // w4 votes yes to anything, like w1..w3, but is not one of the squad's affected agents.
+    const host = new AgentHost({
+      kafka: ctx.kafka, codec: ctx.codec, logger: ctx.logger, prefix: ctx.prefix, definitions: ctx.definitions, pool: 'electorate',
+      agents: ['w1', 'w2', 'w3', 'w4'].map((id) => defineAgent({ id, role: 'worker', capabilities: ['vote'], onProposal: () => ({ choice: 'yes' }), onBidRequest: () => ({ amount: 1 }) })),
+    });
+    const coordinator = new Coordinator({ kafka: ctx.kafka, codec: ctx.codec, logger: ctx.logger, prefix: ctx.prefix, definitions: ctx.definitions });
+    const rounds = new RoundClient({ kafka: ctx.kafka, codec: ctx.codec, producer: await ctx.producer(), logger: ctx.logger, prefix: ctx.prefix });
+    ctx.defer(() => host.stop());
+    ctx.defer(() => coordinator.stop());
+    ctx.defer(() => rounds.stop());
+    const c = await client();
+    await Promise.all([host.start(), coordinator.start(), rounds.start()]);
+    await c.define(agentSelection('squad', { agents: ['w1', 'w2', 'w3'], initial: ['w1'] }));
+    const refused = (message: string) => ({ code: 'VARIABLE_REJECTED', details: { reasonCode: 'CONSENSUS_REFUSED' }, message: expect.stringContaining(message) });
+
+    // A unanimous "yes" among voters of the requester's choosing is not the affected agents' consent.
+    await expect(proposeVariableChange(c, rounds, 'squad', ['w1', 'w2'], { voters: ['w1', 'w2'] })).rejects.toMatchObject(refused('missing "w3"'));
+    await expect(proposeVariableChange(c, rounds, 'squad', ['w1', 'w2'], { voters: ['w1', 'w2', 'w3', 'w4'] })).rejects.toMatchObject(refused('not affected "w4"'));
+    await expect(proposeVariableChange(c, rounds, 'squad', ['w1', 'w2'], { voters: ['w1', 'w4'] })).rejects.toMatchObject(refused('missing "w2", "w3"; not affected "w4"'));
+    expect(await c.get('squad')).toMatchObject({ version: 1, value: ['w1'] });
+
+    // A real auction among exactly the affected agents, about exactly this change, is still not a consensus.
+    const subject = { variableId: 'squad', value: ['w1', 'w2'], version: 1 };
+    const auction = await rounds.auction({ protocol: 'first-price', item: subject, bidders: ['w1', 'w2', 'w3'] });
+    expect(auction).toMatchObject({ status: 'decided', kind: 'auction', eligible: ['w1', 'w2', 'w3'] });
+    await expect(c.set('squad', ['w1', 'w2'], { cause: 'consensus', expectedVersion: 1, trigger: { roundId: auction.roundId } })).rejects.toMatchObject(refused('it was an auction, not a consensus'));
+
+    // An auction outcome written into the log by hand, saying "yes" to exactly this change among exactly the affected agents;
+    // and one that does not say its kind at all (as a producer on the older schema writes it).
+    const events = new EventProducer(await ctx.producer(), ctx.codec);
+    const forge = async (roundId: string, over: Partial<RoundOutcome>) => {
+      const outcome: RoundOutcome = {
+        envelope: newEnvelope('RoundOutcome', 'forger', { correlationId: roundId }), roundId, protocol: 'first-price', status: 'decided', winners: ['w1'], price: 1,
+        value: JSON.stringify('yes'), reason: 'forged', details: null, subject: JSON.stringify(subject), kind: 'auction', eligible: ['w1', 'w2', 'w3'], ...over,
+      };
+      await events.send(ctx.topic('outcomes'), roundId, 'RoundOutcome', outcome);
+    };
+    await forge('forged-auction', {});
+    await expect(c.set('squad', ['w1', 'w2'], { cause: 'consensus', expectedVersion: 1, trigger: { roundId: 'forged-auction' } })).rejects.toMatchObject(refused('Round forged-auction (first-price) cannot approve a change of squad: it was an auction'));
+    await forge('forged-unknown-kind', { protocol: 'majority', winners: [], price: null, kind: null });
+    await expect(c.set('squad', ['w1', 'w2'], { cause: 'consensus', expectedVersion: 1, trigger: { roundId: 'forged-unknown-kind' } })).rejects.toMatchObject(refused('its outcome does not say it was a consensus'));
+    expect(await c.get('squad')).toMatchObject({ version: 1, value: ['w1'] });
+
+    // The affected agents themselves (proposeVariableChange's default electorate) approve it.
+    expect(await proposeVariableChange(c, rounds, 'squad', ['w1', 'w2'])).toMatchObject({ version: 2, value: ['w1', 'w2'] });
+    const told = (await history('squad')).map((h) => [h.type, h.event.reasonCode ?? h.event.cause]);
+    expect(told).toEqual([['VariableChanged', 'define'], ...Array(6).fill(['VariableChangeRejected', 'CONSENSUS_REFUSED']), ['VariableChanged', 'consensus']]);
   });
 
   it('a change is seen by 100 watching agents; after Redis is flushed, reads answer from the rebuilt view', async () => {
