@@ -1,5 +1,5 @@
 import { MabeamError } from '../errors.ts';
-import { readStackState } from './localStack.ts';
+import { isRunningState, readStackState } from './state.ts';
 import { resolveStackOptions } from './options.ts';
 import type { StackEndpoints } from './types.ts';
 
@@ -25,10 +25,10 @@ export async function resolveEndpoints(stackName = 'dev', env: Record<string, st
   const fromEnv = endpointsFromEnvironment(env);
   if (fromEnv) return fromEnv;
   const state = await readStackState(resolveStackOptions({ name: stackName, env }).stateDir);
-  if (!state) {
+  if (!isRunningState(state)) {
     throw new MabeamError(
       'STACK_NOT_RUNNING',
-      `No running local stack "${stackName}" and KAFKA_BROKERS / SCHEMA_REGISTRY_URL / REDIS_URL are not all set. Start one with \`mabeam dev up\`.`,
+      `No running local stack "${stackName}"${state ? ` (stopped ${state.stoppedAt})` : ''} and KAFKA_BROKERS / SCHEMA_REGISTRY_URL / REDIS_URL are not all set. Start one with \`mabeam dev up\`.`,
     );
   }
   return {

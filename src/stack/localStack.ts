@@ -1,78 +1,58 @@
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, rm } from 'node:fs/promises';
 import { MabeamError, describeError } from '../errors.ts';
 import { silentLogger, type Logger } from '../log/logger.ts';
-import { ensureKafka, ensureRegistry } from './artifacts.ts';
-import { findJava } from './java.ts';
-import { startKafkaNode, waitForKafka } from './kafka.ts';
+import { answers, processAlive, serviceHealth } from './health.ts';
+import { launchers, type Launched } from './launch.ts';
 import { resolveStackOptions, type LocalStackOptions, type ResolvedStackOptions } from './options.ts';
-import { freePort, onFreshPorts } from './ports.ts';
-import { isOurProcess, stopProcess } from './processes.ts';
-import { defaultRedisUrl, findRedisServer, startRedisNode, waitForRedis } from './redis.ts';
-import { startRegistryNode, waitForRegistry } from './registry.ts';
-import type { ServiceState, StackStartReport, StackState } from './types.ts';
+import { stopProcess } from './processes.ts';
+import { isRunningState, readStackState, stoppedState, writeStackState } from './state.ts';
+import type { PortChange, ServiceHealth, ServiceName, ServiceState, StackStartReport, StackState } from './types.ts';
 
 /**
  * The embedded local stack: Kafka (KRaft, one node), Apicurio Registry and
  * Redis as processes of this machine. Artifacts are fetched once into the
  * cache; a stack's data, logs and `stack.json` live in its state folder.
- * Starting is idempotent: a running stack is found by its state file and
- * reused. KAFKA_BROKERS, SCHEMA_REGISTRY_URL and REDIS_URL, when set, replace
- * the matching service.
+ * Starting is idempotent: each service of the record that still runs and
+ * answers is reused, the others are started again on their recorded ports.
+ *
+ * A stack manages only its own processes. KAFKA_BROKERS, SCHEMA_REGISTRY_URL
+ * and REDIS_URL tell clients where to go (see endpoints.ts); they neither
+ * replace a service of the stack nor stop one, since a shell that ran
+ * `eval $(mabeam dev env)` has them set to the stack's own addresses.
  */
 
-const stateFileName = 'stack.json';
-
-export async function readStackState(stateDir: string): Promise<StackState | undefined> {
-  try {
-    return JSON.parse(await readFile(join(stateDir, stateFileName), 'utf8')) as StackState;
-  } catch {
-    return undefined;
-  }
-}
-
-async function writeStackState(state: StackState): Promise<void> {
-  await writeFile(join(state.dir, stateFileName), `${JSON.stringify(state, null, 2)}\n`);
-}
-
-async function startedServicesAlive(state: StackState): Promise<boolean> {
-  for (const service of state.services) {
-    if (service.origin === 'started' && (service.pid === undefined || !(await isOurProcess(service.pid, service.marker ?? state.dir)))) return false;
-  }
-  return true;
-}
-
-async function servicesReady(state: StackState, timeoutMs: number): Promise<boolean> {
-  try {
-    await Promise.all([
-      waitForKafka(state.endpoints.kafkaBrokers, timeoutMs),
-      waitForRegistry(state.endpoints.schemaRegistryUrl, timeoutMs),
-      waitForRedis(state.endpoints.redisUrl, timeoutMs),
-    ]);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function previousPort(state: StackState | undefined, name: ServiceState['name']): number | undefined {
-  const address = state?.services.find((s) => s.name === name && s.origin === 'started')?.address;
-  const port = address ? Number(/:(\d+)(?:\/|$)/.exec(address)?.[1]) : NaN;
-  return Number.isFinite(port) ? port : undefined;
-}
-
-async function timed<T>(timings: Record<string, number>, phase: string, work: () => Promise<T>): Promise<T> {
-  const started = performance.now();
-  try {
-    return await work();
-  } finally {
-    timings[phase] = Math.round(performance.now() - started);
-  }
-}
+const serviceOrder: readonly ServiceName[] = ['kafka', 'registry', 'redis'];
 
 export interface StartedStack {
   state: StackState;
   report: StackStartReport;
+}
+
+/**
+ * The services of a running record that can be kept: their own process is
+ * alive and answers. One that is alive but silent may still be starting (a
+ * concurrent start) or be hung, so it gets a whole start timeout before it is
+ * stopped and replaced.
+ */
+async function reusableServices(state: StackState, o: ResolvedStackOptions, log: Logger): Promise<Map<ServiceName, ServiceState>> {
+  const kept = new Map<ServiceName, ServiceState>();
+  await Promise.all(
+    state.services
+      .filter((s) => s.origin === 'started')
+      .map(async (s) => {
+        if (!(await processAlive(state, s))) {
+          log.warn({ service: s.name, pid: s.pid }, 'a service of the stack is no longer running; starting it again');
+          return;
+        }
+        if (await answers(s, o.startTimeoutMs)) {
+          kept.set(s.name, s);
+          return;
+        }
+        log.warn({ service: s.name, pid: s.pid }, 'a service of the stack runs but does not answer; restarting it');
+        await stopService(state, s, o.stopTimeoutMs);
+      }),
+  );
+  return kept;
 }
 
 export async function startStack(input: LocalStackOptions = {}, logger: Logger = silentLogger()): Promise<StartedStack> {
@@ -83,188 +63,93 @@ export async function startStack(input: LocalStackOptions = {}, logger: Logger =
   await mkdir(o.stateDir, { recursive: true });
 
   const previous = await readStackState(o.stateDir);
-  if (previous && (await startedServicesAlive(previous)) && (await servicesReady(previous, 5_000))) {
+  const kept = isRunningState(previous) ? await reusableServices(previous, o, log) : new Map<ServiceName, ServiceState>();
+  const missing = serviceOrder.filter((name) => !kept.has(name));
+  if (previous && missing.length === 0) {
     log.info({ dir: o.stateDir }, 'stack already running; reusing it');
-    return { state: previous, report: { reused: true, fetched: { kafka: false, registry: false }, timings: { total: Math.round(performance.now() - begun) } } };
+    return {
+      state: previous,
+      report: { reused: true, started: [], portChanges: [], fetched: { kafka: false, registry: false }, timings: { total: Math.round(performance.now() - begun) } },
+    };
   }
-  if (previous) await stopServices(previous, o.stopTimeoutMs);
 
-  const services: ServiceState[] = [];
-  const fetched = { kafka: false, registry: false };
-  const owner = o.ephemeral ? process.pid : undefined;
-  const ownerOpt = owner === undefined ? {} : { ownerPid: owner };
+  const context = { o, log, timings, previous };
+  const results = await Promise.allSettled(missing.map((name) => launchers[name](context)));
+  const launched = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+  const failures = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failures.length > 0) {
+    // Only what this start launched is stopped; services kept from the record run on, and their record stays.
+    await Promise.all(launched.map((l) => stopService({ dir: o.stateDir }, l.service, o.stopTimeoutMs)));
+    const first = failures[0]?.reason;
+    if (first instanceof MabeamError) throw first;
+    throw new MabeamError('STACK_START_FAILED', `The local stack did not start: ${failures.map((f) => describeError(f.reason)).join('; ')}`, { cause: first });
+  }
+
+  const byName = new Map<ServiceName, ServiceState>([...kept, ...launched.map((l): [ServiceName, ServiceState] => [l.service.name, l.service])]);
+  const services = serviceOrder.map((name) => byName.get(name)).filter((s): s is ServiceState => s !== undefined);
+  const address = (name: ServiceName): string => byName.get(name)?.address ?? '';
   const state: StackState = {
     name: o.name,
     dir: o.stateDir,
     ephemeral: o.ephemeral,
     startedAt: new Date().toISOString(),
-    endpoints: { kafkaBrokers: [], schemaRegistryUrl: '', redisUrl: '' },
+    endpoints: { kafkaBrokers: address('kafka').split(','), schemaRegistryUrl: address('registry'), redisUrl: address('redis') },
     services,
   };
-
-  const kafka = async (): Promise<void> => {
-    const fromEnv = o.env['KAFKA_BROKERS'];
-    if (fromEnv) {
-      state.endpoints.kafkaBrokers = fromEnv.split(',').map((b) => b.trim()).filter(Boolean);
-      services.push({ name: 'kafka', origin: 'environment', address: state.endpoints.kafkaBrokers.join(',') });
-      return;
-    }
-    const [artifact, java] = await timed(timings, 'kafka.fetch', () =>
-      Promise.all([
-        ensureKafka(o.cacheDir, o.kafkaVersion, log, o.mavenRepository),
-        findJava({ minMajor: 17, explicitHome: o.javaHome, env: o.env, purpose: `Apache Kafka ${o.kafkaVersion}` }),
-      ]),
-    );
-    fetched.kafka = artifact.fetched;
-    let port = 0;
-    const node = await timed(timings, 'kafka.start', () =>
-      onFreshPorts('kafka', o.kafkaPort !== undefined && o.kafkaControllerPort !== undefined, log, async (retry) => {
-        port = o.kafkaPort ?? (await freePort(retry ? undefined : previousPort(previous, 'kafka')));
-        const controllerPort = o.kafkaControllerPort ?? (await freePort());
-        return startKafkaNode({
-        java: java.executable,
-        libsDir: join(artifact.dir, 'libs'),
-        dataDir: join(o.stateDir, 'kafka', 'data'),
-        configDir: join(o.stateDir, 'kafka'),
-        port,
-        controllerPort,
-        heap: o.kafkaHeap,
-        startTimeoutMs: o.startTimeoutMs,
-        log,
-        ...ownerOpt,
-        });
-      }),
-    );
-    state.endpoints.kafkaBrokers = [`127.0.0.1:${port}`];
-    services.push({ name: 'kafka', origin: 'started', address: `127.0.0.1:${port}`, pid: node.pid, logFile: node.logFile, ...watchdog(node.watchdogPid) });
-  };
-
-  const registry = async (): Promise<void> => {
-    const fromEnv = o.env['SCHEMA_REGISTRY_URL'];
-    if (fromEnv) {
-      state.endpoints.schemaRegistryUrl = fromEnv.replace(/\/+$/, '');
-      services.push({ name: 'registry', origin: 'environment', address: state.endpoints.schemaRegistryUrl });
-      return;
-    }
-    const [artifact, java] = await timed(timings, 'registry.fetch', () =>
-      Promise.all([
-        ensureRegistry(o.cacheDir, o.registryVersion, log, o.mavenRepository),
-        findJava({
-          minMajor: 21,
-          explicitHome: o.registryJavaHome ?? o.env['MABEAM_REGISTRY_JAVA_HOME'],
-          env: o.env,
-          purpose: `Apicurio Registry ${o.registryVersion}`,
-        }),
-      ]),
-    );
-    fetched.registry = artifact.fetched;
-    const node = await timed(timings, 'registry.start', () =>
-      onFreshPorts('registry', false, log, async (retry) => {
-        const port = o.registryPort ?? (await freePort(retry ? undefined : previousPort(previous, 'registry')));
-        const managementPort = await freePort();
-        return startRegistryNode({
-        java: `${java.executable}`,
-        appDir: artifact.dir,
-        dataDir: join(o.stateDir, 'registry'),
-        port,
-        managementPort,
-        heap: o.registryHeap,
-        inMemory: o.ephemeral,
-        startTimeoutMs: o.startTimeoutMs,
-        marker: o.stateDir,
-        ...ownerOpt,
-        });
-      }),
-    );
-    state.endpoints.schemaRegistryUrl = node.url;
-    services.push({ name: 'registry', origin: 'started', address: node.url, pid: node.pid, logFile: node.logFile, ...watchdog(node.watchdogPid) });
-  };
-
-  const redis = async (): Promise<void> => {
-    const fromEnv = o.env['REDIS_URL'];
-    if (fromEnv) {
-      state.endpoints.redisUrl = fromEnv;
-      services.push({ name: 'redis', origin: 'environment', address: fromEnv });
-      return;
-    }
-    const binary = await findRedisServer();
-    if (!binary) {
-      log.warn('redis-server not found; using the Redis at 127.0.0.1:6379');
-      state.endpoints.redisUrl = defaultRedisUrl;
-      services.push({ name: 'redis', origin: 'default', address: defaultRedisUrl });
-      return;
-    }
-    let port = 0;
-    const node = await timed(timings, 'redis.start', () =>
-      onFreshPorts('redis', o.redisPort !== undefined, log, async (retry) => {
-        port = o.redisPort ?? (await freePort(retry ? undefined : previousPort(previous, 'redis')));
-        return startRedisNode({ binary, dataDir: join(o.stateDir, 'redis'), port, startTimeoutMs: o.startTimeoutMs, ...ownerOpt });
-      }),
-    );
-    state.endpoints.redisUrl = node.url;
-    services.push({ name: 'redis', origin: 'started', address: node.url, pid: node.pid, marker: `redis-server 127.0.0.1:${port}`, logFile: node.logFile, ...watchdog(node.watchdogPid) });
-  };
-
-  const results = await Promise.allSettled([kafka(), registry(), redis()]);
-  const failures = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (failures.length > 0) {
-    await stopServices(state, o.stopTimeoutMs);
-    const first = failures[0]?.reason;
-    if (first instanceof MabeamError) throw first;
-    throw new MabeamError('STACK_START_FAILED', `The local stack did not start: ${failures.map((f) => describeError(f.reason)).join('; ')}`, { cause: first });
-  }
   timings['total'] = Math.round(performance.now() - begun);
   await writeStackState(state);
-  log.info({ endpoints: state.endpoints, timings }, 'stack ready');
-  return { state, report: { reused: false, fetched, timings } };
+  const portChanges: PortChange[] = launched.flatMap((l: Launched) => l.portChanges);
+  const fetched = { kafka: launched.some((l) => l.service.name === 'kafka' && l.fetched), registry: launched.some((l) => l.service.name === 'registry' && l.fetched) };
+  log.info({ endpoints: state.endpoints, started: missing, portChanges, timings }, 'stack ready');
+  return { state, report: { reused: false, started: missing, portChanges, fetched, timings } };
 }
 
-function watchdog(pid: number | undefined): { watchdogPid?: number } {
-  return pid === undefined ? {} : { watchdogPid: pid };
+async function stopService(state: Pick<StackState, 'dir'>, s: ServiceState, timeoutMs: number): Promise<void> {
+  if (s.origin !== 'started' || s.pid === undefined) return;
+  if (await processAlive(state, s)) await stopProcess(s.pid, timeoutMs);
+  if (s.watchdogPid !== undefined) await stopProcess(s.watchdogPid, 1_000);
 }
 
-async function stopServices(state: StackState, timeoutMs: number): Promise<void> {
-  await Promise.all(
-    state.services
-      .filter((s) => s.origin === 'started' && s.pid !== undefined)
-      .map(async (s) => {
-        if (await isOurProcess(s.pid as number, s.marker ?? state.dir)) await stopProcess(s.pid as number, timeoutMs);
-        if (s.watchdogPid !== undefined) await stopProcess(s.watchdogPid, 1_000);
-      }),
-  );
-}
-
-/** Stops every process the stack started; an ephemeral stack's folder is removed. */
+/**
+ * Stops every process the stack started. An ephemeral stack's folder is
+ * removed; a lasting stack keeps its record, marked stopped, so the next
+ * start binds the same ports.
+ */
 export async function stopStack(state: StackState, options: { timeoutMs?: number } = {}): Promise<void> {
-  await stopServices(state, options.timeoutMs ?? 15_000);
+  await Promise.all(state.services.map((s) => stopService(state, s, options.timeoutMs ?? 15_000)));
   if (state.ephemeral) await rm(state.dir, { recursive: true, force: true });
-  else await rm(join(state.dir, stateFileName), { force: true });
+  else await writeStackState(stoppedState(state));
 }
 
 export interface StackStatus {
   options: ResolvedStackOptions;
+  /** The stack's record, running or stopped (`stoppedAt` set); absent when it never started. */
   state?: StackState;
-  services: Array<ServiceState & { running: boolean }>;
+  services: Array<ServiceState & { health: ServiceHealth; running: boolean }>;
 }
+
+/** How long `status` gives a service to answer: a running one answers in milliseconds. */
+const statusProbeMs = 3_000;
 
 export async function stackStatus(input: LocalStackOptions = {}): Promise<StackStatus> {
   const options = resolveStackOptions(input);
   const state = await readStackState(options.stateDir);
   if (!state) return { options, services: [] };
+  if (!isRunningState(state)) return { options, state, services: state.services.map((s) => ({ ...s, health: 'stopped', running: false })) };
   const services = await Promise.all(
-    state.services.map(async (s) => ({
-      ...s,
-      running: s.origin !== 'started' || (s.pid !== undefined && (await isOurProcess(s.pid, s.marker ?? state.dir))),
-    })),
+    state.services.map(async (s) => {
+      const health = await serviceHealth(state, s, statusProbeMs);
+      return { ...s, health, running: health === 'running' };
+    }),
   );
   return { options, state, services };
 }
 
-/** Stops the named stack if its state file says it runs; returns false when nothing was running. */
+/** Stops the named stack if its record says it runs; returns false when nothing was running. */
 export async function stopNamedStack(input: LocalStackOptions = {}): Promise<boolean> {
   const options = resolveStackOptions(input);
   const state = await readStackState(options.stateDir);
-  if (!state) return false;
+  if (!isRunningState(state)) return false;
   await stopStack(state, { timeoutMs: options.stopTimeoutMs });
   return true;
 }

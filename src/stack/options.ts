@@ -40,7 +40,10 @@ const optionsSchema = z
     registryJavaHome: z.string().optional(),
     startTimeoutMs: z.number().int().positive().default(stackDefaults.startTimeoutMs),
     stopTimeoutMs: z.number().int().positive().default(stackDefaults.stopTimeoutMs),
-    /** Environment read for KAFKA_BROKERS / SCHEMA_REGISTRY_URL / REDIS_URL overrides. */
+    /**
+     * Environment read for JAVA_HOME, MABEAM_REGISTRY_JAVA_HOME and the default folders. Never for
+     * KAFKA_BROKERS / SCHEMA_REGISTRY_URL / REDIS_URL: those point clients somewhere, they are not the stack.
+     */
     env: z.record(z.string(), z.string().optional()).default(() => ({ ...process.env })),
   })
   .strict()

@@ -2,10 +2,17 @@ import { createServer } from 'node:net';
 import { describeError } from '../errors.ts';
 import type { Logger } from '../log/logger.ts';
 
-/** Asks the kernel for a free loopback port (preferring `preferred` when it is free). */
-export async function freePort(preferred?: number): Promise<number> {
-  if (preferred !== undefined && (await isFree(preferred))) return preferred;
-  return listenOn(0);
+/**
+ * Asks the kernel for a free loopback port, preferring `preferred` when it is
+ * free. `avoid` holds ports already chosen for the same service but not yet
+ * bound, which the kernel would otherwise happily hand out again.
+ */
+export async function freePort(preferred?: number, avoid: readonly number[] = []): Promise<number> {
+  if (preferred !== undefined && !avoid.includes(preferred) && (await isFree(preferred))) return preferred;
+  for (;;) {
+    const port = await listenOn(0);
+    if (!avoid.includes(port)) return port;
+  }
 }
 
 export async function isFree(port: number): Promise<boolean> {

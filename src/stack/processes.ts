@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { open, readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { MabeamError, describeError } from '../errors.ts';
@@ -58,12 +59,24 @@ function spawnWatchdog(ownerPid: number, servicePid: number): number {
   return watchdog.pid as number;
 }
 
+/**
+ * True while the process exists and has not exited. A zombie (exited, not yet
+ * reaped by its parent) still answers signal 0, but it holds no port and will
+ * never serve again, so it counts as gone.
+ */
 export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  try {
+    // /proc/<pid>/stat: "pid (comm) state ..."; comm may hold spaces and parentheses.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    // Gone since the signal, or a system without /proc, where signal 0 is all there is.
+    return !existsSync('/proc/self/stat');
   }
 }
 
@@ -128,6 +141,24 @@ export interface ReadinessCheck {
   logFile?: string;
 }
 
+/**
+ * A probe that has not answered by the deadline counts as "not ready": a
+ * stopped (SIGSTOP) or hung service accepts the TCP connection and then never
+ * replies, and its client may wait far longer than the caller asked.
+ */
+async function withinTime(probe: Promise<boolean>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), Math.max(ms, 0));
+  });
+  probe.catch(() => undefined);
+  try {
+    return await Promise.race([probe, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Polls `probe` until it answers, the process dies, or the time is up. */
 export async function waitUntilReady(check: ReadinessCheck): Promise<void> {
   const deadline = Date.now() + check.timeoutMs;
@@ -138,7 +169,7 @@ export async function waitUntilReady(check: ReadinessCheck): Promise<void> {
       throw new MabeamError('STACK_START_FAILED', `${check.what} exited during start (log: ${check.logFile ?? 'none'}):\n${log}`);
     }
     try {
-      if (await check.probe()) return;
+      if (await withinTime(check.probe(), deadline - Date.now())) return;
     } catch (error) {
       lastError = error;
     }

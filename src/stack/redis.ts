@@ -49,7 +49,7 @@ export async function waitForRedis(url: string, timeoutMs: number, pid?: number,
     ...(pid === undefined ? {} : { pid }),
     ...(logFile === undefined ? {} : { logFile }),
     probe: async () => {
-      const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 1_000 });
+      const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 1_000, commandTimeout: 1_000 });
       client.on('error', () => undefined);
       try {
         await client.connect();

@@ -8,16 +8,23 @@ export interface StackEndpoints {
 export type ServiceName = 'kafka' | 'registry' | 'redis';
 
 /**
- * How a service came to be: started by this stack, given by an environment
- * variable (KAFKA_BROKERS, SCHEMA_REGISTRY_URL, REDIS_URL), or a default
- * address (Redis on 127.0.0.1:6379 when no redis-server binary is found).
+ * How a service came to be: started by this stack, or a default address
+ * (Redis on 127.0.0.1:6379 when no redis-server binary is found).
+ * 'environment' is only read, never written: state files of older versions
+ * recorded KAFKA_BROKERS / SCHEMA_REGISTRY_URL / REDIS_URL as the stack's
+ * services, and a stack never manages what the environment names.
  */
-export type ServiceOrigin = 'started' | 'environment' | 'default';
+export type ServiceOrigin = 'started' | 'default' | 'environment';
+
+/** The loopback ports a started service listens on, by role ("client", "controller", "management"). */
+export type ServicePorts = Partial<Record<'client' | 'controller' | 'management', number>>;
 
 export interface ServiceState {
   name: ServiceName;
   origin: ServiceOrigin;
   address: string;
+  /** Recorded so a restart binds the same ports and every client's address stays right. */
+  ports?: ServicePorts;
   pid?: number;
   /** Text on the process's command line that tells it apart from a reused pid. */
   marker?: string;
@@ -31,13 +38,34 @@ export interface StackState {
   dir: string;
   ephemeral: boolean;
   startedAt: string;
+  /** Set by a stop (`mabeam dev down`): the record stays so the next start keeps the ports. */
+  stoppedAt?: string;
   endpoints: StackEndpoints;
   services: ServiceState[];
+}
+
+/**
+ * What `dev status` found: running = the process is alive and its port
+ * answers a real client call; not-answering = alive but silent (hung,
+ * stopped with SIGSTOP, or still starting); stopped = the process is gone.
+ */
+export type ServiceHealth = 'running' | 'not-answering' | 'stopped';
+
+/** A port a restart could not have back because something else listens on it. */
+export interface PortChange {
+  service: ServiceName;
+  role: keyof ServicePorts;
+  from: number;
+  to: number;
 }
 
 export interface StackStartReport {
   /** The stack was already running and was reused as it was. */
   reused: boolean;
+  /** The services this start launched (empty when reused). */
+  started: ServiceName[];
+  /** Recorded ports that were taken, and the new ones chosen instead. */
+  portChanges: PortChange[];
   /** Which artifacts had to be fetched into the cache during this start. */
   fetched: { kafka: boolean; registry: boolean };
   /** Wall-clock milliseconds, per phase. */

@@ -65,18 +65,23 @@ describe('local stack', () => {
     }
   });
 
-  it('starts nothing for the services the environment names', async () => {
+  it("never takes the environment's addresses for its own services", { timeout: 180_000 }, async () => {
     const stack = inject('stack');
-    const { state, report } = await startStack({
-      name: 'from-env',
-      ephemeral: true,
-      env: { KAFKA_BROKERS: stack.kafkaBrokers.join(','), SCHEMA_REGISTRY_URL: stack.schemaRegistryUrl, REDIS_URL: stack.redisUrl },
-    });
-    expect(report.fetched).toEqual({ kafka: false, registry: false });
-    expect(state.services.map((s) => s.origin)).toEqual(['environment', 'environment', 'environment']);
-    expect(state.endpoints).toEqual(stack);
-    expect(pids(state)).toEqual([]);
-    await stopStack(state);
+    const env = { ...process.env, KAFKA_BROKERS: stack.kafkaBrokers.join(','), SCHEMA_REGISTRY_URL: stack.schemaRegistryUrl, REDIS_URL: stack.redisUrl };
+    const { state } = await startStack({ name: 'beside-env', ephemeral: true, env });
+    try {
+      expect(state.services.map((s) => [s.name, s.origin])).toEqual([
+        ['kafka', 'started'],
+        ['registry', 'started'],
+        ['redis', 'started'],
+      ]);
+      expect(pids(state).every(isAlive)).toBe(true);
+      expect(state.endpoints.kafkaBrokers).not.toEqual(stack.kafkaBrokers);
+      expect(state.endpoints.schemaRegistryUrl).not.toBe(stack.schemaRegistryUrl);
+      await answers(state);
+    } finally {
+      await stopStack(state);
+    }
   });
 
   it('says what is wrong with bad options and a missing Java', async () => {

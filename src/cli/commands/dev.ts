@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
+import { MabeamError } from '../../errors.ts';
 import type { Logger } from '../../log/logger.ts';
-import { stackStatus, startStack, stopNamedStack, type StackEndpoints, type StartedStack } from '../../stack/index.ts';
+import { readStackState, resolveStackOptions, stackStatus, startStack, stopNamedStack, type StackEndpoints, type StartedStack } from '../../stack/index.ts';
 import { out, progress, table } from '../output.ts';
 
 export function exportLines(endpoints: StackEndpoints): string[] {
@@ -11,6 +12,28 @@ export function exportLines(endpoints: StackEndpoints): string[] {
   ];
 }
 
+const addressVariables = (endpoints: StackEndpoints): Array<[string, string]> => [
+  ['KAFKA_BROKERS', endpoints.kafkaBrokers.join(',')],
+  ['SCHEMA_REGISTRY_URL', endpoints.schemaRegistryUrl],
+  ['REDIS_URL', endpoints.redisUrl],
+];
+
+/**
+ * `dev up` manages its own stack whatever the shell exports; this says so
+ * when the variables are set, and warns when they point elsewhere, because
+ * every other command in that shell follows the variables, not the stack.
+ */
+export function environmentNotes(endpoints: StackEndpoints, name: string, env: Record<string, string | undefined> = process.env): string[] {
+  const set = addressVariables(endpoints).filter(([variable]) => env[variable]);
+  if (set.length === 0) return [];
+  const names = set.map(([variable]) => variable).join(', ');
+  const differing = set.filter(([variable, own]) => env[variable]?.replace(/\/+$/, '') !== own);
+  const notes = [`${names} ${set.length === 1 ? 'is' : 'are'} set in this shell; \`dev up\` does not manage them and left the stack "${name}" as its own record has it.`];
+  for (const [variable, own] of differing) notes.push(`  ${variable}=${env[variable]} is not this stack's ${own}: commands in this shell go to the variable's address.`);
+  if (differing.length > 0) notes.push(`  To use this stack here: eval "$(mabeam --stack ${name} dev env)"`);
+  return notes;
+}
+
 /** Starts (or reuses) the named local stack, telling a person what is happening. */
 export async function bringUp(name: string, logger: Logger): Promise<StartedStack> {
   progress(`local stack "${name}": starting (the first start fetches Kafka and the registry with Maven, about a minute)…`);
@@ -18,12 +41,18 @@ export async function bringUp(name: string, logger: Logger): Promise<StartedStac
   const { report, state } = started;
   const seconds = ((report.timings['total'] ?? 0) / 1000).toFixed(1);
   const fetched = [report.fetched.kafka && 'Kafka', report.fetched.registry && 'the registry'].filter(Boolean).join(' and ');
+  const kept = state.services.filter((s) => !report.started.includes(s.name)).map((s) => s.name);
   progress(
     report.reused
       ? `local stack "${name}": already running, reused (${seconds} s)`
-      : `local stack "${name}": up in ${seconds} s${fetched ? ` (fetched ${fetched} into the cache)` : ' (from the cache)'}`,
+      : `local stack "${name}": up in ${seconds} s${fetched ? ` (fetched ${fetched} into the cache)` : ' (from the cache)'}` +
+          (kept.length > 0 ? `; ${kept.join(' and ')} still ran, ${report.started.join(' and ')} started again` : ''),
   );
   for (const s of state.services) progress(`  ${s.name.padEnd(8)} ${s.address}${s.origin === 'started' ? '' : `  (${s.origin})`}`);
+  for (const c of report.portChanges) {
+    progress(`  ${c.service} ${c.role} port ${c.from} is taken by another process; moved to ${c.to}. Clients given the old address must get the new one.`);
+  }
+  for (const note of environmentNotes(state.endpoints, name)) progress(note);
   return started;
 }
 
@@ -32,7 +61,7 @@ export function registerDevCommands(program: Command, logger: () => Logger): voi
 
   dev
     .command('up')
-    .description('start the local stack, or reuse it if it runs; prints the addresses')
+    .description('start the local stack (again on its recorded ports), or reuse what still runs; prints the addresses')
     .action(async () => {
       const { state } = await bringUp(program.opts()['stack'] as string, logger());
       out(exportLines(state.endpoints).join('\n'));
@@ -40,7 +69,7 @@ export function registerDevCommands(program: Command, logger: () => Logger): voi
 
   dev
     .command('down')
-    .description('stop the local stack (its data stays for the next start)')
+    .description('stop the local stack (its data and ports stay for the next start)')
     .action(async () => {
       const name = program.opts()['stack'] as string;
       out((await stopNamedStack({ name })) ? `local stack "${name}" stopped` : `local stack "${name}" was not running`);
@@ -48,16 +77,22 @@ export function registerDevCommands(program: Command, logger: () => Logger): voi
 
   dev
     .command('status')
-    .description('show whether the local stack and each of its services runs')
+    .description('show whether each service of the local stack runs and answers; exit code 1 unless all do')
     .action(async () => {
       const name = program.opts()['stack'] as string;
       const status = await stackStatus({ name });
       if (!status.state) {
         out(`local stack "${name}": not running (state in ${status.options.stateDir})`);
+        process.exitCode = 1;
         return;
       }
-      out(`local stack "${name}" (started ${status.state.startedAt}, state in ${status.state.dir})`);
-      out(table(status.services.map((s) => [s.name, s.running ? 'running' : 'STOPPED', s.origin, s.address, s.pid ? `pid ${s.pid}` : ''])));
+      if (status.state.stoppedAt) {
+        out(`local stack "${name}": stopped at ${status.state.stoppedAt}; \`mabeam dev up\` starts it again on the same ports (state in ${status.state.dir})`);
+      } else {
+        out(`local stack "${name}" (started ${status.state.startedAt}, state in ${status.state.dir})`);
+      }
+      const label = { running: 'running', stopped: 'STOPPED', 'not-answering': 'NOT ANSWERING' } as const;
+      out(table(status.services.map((s) => [s.name, label[s.health], s.origin, s.address, s.pid ? `pid ${s.pid}` : ''])));
       if (status.services.some((s) => !s.running)) process.exitCode = 1;
     });
 
@@ -66,8 +101,10 @@ export function registerDevCommands(program: Command, logger: () => Logger): voi
     .description('print export lines for KAFKA_BROKERS, SCHEMA_REGISTRY_URL and REDIS_URL of the running stack')
     .action(async () => {
       const name = program.opts()['stack'] as string;
-      const status = await stackStatus({ name });
-      if (!status.state) throw new Error(`local stack "${name}" is not running; start it with \`mabeam dev up\``);
-      out(exportLines(status.state.endpoints).join('\n'));
+      const state = await readStackState(resolveStackOptions({ name }).stateDir);
+      if (!state || state.stoppedAt) {
+        throw new MabeamError('STACK_NOT_RUNNING', `local stack "${name}" is not running; start it with \`mabeam dev up\``);
+      }
+      out(exportLines(state.endpoints).join('\n'));
     });
 }

@@ -1,0 +1,48 @@
+import { isOurProcess } from './processes.ts';
+import { waitForKafka } from './kafka.ts';
+import { waitForRedis } from './redis.ts';
+import { waitForRegistry } from './registry.ts';
+import type { ServiceHealth, ServiceState, StackState } from './types.ts';
+
+/**
+ * Whether a recorded service really runs. A pid alone is not enough (a hung
+ * or SIGSTOPped JVM still has one) and an answering port alone is not
+ * either (another process may have taken it): a started service is running
+ * only when its own process is alive AND a real client call to its address
+ * answers.
+ */
+
+/** Waits up to `timeoutMs` for the service at its recorded address to answer a real client call. */
+export async function waitForService(service: ServiceState, timeoutMs: number): Promise<void> {
+  const pid = service.origin === 'started' ? service.pid : undefined;
+  const logFile = service.logFile;
+  switch (service.name) {
+    case 'kafka':
+      return waitForKafka(service.address.split(','), timeoutMs, pid, logFile);
+    case 'registry':
+      return waitForRegistry(service.address, timeoutMs, pid, logFile);
+    case 'redis':
+      return waitForRedis(service.address, timeoutMs, pid, logFile);
+  }
+}
+
+export async function answers(service: ServiceState, timeoutMs: number): Promise<boolean> {
+  try {
+    await waitForService(service, timeoutMs);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The process of a started service is alive and is the one the stack started (not a reused pid). */
+export async function processAlive(state: Pick<StackState, 'dir'>, service: ServiceState): Promise<boolean> {
+  return service.pid !== undefined && (await isOurProcess(service.pid, service.marker ?? state.dir));
+}
+
+export async function serviceHealth(state: StackState, service: ServiceState, timeoutMs: number): Promise<ServiceHealth> {
+  if (service.origin === 'started' && !(await processAlive(state, service))) return 'stopped';
+  if (await answers(service, timeoutMs)) return 'running';
+  // A service the stack does not own has no process to look at: silence is all we can tell.
+  return service.origin === 'started' ? 'not-answering' : 'stopped';
+}

@@ -1,0 +1,189 @@
+import { join } from 'node:path';
+import type { Logger } from '../log/logger.ts';
+import { ensureKafka, ensureRegistry } from './artifacts.ts';
+import { findJava } from './java.ts';
+import { startKafkaNode } from './kafka.ts';
+import type { ResolvedStackOptions } from './options.ts';
+import { freePort, onFreshPorts } from './ports.ts';
+import { defaultRedisUrl, findRedisServer, startRedisNode } from './redis.ts';
+import { startRegistryNode } from './registry.ts';
+import { recordedPort } from './state.ts';
+import type { PortChange, ServiceName, ServicePorts, ServiceState, StackState } from './types.ts';
+
+/**
+ * Starting one service of a stack. Each comes back on the ports its record
+ * names when they are free: agents, coordinators and shells keep the old
+ * addresses, so a restart that moved a port would strand them. Only a port
+ * something else holds is replaced, and the change is reported.
+ */
+
+export interface LaunchContext {
+  o: ResolvedStackOptions;
+  log: Logger;
+  timings: Record<string, number>;
+  /** The stack's last record (running or stopped): where its ports come from. */
+  previous: StackState | undefined;
+}
+
+export interface Launched {
+  service: ServiceState;
+  portChanges: PortChange[];
+  fetched?: boolean;
+}
+
+async function timed<T>(timings: Record<string, number>, phase: string, work: () => Promise<T>): Promise<T> {
+  const started = performance.now();
+  try {
+    return await work();
+  } finally {
+    timings[phase] = Math.round(performance.now() - started);
+  }
+}
+
+/** A port for `role`: the user's, else the recorded one when free (not on a retry after a lost bind race), else a fresh one. */
+async function choosePort(
+  c: LaunchContext,
+  name: ServiceName,
+  role: keyof ServicePorts,
+  fixed: number | undefined,
+  retry: boolean,
+  avoid: readonly number[] = [],
+): Promise<number> {
+  if (fixed !== undefined) return fixed;
+  return freePort(retry ? undefined : recordedPort(c.previous, name, role), avoid);
+}
+
+/** A service's other recorded port, kept clear of a freshly chosen one so both can come back. */
+function recordedPorts(c: LaunchContext, name: ServiceName, role: keyof ServicePorts): number[] {
+  const port = recordedPort(c.previous, name, role);
+  return port === undefined ? [] : [port];
+}
+
+/** The recorded ports this start did not get back, the user's own choices aside. */
+function changes(c: LaunchContext, name: ServiceName, ports: ServicePorts, fixed: ServicePorts): PortChange[] {
+  const list: PortChange[] = [];
+  for (const [role, to] of Object.entries(ports) as Array<[keyof ServicePorts, number]>) {
+    const from = recordedPort(c.previous, name, role);
+    if (from !== undefined && from !== to && fixed[role] === undefined) list.push({ service: name, role, from, to });
+  }
+  for (const change of list) c.log.warn(change, 'a port of the stack was taken by another process; the service moved to a new port');
+  return list;
+}
+
+function ownerOpt(o: ResolvedStackOptions): { ownerPid?: number } {
+  return o.ephemeral ? { ownerPid: process.pid } : {};
+}
+
+function watchdog(pid: number | undefined): { watchdogPid?: number } {
+  return pid === undefined ? {} : { watchdogPid: pid };
+}
+
+export async function launchKafka(c: LaunchContext): Promise<Launched> {
+  const { o, log } = c;
+  const [artifact, java] = await timed(c.timings, 'kafka.fetch', () =>
+    Promise.all([
+      ensureKafka(o.cacheDir, o.kafkaVersion, log, o.mavenRepository),
+      findJava({ minMajor: 17, explicitHome: o.javaHome, env: o.env, purpose: `Apache Kafka ${o.kafkaVersion}` }),
+    ]),
+  );
+  const fixed: ServicePorts = { client: o.kafkaPort, controller: o.kafkaControllerPort };
+  const ports: Required<Pick<ServicePorts, 'client' | 'controller'>> = { client: 0, controller: 0 };
+  const node = await timed(c.timings, 'kafka.start', () =>
+    onFreshPorts('kafka', o.kafkaPort !== undefined && o.kafkaControllerPort !== undefined, log, async (retry) => {
+      ports.client = await choosePort(c, 'kafka', 'client', o.kafkaPort, retry, recordedPorts(c, 'kafka', 'controller'));
+      ports.controller = await choosePort(c, 'kafka', 'controller', o.kafkaControllerPort, retry, [ports.client]);
+      return startKafkaNode({
+        java: java.executable,
+        libsDir: join(artifact.dir, 'libs'),
+        dataDir: join(o.stateDir, 'kafka', 'data'),
+        configDir: join(o.stateDir, 'kafka'),
+        port: ports.client,
+        controllerPort: ports.controller,
+        heap: o.kafkaHeap,
+        startTimeoutMs: o.startTimeoutMs,
+        log,
+        ...ownerOpt(o),
+      });
+    }),
+  );
+  return {
+    service: { name: 'kafka', origin: 'started', address: `127.0.0.1:${ports.client}`, ports, pid: node.pid, logFile: node.logFile, ...watchdog(node.watchdogPid) },
+    portChanges: changes(c, 'kafka', ports, fixed),
+    fetched: artifact.fetched,
+  };
+}
+
+export async function launchRegistry(c: LaunchContext): Promise<Launched> {
+  const { o, log } = c;
+  const [artifact, java] = await timed(c.timings, 'registry.fetch', () =>
+    Promise.all([
+      ensureRegistry(o.cacheDir, o.registryVersion, log, o.mavenRepository),
+      findJava({
+        minMajor: 21,
+        explicitHome: o.registryJavaHome ?? o.env['MABEAM_REGISTRY_JAVA_HOME'],
+        env: o.env,
+        purpose: `Apicurio Registry ${o.registryVersion}`,
+      }),
+    ]),
+  );
+  const fixed: ServicePorts = { client: o.registryPort };
+  const ports: Required<Pick<ServicePorts, 'client' | 'management'>> = { client: 0, management: 0 };
+  const node = await timed(c.timings, 'registry.start', () =>
+    onFreshPorts('registry', false, log, async (retry) => {
+      ports.client = await choosePort(c, 'registry', 'client', o.registryPort, retry, recordedPorts(c, 'registry', 'management'));
+      ports.management = await choosePort(c, 'registry', 'management', undefined, retry, [ports.client]);
+      return startRegistryNode({
+        java: java.executable,
+        appDir: artifact.dir,
+        dataDir: join(o.stateDir, 'registry'),
+        port: ports.client,
+        managementPort: ports.management,
+        heap: o.registryHeap,
+        inMemory: o.ephemeral,
+        startTimeoutMs: o.startTimeoutMs,
+        marker: o.stateDir,
+        ...ownerOpt(o),
+      });
+    }),
+  );
+  return {
+    service: { name: 'registry', origin: 'started', address: node.url, ports, pid: node.pid, logFile: node.logFile, ...watchdog(node.watchdogPid) },
+    portChanges: changes(c, 'registry', ports, fixed),
+    fetched: artifact.fetched,
+  };
+}
+
+export async function launchRedis(c: LaunchContext): Promise<Launched> {
+  const { o, log } = c;
+  const binary = await findRedisServer();
+  if (!binary) {
+    log.warn('redis-server not found; using the Redis at 127.0.0.1:6379');
+    return { service: { name: 'redis', origin: 'default', address: defaultRedisUrl }, portChanges: [] };
+  }
+  const ports: Required<Pick<ServicePorts, 'client'>> = { client: 0 };
+  const node = await timed(c.timings, 'redis.start', () =>
+    onFreshPorts('redis', o.redisPort !== undefined, log, async (retry) => {
+      ports.client = await choosePort(c, 'redis', 'client', o.redisPort, retry);
+      return startRedisNode({ binary, dataDir: join(o.stateDir, 'redis'), port: ports.client, startTimeoutMs: o.startTimeoutMs, ...ownerOpt(o) });
+    }),
+  );
+  return {
+    service: {
+      name: 'redis',
+      origin: 'started',
+      address: node.url,
+      ports,
+      pid: node.pid,
+      marker: `redis-server 127.0.0.1:${ports.client}`,
+      logFile: node.logFile,
+      ...watchdog(node.watchdogPid),
+    },
+    portChanges: changes(c, 'redis', ports, { client: o.redisPort }),
+  };
+}
+
+export const launchers: Record<ServiceName, (c: LaunchContext) => Promise<Launched>> = {
+  kafka: launchKafka,
+  registry: launchRegistry,
+  redis: launchRedis,
+};
