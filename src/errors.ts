@@ -35,6 +35,8 @@ export const errorCodes = [
   'INVALID_AGENT',
   'ILLEGAL_TRANSITION',
   'AGENT_MODULE_INVALID',
+  // reading topics (readToEnd): the end was not reached in time
+  'LOG_READ_TIMEOUT',
   // coordination
   'ROUND_REFUSED',
   // variables: a change the owners refused (details.reasonCode says why)
@@ -45,7 +47,7 @@ export const errorCodes = [
 
 export type ErrorCode = (typeof errorCodes)[number];
 
-const retriableCodes: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['REGISTRY_UNAVAILABLE', 'STACK_START_FAILED']);
+const retriableCodes: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['REGISTRY_UNAVAILABLE', 'STACK_START_FAILED', 'LOG_READ_TIMEOUT']);
 
 export interface MabeamErrorOptions {
   cause?: unknown;
