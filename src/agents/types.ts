@@ -1,4 +1,4 @@
-import type { Bid, BidRequest, Directive, Proposal, Vote } from '../events/types.ts';
+import type { Bid, BidRequest, Directive, LifecycleState, Proposal, Vote } from '../events/types.ts';
 import type { Logger } from '../log/logger.ts';
 
 /** An agent's answer to a bid request; return null (or nothing) to abstain. */
@@ -56,3 +56,14 @@ export interface AgentDefinition<S = Record<string, unknown>> extends AgentHandl
 
 /** What an agent produced for an event, as the host writes it. */
 export type AgentAnswer = { kind: 'bid'; bid: Bid } | { kind: 'vote'; vote: Vote };
+
+/** An agent as a host runs it (internal to the host's parts; not exported). */
+export interface HostedAgent {
+  // Each agent's state type is its own; the host keeps them side by side.
+  definition: AgentDefinition<any>;
+  context: AgentContext<unknown>;
+  /** Its lifecycle state in this instance; null until announced. */
+  lifecycle: LifecycleState | null;
+  snapshotSequence: number;
+  heartbeatSequence: number;
+}

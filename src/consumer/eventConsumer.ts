@@ -3,6 +3,7 @@ import type { DecodedEvent, EventCodec } from '../codec/codec.ts';
 import type { DeadLetterWriter, SourceMessage } from '../deadletters/deadLetterWriter.ts';
 import { MabeamError, describeError, isMabeamError } from '../errors.ts';
 import type { Logger } from '../log/logger.ts';
+import { StoppedLatch, type StopsForGood } from '../runtime/stopped.ts';
 import type { TopicDefinition } from '../topics/types.ts';
 
 export interface ConsumedTopic {
@@ -31,7 +32,13 @@ export interface EventConsumerOptions {
   onTombstone?: (context: EventContext) => Promise<void> | void;
   /** Called after a message went to dead-letters (the consumer then moves past it). */
   onDeadLettered?: (context: EventContext, error: unknown) => Promise<void> | void;
-  /** What to do when onEvent throws: dead-letter the event (default) or let Kafka redeliver it. */
+  /**
+   * What to do when onEvent (or onTombstone) throws: dead-letter the event
+   * (default), or let Kafka deliver it again — then a retriable error is
+   * tried again and any other stops the consumer for good (see
+   * stoppedForGood), so a handler on 'retry' must catch what a record's
+   * content can cause.
+   */
   onHandlerError?: 'dead-letter' | 'retry';
   fromBeginning?: boolean;
   consumerConfig?: Omit<ConsumerConfig, 'groupId'>;
@@ -44,13 +51,19 @@ export interface EventConsumerOptions {
  * field the topic is keyed by) goes to dead-letters with its reason, and the
  * consumer moves on. Offsets advance only after the event was handled or the
  * dead letter written, so nothing is lost. Only a retriable failure (the
- * registry is down) makes Kafka deliver the message again.
+ * registry is down) makes Kafka deliver the message again. A dead letter
+ * the broker refuses for its size is written without the original value
+ * (the reason says so, and where the record is).
+ *
+ * `stoppedForGood` resolves if kafkajs stops the consumer with an error it
+ * will not restart from (a record batch it cannot read, a non-retriable
+ * broker error, a non-retriable handler error on 'retry').
  */
-export class EventConsumer {
+export class EventConsumer implements StopsForGood {
   readonly consumer: Consumer;
   private readonly options: EventConsumerOptions;
   private readonly byTopic: Map<string, TopicDefinition>;
-  private crashed: Error | undefined;
+  private readonly latch = new StoppedLatch();
 
   readonly groupId: string;
 
@@ -64,14 +77,18 @@ export class EventConsumer {
     this.consumer.on(this.consumer.events.CRASH, ({ payload }) => {
       // After a retriable error kafkajs restarts the consumer itself; only a crash it will not
       // restart from stops this consumer.
-      if (!payload.restart) this.crashed = payload.error;
-      options.logger[payload.restart ? 'warn' : 'error']({ error: describeError(payload.error), restart: payload.restart }, 'consumer crashed');
+      options.logger[payload.restart ? 'warn' : 'error']({ group: options.groupId, error: describeError(payload.error), restart: payload.restart }, 'consumer crashed');
     });
+    this.latch.watch(this.consumer);
   }
 
   /** Set when kafkajs reported a crash it will not restart from. */
   get crash(): Error | undefined {
-    return this.crashed;
+    return this.latch.error;
+  }
+
+  get stoppedForGood(): Promise<Error> {
+    return this.latch.stoppedForGood;
   }
 
   async start(): Promise<void> {
@@ -105,7 +122,12 @@ export class EventConsumer {
       ...(message.headers ? { headers: message.headers } : {}),
     };
     if (message.value === null && definition?.config['cleanup.policy']?.includes('compact')) {
-      await this.options.onTombstone?.(context);
+      try {
+        await this.options.onTombstone?.(context);
+      } catch (error) {
+        if (this.options.onHandlerError === 'retry') throw error;
+        await this.deadLetter(source, context, new MabeamError('HANDLER_FAILED', `Handling the tombstone of key ${context.key ?? '(none)'} failed: ${describeThrown(error)}`, { cause: error }));
+      }
       return;
     }
     let decoded: DecodedEvent;
@@ -114,21 +136,66 @@ export class EventConsumer {
       if (definition) checkKey(decoded, definition, context.key);
     } catch (error) {
       if (isMabeamError(error) && error.retriable) throw error;
-      await this.options.deadLetters.write(source, error);
-      await this.options.onDeadLettered?.(context, error);
+      await this.deadLetter(source, context, error);
       return;
     }
     try {
       await this.options.onEvent(decoded, context);
     } catch (error) {
       if (this.options.onHandlerError === 'retry') throw error;
-      const failure = new MabeamError('HANDLER_FAILED', `Handling ${decoded.type} ${decoded.event['envelope'] ? (decoded.event['envelope'] as { eventId: string }).eventId : ''} failed: ${describeError(error)}`, {
-          cause: error,
-          details: { schemaId: decoded.schemaId },
-        });
-      await this.options.deadLetters.write(source, failure);
-      await this.options.onDeadLettered?.(context, failure);
+      const envelope = decoded.event['envelope'] as { eventId?: unknown } | undefined;
+      const failure = new MabeamError('HANDLER_FAILED', `Handling ${decoded.type} ${String(envelope?.eventId ?? '')} failed: ${describeThrown(error)}`, {
+        cause: error,
+        details: { schemaId: decoded.schemaId },
+      });
+      await this.deadLetter(source, context, failure);
     }
+  }
+
+  /** Writes the dead letter (without the original value if the broker refuses it for its size), then tells onDeadLettered. */
+  private async deadLetter(source: SourceMessage, context: EventContext, error: unknown): Promise<void> {
+    try {
+      await this.options.deadLetters.write(source, error);
+    } catch (writeError) {
+      if (!tooLarge(writeError)) throw writeError;
+      const code = isMabeamError(error) ? error.code : 'HANDLER_FAILED';
+      const where = `${source.topic}/${source.partition}@${source.offset}`;
+      // The value (and headers, and a key over 1 KB) made it too large: the dead letter says where they are.
+      const keepKey = (source.key?.length ?? 0) <= 1024;
+      const { headers: _headers, ...withoutHeaders } = source;
+      await this.options.deadLetters.write(
+        { ...withoutHeaders, value: null, key: keepKey ? source.key : null },
+        new MabeamError(code, `${describeThrown(error)} (the original record, ${source.value?.length ?? 0} bytes of value, made the dead letter too large to write; its value${keepKey ? '' : ', key'} and headers are kept only at ${where}, while retained)`, {
+          details: isMabeamError(error) ? error.details : {},
+        }),
+      );
+    }
+    try {
+      await this.options.onDeadLettered?.(context, error);
+    } catch (hookError) {
+      // The dead letter is written: the message is accounted for. A failing hook is the caller's
+      // fault to be retried, or (dead-letter policy) said and passed.
+      if (this.options.onHandlerError === 'retry') throw hookError;
+      this.options.logger.error({ topic: source.topic, partition: source.partition, offset: source.offset, error: describeThrown(hookError) }, 'onDeadLettered failed');
+    }
+  }
+}
+
+/** Whether a producer error is the broker refusing a record for its size (kafkajs wraps it in its retrier's error). */
+function tooLarge(error: unknown): boolean {
+  for (let e: unknown = error, depth = 0; e && typeof e === 'object' && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const { type } = e as { type?: unknown };
+    if (type === 'MESSAGE_TOO_LARGE' || type === 'RECORD_LIST_TOO_LARGE') return true;
+  }
+  return false;
+}
+
+/** Anything thrown, as text, even an object that cannot be turned into a string. */
+function describeThrown(error: unknown): string {
+  try {
+    return String(describeError(error));
+  } catch {
+    return `a thrown ${typeof error} that cannot be described`;
   }
 }
 

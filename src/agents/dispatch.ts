@@ -1,0 +1,162 @@
+import type { DecodedEvent, EventCodec } from '../codec/codec.ts';
+import { describeError } from '../errors.ts';
+import { deterministicEventId, newEnvelope } from '../events/envelope.ts';
+import type { Bid, BidRequest, Directive, HandlerFailed, Proposal, Vote } from '../events/types.ts';
+import { addressedTo, eligibleForBidRequest, eligibleForProposal } from './eligibility.ts';
+import type { Outgoing } from './outbox.ts';
+import type { HostedAgent } from './types.ts';
+
+/**
+ * Turns one consumed event into handler calls and what they answer, with no
+ * Kafka in it: a bid request goes to every eligible agent, a proposal to
+ * every eligible voter, a directive to the agent it names. Whatever a
+ * handler does — throws anything, answers something that is not a valid
+ * Bid or Vote, answers something the broker will not take — becomes a
+ * HandlerFailed event for that agent, and the others are still asked.
+ * Nothing a handler does escapes as an exception.
+ */
+
+export interface DispatchContext {
+  codec: Pick<EventCodec, 'check'>;
+  instanceId: string;
+  topic: (name: string) => string;
+}
+
+/** A directive the host carries out itself (for all its agents): stop, or hand over. */
+export interface HostAction {
+  action: 'stop' | 'migrate';
+  reason: string;
+  directive: Directive;
+}
+
+export interface Dispatched {
+  out: Outgoing[];
+  hostAction?: HostAction;
+}
+
+/** HandlerFailed.error is for people: a handler's message longer than this is cut. */
+export const maxHandlerErrorLength = 2_000;
+
+/**
+ * Whether an agent takes the messages it is given: whenever the consumer
+ * hands any out. While starting (joined, state already restored), running,
+ * stopping or handing over, every message delivered is committed once it is
+ * dispatched, so it must be handled; what the consumer never hands out stays
+ * uncommitted for the next instance.
+ */
+export function handling(agent: HostedAgent): boolean {
+  return agent.lifecycle === 'starting' || agent.lifecycle === 'running' || agent.lifecycle === 'stopping' || agent.lifecycle === 'migrating';
+}
+
+export async function dispatch(decoded: DecodedEvent, agents: ReadonlyMap<string, HostedAgent>, context: DispatchContext): Promise<Dispatched> {
+  const out: Outgoing[] = [];
+  if (decoded.type === 'BidRequest') {
+    const request = decoded.event as unknown as BidRequest;
+    for (const agent of agents.values()) {
+      if (!handling(agent) || !eligibleForBidRequest(agent.definition, request)) continue;
+      await sandboxed(agent, 'onBidRequest', request.roundId, request.envelope.eventId, context, out, async () => {
+        const answer = await agent.definition.onBidRequest!(request, agent.context);
+        if (!answer) return undefined;
+        const bid: Bid = {
+          envelope: newEnvelope('Bid', agent.definition.id, {
+            correlationId: request.roundId,
+            causationId: request.envelope.eventId,
+            eventId: deterministicEventId('bid', agent.definition.id, request.envelope.eventId),
+          }),
+          roundId: request.roundId,
+          agentId: agent.definition.id,
+          amount: answer.amount,
+          bundle: answer.bundle ?? [],
+          attributes: answer.attributes === undefined ? null : JSON.stringify(answer.attributes),
+        };
+        context.codec.check('Bid', bid); // a nonsense answer is the agent's failure
+        return { topic: context.topic('bids'), key: request.roundId, type: 'Bid', event: bid };
+      });
+    }
+  } else if (decoded.type === 'Proposal') {
+    const proposal = decoded.event as unknown as Proposal;
+    for (const agent of agents.values()) {
+      if (!handling(agent) || !eligibleForProposal(agent.definition, proposal)) continue;
+      await sandboxed(agent, 'onProposal', proposal.roundId, proposal.envelope.eventId, context, out, async () => {
+        const answer = await agent.definition.onProposal!(proposal, agent.context);
+        if (!answer) return undefined;
+        const vote: Vote = {
+          envelope: newEnvelope('Vote', agent.definition.id, {
+            correlationId: proposal.roundId,
+            causationId: proposal.envelope.eventId,
+            eventId: deterministicEventId('vote', agent.definition.id, proposal.envelope.eventId),
+          }),
+          roundId: proposal.roundId,
+          agentId: agent.definition.id,
+          choice: answer.choice,
+          weight: answer.weight ?? null,
+          reason: answer.reason ?? null,
+        };
+        context.codec.check('Vote', vote);
+        return { topic: context.topic('votes'), key: proposal.roundId, type: 'Vote', event: vote };
+      });
+    }
+  } else if (decoded.type === 'Directive') {
+    const directive = decoded.event as unknown as Directive;
+    const agent = agents.get(directive.agentId);
+    if (agent && handling(agent)) {
+      if ((directive.action === 'migrate' || directive.action === 'stop') && agent.lifecycle === 'running') {
+        return { out, hostAction: { action: directive.action, reason: `${directive.action} directive ${directive.envelope.eventId}`, directive } };
+      }
+      if (addressedTo(agent.definition, directive)) {
+        await sandboxed(agent, 'onDirective', directive.envelope.eventId, directive.envelope.eventId, context, out, async () => {
+          await agent.definition.onDirective!(directive, agent.context);
+          return undefined;
+        });
+      }
+    }
+  }
+  return { out };
+}
+
+/** Runs one handler: its answer goes out (or, if the broker refuses it, its failure); a throw becomes its failure. */
+async function sandboxed(
+  agent: HostedAgent,
+  handler: HandlerFailed['handler'],
+  subjectId: string,
+  causeEventId: string,
+  context: DispatchContext,
+  out: Outgoing[],
+  run: () => Promise<Outgoing | undefined>,
+): Promise<void> {
+  const failure = (error: string): Outgoing => handlerFailed(agent, handler, subjectId, causeEventId, context, error);
+  try {
+    const answer = await run();
+    if (answer) out.push({ ...answer, instead: (why) => failure(`its answer could not be written: ${why}`) });
+  } catch (error) {
+    const text = describeThrown(error);
+    agent.context.logger.warn({ handler, subjectId, error: text }, 'handler failed');
+    out.push(failure(text));
+  }
+}
+
+function handlerFailed(agent: HostedAgent, handler: HandlerFailed['handler'], subjectId: string, causeEventId: string, context: DispatchContext, error: string): Outgoing {
+  const failed: HandlerFailed = {
+    envelope: newEnvelope('HandlerFailed', context.instanceId, {
+      correlationId: agent.definition.id,
+      causationId: causeEventId,
+      eventId: deterministicEventId('handler-failed', agent.definition.id, causeEventId),
+    }),
+    agentId: agent.definition.id,
+    instanceId: context.instanceId,
+    handler,
+    subjectId,
+    causeEventId,
+    error: error.length > maxHandlerErrorLength ? `${error.slice(0, maxHandlerErrorLength)}… (${error.length} characters)` : error,
+  };
+  return { topic: context.topic('lifecycle'), key: agent.definition.id, type: 'HandlerFailed', event: failed };
+}
+
+/** What a handler threw, as text, whatever it threw (an object without toString, an Error whose message getter throws). */
+function describeThrown(error: unknown): string {
+  try {
+    return String(describeError(error));
+  } catch {
+    return `the handler threw a ${typeof error} that cannot be described`;
+  }
+}

@@ -1,0 +1,162 @@
+import { hostname } from 'node:os';
+import type { IHeaders, Message, Producer } from 'kafkajs';
+import type { EventCodec } from '../codec/codec.ts';
+import { describeError } from '../errors.ts';
+import { newEnvelope } from '../events/envelope.ts';
+import type { AgentRecord, EventTypeName, EventTypes, Heartbeat, LifecycleChanged, LifecycleState, MetricSample } from '../events/types.ts';
+import type { Logger } from '../log/logger.ts';
+import { eventHeaders } from '../producer/eventProducer.ts';
+import type { AgentDefinition } from './types.ts';
+
+/** Header naming the host instance that produced an event. */
+export const instanceHeader = 'mabeam-instance';
+
+/**
+ * One event the host writes. `instead` says what to write when the broker
+ * refuses this record for what it holds (too large, say): another event, given
+ * why (an agent's answer becomes its HandlerFailed), or 'drop' (a measurement
+ * an agent reported), logged. Without it a refusal is a fault of the host.
+ */
+export interface Outgoing {
+  topic: string;
+  key: string;
+  type: EventTypeName;
+  event: EventTypes[EventTypeName];
+  instead?: ((why: string) => Outgoing) | 'drop';
+}
+
+/** kafkajs error types by which a broker refuses a record for its content; sending it again cannot help. */
+const refusedRecordTypes = new Set(['MESSAGE_TOO_LARGE', 'RECORD_LIST_TOO_LARGE', 'INVALID_RECORD']);
+
+/** Whether a producer error is the broker refusing a record (kafkajs wraps the protocol error in its retrier's). */
+function refusesRecord(error: unknown): boolean {
+  for (let e: unknown = error, depth = 0; e && typeof e === 'object' && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const { type, retriable } = e as { type?: unknown; retriable?: unknown };
+    if (typeof type === 'string' && refusedRecordTypes.has(type) && retriable === false) return true;
+  }
+  return false;
+}
+
+export interface OutboxOptions {
+  producer: Producer;
+  codec: EventCodec;
+  instanceId: string;
+  topic: (name: string) => string;
+  logger: Logger;
+}
+
+/**
+ * The one path by which a host writes: lifecycle transitions, registrations,
+ * heartbeats, snapshots, answers and failures, and the measurements agents
+ * report (queued, and written with whatever goes out next). Every event
+ * carries its type and id headers and the instance that wrote it.
+ */
+export class Outbox {
+  private readonly options: OutboxOptions;
+  private readonly reports: Outgoing[] = [];
+
+  constructor(options: OutboxOptions) {
+    this.options = options;
+  }
+
+  private get instanceId(): string {
+    return this.options.instanceId;
+  }
+
+  /** A measurement an agent reports (see AgentContext.report); an invalid one is refused here, where it is made. */
+  report(agentId: string, name: string, value: number, labels: Record<string, string>): void {
+    const sample: MetricSample = { envelope: newEnvelope('MetricSample', agentId, { correlationId: agentId }), name, value, labels, source: agentId };
+    this.options.codec.check('MetricSample', sample);
+    this.reports.push({ topic: this.options.topic('metrics'), key: agentId, type: 'MetricSample', event: sample, instead: 'drop' });
+  }
+
+  registration(definition: AgentDefinition<unknown>, consumerGroup: string, pool: string): Outgoing {
+    const d = definition;
+    const record: AgentRecord = {
+      envelope: newEnvelope('AgentRecord', this.instanceId, { correlationId: d.id }),
+      agentId: d.id,
+      role: d.role,
+      capabilities: [...d.capabilities],
+      resources: { ...d.resources },
+      consumerGroup,
+      metadata: { ...d.metadata, pool },
+    };
+    return { topic: this.options.topic('agents'), key: d.id, type: 'AgentRecord', event: record };
+  }
+
+  lifecycle(agentId: string, from: LifecycleState | null, to: LifecycleState, reason: string): Outgoing {
+    const event: LifecycleChanged = {
+      envelope: newEnvelope('LifecycleChanged', this.instanceId, { correlationId: agentId }),
+      agentId,
+      instanceId: this.instanceId,
+      from,
+      to,
+      reason,
+      host: hostname(),
+    };
+    return { topic: this.options.topic('lifecycle'), key: agentId, type: 'LifecycleChanged', event };
+  }
+
+  heartbeat(agentId: string, sequence: number, intervalMs: number, consumerLag: number): Outgoing {
+    const memory = process.memoryUsage();
+    const event: Heartbeat = {
+      envelope: newEnvelope('Heartbeat', this.instanceId, { correlationId: agentId }),
+      agentId,
+      instanceId: this.instanceId,
+      host: hostname(),
+      pid: process.pid,
+      sequence,
+      intervalMs,
+      memoryRssBytes: memory.rss,
+      heapUsedBytes: memory.heapUsed,
+      consumerLag,
+    };
+    return { topic: this.options.topic('heartbeats'), key: agentId, type: 'Heartbeat', event };
+  }
+
+  /**
+   * Writes `events` (and the measurements reported meanwhile) in one batch.
+   * If the broker refuses a record for its content, the batch is written
+   * again one record at a time, each refused one replaced by its `instead`:
+   * records of the batch the broker had already taken are then written a
+   * second time, with the same event ids — the at-least-once delivery every
+   * reader of these topics already expects.
+   */
+  async send(events: readonly Outgoing[]): Promise<void> {
+    const all = this.reports.length > 0 ? [...events, ...this.reports.splice(0)] : [...events];
+    if (all.length === 0) return;
+    const encoded = await Promise.all(all.map(async (e) => ({ outgoing: e, message: await this.message(e) })));
+    const byTopic = new Map<string, Message[]>();
+    for (const { outgoing, message } of encoded) byTopic.set(outgoing.topic, [...(byTopic.get(outgoing.topic) ?? []), message]);
+    try {
+      await this.options.producer.sendBatch({ topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) });
+    } catch (error) {
+      if (!refusesRecord(error)) throw error;
+      for (const { outgoing, message } of encoded) await this.sendOne(outgoing, message);
+    }
+  }
+
+  private async sendOne(outgoing: Outgoing, message: Message): Promise<void> {
+    try {
+      await this.options.producer.send({ topic: outgoing.topic, messages: [message] });
+    } catch (error) {
+      if (!refusesRecord(error) || outgoing.instead === undefined) throw error;
+      const why = `the broker refused ${outgoing.type} ${outgoing.event.envelope.eventId} (${message.value?.length ?? 0} bytes) on ${outgoing.topic}: ${describeError(error)}`;
+      if (outgoing.instead === 'drop') {
+        this.options.logger.error({ type: outgoing.type, eventId: outgoing.event.envelope.eventId }, `${why}; not written`);
+        return;
+      }
+      const instead = outgoing.instead(why);
+      this.options.logger.warn({ type: outgoing.type, eventId: outgoing.event.envelope.eventId, instead: instead.type }, why);
+      await this.options.producer.send({ topic: instead.topic, messages: [await this.message(instead)] });
+    }
+  }
+
+  private async message(e: Outgoing): Promise<Message> {
+    return {
+      key: e.key,
+      value: await this.options.codec.encode(e.type, e.event),
+      headers: { [instanceHeader]: this.instanceId, [eventHeaders.type]: e.type, [eventHeaders.id]: e.event.envelope.eventId } satisfies IHeaders,
+    };
+  }
+}
