@@ -3,20 +3,20 @@ import { progress } from './output.ts';
 
 /**
  * Waits for SIGTERM / SIGINT, or for any of `parts` to stop for good.
- * A signal resolves (the command then shuts down and exits 0); a part that
+ * A signal resolves with its name (the command then shuts down and exits 0); a part that
  * stopped for good is said on stderr and the process exits with code 1, so
  * whatever runs it (systemd, Kubernetes, `mabeam supervise`) restarts it.
  * `cleanup` runs first, bounded by a few seconds.
  */
-export async function untilSignalOrStopped(parts: StopsForGood[], cleanup: () => Promise<unknown>): Promise<void> {
+export async function untilSignalOrStopped(parts: StopsForGood[], cleanup: () => Promise<unknown>): Promise<string> {
   const signal = new Promise<{ signal: string }>((resolve) => {
     for (const s of ['SIGTERM', 'SIGINT'] as const) process.once(s, () => resolve({ signal: s }));
   });
   const stopped = parts.map((p) => p.stoppedForGood.then((error) => ({ error })));
   const first = await Promise.race([signal, ...stopped]);
-  if ('signal' in first) return;
+  if ('signal' in first) return first.signal;
   progress(`stopped for good: ${first.error.message}`);
   const bounded = new Promise((resolve) => setTimeout(resolve, 5_000).unref());
   await Promise.race([cleanup().catch(() => undefined), bounded]);
-  process.exit(1);
+  return process.exit(1);
 }

@@ -9,6 +9,7 @@ import { endpointsFromEnvironment, resolveEndpoints } from '../../stack/index.ts
 import type { ChildMessage } from '../../supervisor/messages.ts';
 import { defaultTopicPrefix } from '../../topics/index.ts';
 import { connect } from '../connect.ts';
+import { untilSignalOrStopped } from '../lifetime.ts';
 import { metricsPort, metricsPortHelp, startMetricsServer } from '../metrics.ts';
 import { out, progress, table } from '../output.ts';
 import { positiveInt } from './topics.ts';
@@ -47,15 +48,22 @@ export function registerAgentCommands(program: Command, logger: () => Logger): v
         ...(opts.sessionTimeoutMs ? { sessionTimeoutMs: opts.sessionTimeoutMs } : {}),
         ...(opts.startingReported ? { startingReported: true } : {}),
       });
+      // Ends when the host stops: asked to by a signal, by its supervisor going away (under a
+      // supervisor it must not run unsupervised), or by a stop or migrate directive. If it stops for
+      // good instead, untilSignalOrStopped says why on stderr and exits with code 1.
+      const supervisorGone = new Promise<string>((resolve) => {
+        if (process.send) process.once('disconnect', () => resolve('supervisor gone'));
+      });
+      const lifetime = untilSignalOrStopped([host], async () => {
+        await c.close();
+        await closeMetrics();
+      });
       const finished = new Promise<string>((resolve, reject) => {
         host.once('stopped', resolve);
-        host.once('error', reject);
+        void Promise.race([lifetime.then((signal) => `signal ${signal}`), supervisorGone])
+          .then((reason) => host.stop(reason))
+          .catch(reject);
       });
-      for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-        process.once(signal, () => void host.stop(`signal ${signal}`).catch((error: unknown) => host.emit('error', error)));
-      }
-      // Under a supervisor: if it goes away, stop rather than run unsupervised.
-      if (process.send) process.once('disconnect', () => void host.stop('supervisor gone').catch((error: unknown) => host.emit('error', error)));
       await host.start();
       const ids = module.agents.map((a) => a.id);
       progress(`agents ${ids.join(', ')} running in pool ${host.pool} (group ${host.groupId}) as instance ${host.instanceId}`);

@@ -6,12 +6,17 @@ import { endpointsFromEnvironment, resolveEndpoints } from '../../stack/index.ts
 import { parseSupervisorSpec, Supervisor, type SupervisorEvent } from '../../supervisor/supervisor.ts';
 import { connect } from '../connect.ts';
 import { metricsPort, metricsPortHelp, startMetricsServer } from '../metrics.ts';
+import { StoppedLatch } from '../../runtime/stopped.ts';
+import { untilSignalOrStopped } from '../lifetime.ts';
 import { progress } from '../output.ts';
 
 export function registerSuperviseCommand(program: Command, logger: () => Logger): void {
   program
     .command('supervise <file>')
-    .description('run the agents a JSON spec lists as child processes, restarting them by policy, until SIGTERM / SIGINT')
+    .description(
+      'run the agents a JSON spec lists as child processes, restarting them by policy, until SIGTERM / SIGINT; ' +
+        'if a child fails past its restart budget, the others are stopped and the supervisor exits with code 1',
+    )
     .option('--metrics-port <port>', `${metricsPortHelp} (the supervisor's own; children get theirs from "args" in the spec)`, metricsPort)
     .action(async (file: string, opts: { metricsPort?: number }) => {
       const spec = parseSupervisorSpec(JSON.parse(await readFile(file, 'utf8')), file);
@@ -27,18 +32,29 @@ export function registerSuperviseCommand(program: Command, logger: () => Logger)
         logger: c.logger,
         env: { ...process.env, KAFKA_BROKERS: endpoints.kafkaBrokers.join(','), SCHEMA_REGISTRY_URL: endpoints.schemaRegistryUrl, REDIS_URL: endpoints.redisUrl },
       });
+      // As an Erlang supervisor does past its restart intensity, one that gives up on a child stops
+      // the others and fails itself, so whatever runs it (systemd, Kubernetes, a supervisor above)
+      // sees the failure and can start the whole group again.
+      const gaveUp = new StoppedLatch();
       supervisor.on('event', (e: SupervisorEvent) => {
         if (e.type === 'exit') progress(`${e.id}: pid ${e.pid} ${e.signal ? `killed by ${e.signal}` : `exited (${e.code})`} → ${e.decision}${e.delayMs !== undefined ? ` in ${e.delayMs} ms` : ''}`);
         else if (e.type === 'ready') progress(`${e.id}: pid ${e.pid} running (${e.message.agents.join(', ')})`);
+        if (e.type === 'exit' && e.decision === 'gave-up') {
+          const child = spec.children.find((c) => c.id === e.id);
+          const how = e.signal ? `was killed by ${e.signal}` : `exited with code ${e.code}`;
+          gaveUp.stop(new Error(`${e.id} ${how} and its restart budget (${child?.maxRestarts} restarts in ${child?.periodMs} ms) is spent`));
+        }
       });
-      const done = new Promise<void>((resolveDone) => {
-        for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => resolveDone());
-      });
+      supervisor.on('error', (error: unknown) => gaveUp.stop(error));
+      const shutDown = async () => {
+        progress('stopping supervised agents…');
+        await supervisor.stop();
+        await c.close();
+        await closeMetrics();
+      };
+      const lifetime = untilSignalOrStopped([gaveUp], shutDown);
       supervisor.start();
-      await done;
-      progress('stopping supervised agents…');
-      await supervisor.stop();
-      await c.close();
-      await closeMetrics();
+      await lifetime;
+      await shutDown();
     });
 }
