@@ -198,6 +198,8 @@ export interface RoundState extends Event {
   counted: string;
   pending: string;
   closed: boolean;
+  handled: string[];
+  closedAt: number | null;
 }
 
 export interface MetricSample extends Event {

@@ -43,6 +43,10 @@ export interface Metrics {
   variableChanges: Counter<'variable' | 'outcome'>;
   /** Messages a consumer group has yet to read, by group and topic. */
   consumerLag: Gauge<'group' | 'topic'>;
+  /** Records found on a partition their key does not hash to, moved to the right one (a producer with another partitioner). */
+  rerouted: Counter<'topic'>;
+  /** Transactions a deciding member committed, by group. */
+  transactions: Counter<'group'>;
 }
 
 /**
@@ -110,6 +114,18 @@ export function createMetrics(options: MetricsOptions): Metrics {
       name: 'mabeam_consumer_lag',
       help: 'Messages a consumer group has yet to read, by group and topic.',
       labelNames: ['group', 'topic'],
+      registers,
+    }),
+    rerouted: new Counter({
+      name: 'mabeam_rerouted_total',
+      help: 'Records read from a partition their key does not hash to (murmur2) and moved to the right one, by topic.',
+      labelNames: ['topic'],
+      registers,
+    }),
+    transactions: new Counter({
+      name: 'mabeam_transactions_total',
+      help: 'Transactions committed by deciding members (coordinators, variable owners), by consumer group.',
+      labelNames: ['group'],
       registers,
     }),
   };

@@ -53,9 +53,33 @@ function stageEndTime(round: RoundState, cause: Closed['cause']): number {
   return round.counted.reduce((t, a) => Math.max(t, a.eventTime), round.open.eventTime);
 }
 
+/*
+ * Protocols are user code (registerProtocol). One that throws on some input
+ * must not stop the join: a request it cannot check is refused, an answer it
+ * cannot check is refused, a round it cannot decide ends as failed.
+ */
+function attempt<T>(work: () => T, onError: (message: string) => T): T {
+  try {
+    return work();
+  } catch (error) {
+    return onError(error instanceof Error ? error.message : String(error));
+  }
+}
+
+function safeComplete(protocol: Protocol, open: RoundOpen, counted: readonly RoundAnswer[]): boolean {
+  return attempt(() => protocol.complete(open, counted) === true, () => false);
+}
+
+function safeDecide(protocol: Protocol, open: RoundOpen, counted: readonly RoundAnswer[], cause: Closed['cause']): ReturnType<Protocol['decide']> {
+  return attempt(
+    () => protocol.decide(open, counted, cause),
+    (error) => ({ status: 'failed', winners: [], price: null, value: null, reason: `Protocol "${protocol.name}" failed to decide: ${error}`, details: {} }),
+  );
+}
+
 function finish(round: RoundState, cause: Closed['cause']): RoundDecision[] {
   const { open, protocol } = round;
-  const verdict = protocol.decide(open, round.counted, cause);
+  const verdict = safeDecide(protocol, open, round.counted, cause);
   const closed: Closed = {
     type: 'closed', roundId: open.roundId, protocol: protocol.name, cause, counted: round.counted.map((a) => a.eventId), stage: open.stage, final: verdict.status !== 'continue',
   };
@@ -106,7 +130,7 @@ function openRound(rounds: Rounds, open: RoundOpen, lookup: (name: string) => Pr
   if (protocol.kind !== open.kind) {
     return [rejected(open.roundId, open.eventId, null, 'INVALID_REQUEST', `Protocol "${open.protocol}" is ${protocol.kind === 'auction' ? 'an auction (send a bid request)' : 'a consensus (send a proposal)'}.`)];
   }
-  const invalid = protocol.validate?.(open);
+  const invalid = attempt(() => protocol.validate?.(open), (error) => `Protocol "${protocol.name}" could not check the request: ${error}`);
   if (invalid) return [rejected(open.roundId, open.eventId, null, 'INVALID_REQUEST', invalid)];
   rounds.byId.set(open.roundId, { open, protocol, counted: [], closed: false, handled: new Set() });
   const waiting = rounds.pending.get(open.roundId) ?? [];
@@ -148,10 +172,13 @@ function answerRound(rounds: Rounds, answer: RoundAnswer): RoundDecision[] {
     }
     if (open.reservePrice !== null && amount < open.reservePrice) return no('BELOW_RESERVE', `${amount} is under the reserve price ${open.reservePrice}.`);
   }
-  const refusal = protocol.check?.(open, answer, round.counted);
+  const refusal = attempt(
+    () => protocol.check?.(open, answer, round.counted),
+    (error) => ({ reasonCode: 'INVALID_ANSWER' as const, reason: `Protocol "${protocol.name}" could not check the answer: ${error}` }),
+  );
   if (refusal) return no(refusal.reasonCode, refusal.reason);
   round.counted.push(answer);
-  return protocol.complete(open, round.counted) ? finish(round, 'complete') : [];
+  return safeComplete(protocol, open, round.counted) ? finish(round, 'complete') : [];
 }
 
 function tick(rounds: Rounds, t: RoundTick): RoundDecision[] {
@@ -244,7 +271,7 @@ export function restoreRound(rounds: Rounds, snapshot: RoundSnapshot, lookup: (n
     const added = snapshot.counted.filter((a) => !known.has(a.eventId) && !agents.has(a.agentId));
     existing.counted.push(...added);
     for (const a of added) existing.handled.add(a.eventId);
-    const out = added.length > 0 && existing.protocol.complete(existing.open, existing.counted) ? finish(existing, 'complete') : [];
+    const out = added.length > 0 && safeComplete(existing.protocol, existing.open, existing.counted) ? finish(existing, 'complete') : [];
     // Answers the snapshot held waiting for the request (which this coordinator has) and that
     // this coordinator has not taken or refused itself: apply them now.
     const waiting = snapshot.pending.filter((a) => !existing.handled.has(a.eventId));

@@ -5,6 +5,7 @@ import { sharedProtocols } from '../../protocols/builtins.ts';
 import { endpointsFromEnvironment, resolveEndpoints } from '../../stack/index.ts';
 import { defaultTopicPrefix } from '../../topics/index.ts';
 import { connect } from '../connect.ts';
+import { untilSignalOrStopped } from '../lifetime.ts';
 import { metricsPort, metricsPortHelp, startMetricsServer } from '../metrics.ts';
 import { progress } from '../output.ts';
 import { positiveInt } from './topics.ts';
@@ -23,15 +24,16 @@ export function registerCoordinatorCommand(program: Command, logger: () => Logge
       const c = await connect(endpoints, logger(), 'mabeam-coordinator', { defaultMetrics: opts.metricsPort !== undefined });
       const closeMetrics = await startMetricsServer(c.metrics, opts.metricsPort, c.logger);
       const coordinator = new Coordinator({ kafka: c.kafka, codec: c.codec, logger: c.logger, prefix: opts.prefix, definitions: c.definitions, metrics: c.metrics, ...(opts.sessionTimeoutMs ? { sessionTimeoutMs: opts.sessionTimeoutMs } : {}) });
-      const stop = new Promise<void>((resolve) => {
-        for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => resolve());
-      });
       await coordinator.start();
       progress(`coordinator ${coordinator.instanceId} running in group ${coordinator.groupId} (protocols: ${sharedProtocols().names().join(', ')})`);
       process.send?.({ type: 'ready', agents: [], pool: 'coordinators', instanceId: coordinator.instanceId, groupId: coordinator.groupId });
-      await stop;
-      await coordinator.stop();
-      await c.close();
-      await closeMetrics();
+      const shutDown = async () => {
+        await coordinator.stop();
+        await c.close();
+        await closeMetrics();
+      };
+      // A coordinator that has stopped for good exits non-zero, so whatever runs it starts it again.
+      await untilSignalOrStopped([coordinator], shutDown);
+      await shutDown();
     });
 }

@@ -1,0 +1,73 @@
+import type { Message, RecordMetadata } from 'kafkajs';
+
+/** One record a decision writes, and (for changelogs) what to learn of the offset it got. */
+interface Pending {
+  topic: string;
+  message: Message;
+  onOffset?: (offset: number) => void;
+}
+
+/**
+ * What a lane has applied since its last commit and what its next
+ * transaction writes: records (decisions, forwarded records, changelog
+ * entries, dead letters) and the input positions they were decided from.
+ */
+export class Outputs<D = unknown> {
+  private records: Pending[] = [];
+  /** Next offset to read, per input topic (of this lane's partition). */
+  readonly offsets = new Map<string, number>();
+  /** What the transaction decided, for the metrics once it commits. */
+  readonly decisions: D[] = [];
+
+  get size(): number {
+    return this.records.length;
+  }
+
+  get empty(): boolean {
+    return this.records.length === 0 && this.offsets.size === 0;
+  }
+
+  add(topic: string, message: Message, onOffset?: (offset: number) => void): void {
+    this.records.push(onOffset ? { topic, message, onOffset } : { topic, message });
+  }
+
+  /** A DeadLetterWriter writes through this: the dead letter joins the transaction. */
+  async send(record: { topic: string; messages: Message[] }): Promise<RecordMetadata[]> {
+    for (const message of record.messages) this.add(record.topic, message);
+    return [];
+  }
+
+  consumed(topic: string, offset: string): void {
+    this.offsets.set(topic, Math.max(this.offsets.get(topic) ?? 0, Number(offset) + 1));
+  }
+
+  topicMessages(): Array<{ topic: string; messages: Message[] }> {
+    const byTopic = new Map<string, Message[]>();
+    for (const { topic, message } of this.records) {
+      let list = byTopic.get(topic);
+      if (!list) byTopic.set(topic, (list = []));
+      list.push(message);
+    }
+    return [...byTopic].map(([topic, messages]) => ({ topic, messages }));
+  }
+
+  /**
+   * Tells each changelog record the offset it was written at. The broker
+   * gives the base offset per topic-partition and kafkajs keeps the order
+   * of a partition's messages, so the n-th record on it has base + n.
+   * Records that want their offset name their partition explicitly (every
+   * record on that topic-partition must, for the count to hold).
+   */
+  written(metadata: RecordMetadata[]): void {
+    const base = new Map(metadata.map((m) => [`${m.topicName}/${m.partition}`, Number(m.baseOffset)]));
+    const seen = new Map<string, number>();
+    for (const r of this.records) {
+      if (r.message.partition === undefined) continue;
+      const key = `${r.topic}/${r.message.partition}`;
+      const n = seen.get(key) ?? 0;
+      seen.set(key, n + 1);
+      const b = base.get(key);
+      if (r.onOffset && b !== undefined) r.onOffset(b + n);
+    }
+  }
+}

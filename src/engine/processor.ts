@@ -1,0 +1,415 @@
+/**
+ * The one consume → decide → produce component of every member that writes
+ * decisions (coordinators, variable owners). Exactly once, by these rules:
+ *
+ * - **Lanes.** Inputs are co-partitioned and a member owns whole partition
+ *   numbers (coPartitionedAssigner). Each owned partition number is a lane:
+ *   its records are decided in log order, and what they decide is written
+ *   with the lane's input offsets in one transaction of the lane's own
+ *   producer.
+ * - **Fencing.** A lane's transactional id is `<group>.p<partition>`, the
+ *   same on every member. Taking a partition starts that producer
+ *   (InitProducerId), which bumps its epoch: the previous owner — even one
+ *   paused past its session timeout that wakes up mid-batch — can never
+ *   commit on that partition again, and its open transaction is aborted.
+ *   (Kafka Streams fenced this way before KIP-447; kafkajs has no KIP-447.)
+ * - **Restore after fencing.** Only then does the lane read the committed
+ *   offsets and let the decider restore its state (a changelog written in
+ *   the same transactions): state and offsets match exactly. Records below
+ *   the committed offsets (fetched by kafkajs before the fence) are skipped.
+ * - **Routing.** A keyed record on a partition its key does not hash to
+ *   (murmur2, as Java and kafkajs place it) is copied to the right partition
+ *   in the same transaction as its offset — once — and decided only there.
+ * - **Failure.** A failed transaction, or a rebalance, throws away every
+ *   lane's uncommitted work and state; lanes restore again and read on from
+ *   what was committed. A member that cannot rejoin stops for good.
+ */
+import type { Consumer, EachBatchPayload, Kafka, KafkaMessage, Producer } from 'kafkajs';
+import type { EventCodec } from '../codec/codec.ts';
+import { DeadLetterWriter } from '../deadletters/deadLetterWriter.ts';
+import { describeError, isMabeamError } from '../errors.ts';
+import { createPartitionOwnerConsumer, createTransactionalProducer, joinedAndFetched } from '../kafka/client.ts';
+import type { Logger } from '../log/logger.ts';
+import type { Metrics } from '../metrics/metrics.ts';
+import { StoppedLatch, type StopsForGood } from '../runtime/stopped.ts';
+import { Outputs } from './outputs.ts';
+import { partitionOfKey } from './routing.ts';
+import { isFenced, retryConcurrentTransactions } from './transactions.ts';
+import type { Decider, InputRecord, Lane } from './types.ts';
+
+export interface ProcessorOptions<D> {
+  kafka: Kafka;
+  codec: EventCodec;
+  logger: Logger;
+  groupId: string;
+  /** Who writes (envelope producerId of dead letters). */
+  producerId: string;
+  decider: Decider<D>;
+  /** The prefixed dead-letters topic. */
+  deadLettersTopic: string;
+  metrics?: Metrics;
+  sessionTimeoutMs?: number;
+  /** How long a transaction may stay open; a dead member's open one blocks read_committed readers that long. */
+  transactionTimeoutMs?: number;
+  /** How long a lane whose batch wrote nothing waits before committing its offsets, ms. Default 200. */
+  idleFlushMs?: number;
+  /** Header naming where a moved record was read: `topic/partition/offset`. */
+  forwardedHeader?: string;
+}
+
+export const forwardedFromHeader = 'mabeam-forwarded-from';
+
+class LaneState<D> implements Lane<D> {
+  readonly partition: number;
+  out = new Outputs<D>();
+  producer: Producer | undefined;
+  ready = false;
+  skipBelow = new Map<string, number>();
+  flushTimer: NodeJS.Timeout | undefined;
+  flushDelay = 0;
+  private chain: Promise<unknown> = Promise.resolve();
+  deadLetters: DeadLetterWriter;
+
+  constructor(partition: number, deadLetters: (out: Outputs<D>) => DeadLetterWriter) {
+    this.partition = partition;
+    this.makeDeadLetters = deadLetters;
+    this.deadLetters = deadLetters(this.out);
+  }
+
+  private readonly makeDeadLetters: (out: Outputs<D>) => DeadLetterWriter;
+
+  /** Replaces the buffer (after a flush took it, or a reset dropped it). */
+  renew(): Outputs<D> {
+    const taken = this.out;
+    this.out = new Outputs<D>();
+    this.deadLetters = this.makeDeadLetters(this.out);
+    return taken;
+  }
+
+  deadLetter(record: InputRecord, error: unknown): Promise<void> {
+    const m = record.message;
+    return this.deadLetters
+      .write({ topic: record.topic, partition: record.partition, offset: record.offset, timestamp: m.timestamp, key: m.key, value: m.value, ...(m.headers ? { headers: m.headers } : {}) }, error)
+      .then(() => undefined);
+  }
+
+  /** Work on a lane runs one piece at a time: batches, timers and flushes. */
+  run<T>(work: () => Promise<T>): Promise<T> {
+    const next = this.chain.then(work, work);
+    this.chain = next.catch(() => undefined);
+    return next;
+  }
+}
+
+export class Processor<D> implements StopsForGood {
+  private readonly o: ProcessorOptions<D>;
+  private readonly log: Logger;
+  private readonly lanes = new Map<number, LaneState<D>>();
+  private readonly latch = new StoppedLatch();
+  private partitionCounts = new Map<string, number>();
+  private consumer: Consumer | undefined;
+  private stopping = false;
+  /** Set from a failure until the member has started over. */
+  private broken: Error | undefined;
+
+  constructor(options: ProcessorOptions<D>) {
+    this.o = options;
+    this.log = options.logger.child({ ns: 'engine', group: options.groupId });
+  }
+
+  get stoppedForGood(): Promise<Error> {
+    return this.latch.stoppedForGood;
+  }
+
+  async start(): Promise<void> {
+    const o = this.o;
+    if (this.partitionCounts.size === 0) await this.readPartitionCounts();
+    const consumer = createPartitionOwnerConsumer(o.kafka, o.groupId, o.sessionTimeoutMs);
+    this.consumer = consumer;
+    consumer.on(consumer.events.CRASH, ({ payload }) => {
+      this.log[payload.restart ? 'warn' : 'error']({ error: describeError(payload.error), restart: payload.restart }, 'consumer crashed');
+      if (!payload.restart && !this.stopping) void this.fail(payload.error);
+    });
+    consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => this.assigned(payload.memberAssignment));
+    const joined = joinedAndFetched(consumer);
+    await consumer.connect();
+    await consumer.subscribe({ topics: [...o.decider.inputs], fromBeginning: true });
+    await consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: 4,
+      eachBatch: (payload) => this.onBatch(payload),
+    });
+    await joined;
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    await this.consumer?.disconnect().catch(() => undefined);
+    // What was decided but not committed goes out now (or the next owner decides it again).
+    await Promise.all([...this.lanes.values()].map((lane) => lane.run(() => this.flush(lane)).catch(() => undefined)));
+    await this.closeLanes();
+  }
+
+  /**
+   * Runs `work` on a lane (a timer's decision: a deadline), then writes what
+   * it decided. Does nothing for a lane this member does not hold ready.
+   */
+  inject(partition: number, work: (lane: Lane<D>) => Promise<void> | void): Promise<void> {
+    const lane = this.lanes.get(partition);
+    if (!lane) return Promise.resolve();
+    return lane.run(async () => {
+      if (!lane.ready || this.broken) return;
+      await work(lane);
+      await this.flushNow(lane);
+    });
+  }
+
+  private async readPartitionCounts(): Promise<void> {
+    const admin = this.o.kafka.admin();
+    await admin.connect();
+    try {
+      const { topics } = await admin.fetchTopicMetadata({ topics: [...this.o.decider.inputs] });
+      this.partitionCounts = new Map(topics.map((t) => [t.name, t.partitions.length]));
+    } finally {
+      await admin.disconnect();
+    }
+  }
+
+  private lane(partition: number): LaneState<D> {
+    let lane = this.lanes.get(partition);
+    if (!lane) {
+      const o = this.o;
+      lane = new LaneState<D>(partition, (out) =>
+        new DeadLetterWriter({ producer: out, codec: o.codec, topic: o.deadLettersTopic, producerId: o.producerId, consumerGroup: o.groupId, logger: this.log, ...(o.metrics ? { metrics: o.metrics } : {}) }),
+      );
+      this.lanes.set(partition, lane);
+    }
+    return lane;
+  }
+
+  /**
+   * A new assignment: every lane starts over from what was committed (kafkajs
+   * re-reads from the committed offsets, so what a lane applied but had not
+   * committed would otherwise be applied twice). Every lane closes its
+   * producer too: a lane fences again whenever it restores, since another
+   * member may have held the partition in a generation this one missed.
+   */
+  private assigned(assignment: Record<string, number[]>): void {
+    const owned = new Set(Object.values(assignment).flat());
+    this.log.info({ partitions: [...owned].sort((a, b) => a - b) }, 'partitions assigned');
+    for (const lane of this.lanes.values()) {
+      void lane.run(async () => {
+        this.reset(lane);
+        await this.closeProducer(lane);
+      });
+    }
+  }
+
+  private reset(lane: LaneState<D>): void {
+    clearTimeout(lane.flushTimer);
+    lane.flushTimer = undefined;
+    lane.renew();
+    lane.ready = false;
+    lane.skipBelow.clear();
+    this.o.decider.release(lane.partition);
+  }
+
+  private async closeProducer(lane: LaneState<D>): Promise<void> {
+    const producer = lane.producer;
+    lane.producer = undefined;
+    await producer?.disconnect().catch(() => undefined);
+  }
+
+  /** Fences the partition's previous owner, then restores the decider's state and the committed positions. */
+  private async ensureReady(lane: LaneState<D>): Promise<void> {
+    if (lane.ready) return;
+    const o = this.o;
+    const p = lane.partition;
+    await this.closeProducer(lane);
+    lane.producer = createTransactionalProducer(o.kafka, `${o.groupId}.p${p}`, o.transactionTimeoutMs);
+    await lane.producer.connect();
+    // InitProducerId happens on the first transaction: start one and end it empty (no request is sent).
+    await (await lane.producer.transaction()).abort();
+    const committed = await this.committedOffsets(p);
+    await o.decider.restore(p, committed);
+    lane.skipBelow = new Map([...committed].filter(([topic]) => o.decider.inputs.includes(topic)));
+    lane.ready = true;
+    this.log.debug({ partition: p, committed: Object.fromEntries(committed) }, 'lane ready');
+  }
+
+  private async committedOffsets(partition: number): Promise<Map<string, number>> {
+    const topics = [...this.o.decider.inputs, ...(this.o.decider.stateTopics ?? [])];
+    const admin = this.o.kafka.admin();
+    await admin.connect();
+    try {
+      const result = await admin.fetchOffsets({ groupId: this.o.groupId, topics });
+      const committed = new Map<string, number>();
+      for (const t of result) {
+        const p = t.partitions.find((x) => x.partition === partition);
+        if (p && Number(p.offset) >= 0) committed.set(t.topic, Number(p.offset));
+      }
+      return committed;
+    } finally {
+      await admin.disconnect();
+    }
+  }
+
+  private async onBatch({ batch, resolveOffset, heartbeat }: EachBatchPayload): Promise<void> {
+    if (batch.messages.length === 0) return;
+    const lane = this.lane(batch.partition);
+    const last = batch.messages[batch.messages.length - 1]!.offset;
+    await lane.run(async () => {
+      // A member starting over reads this again from what was committed.
+      if (this.broken) return;
+      try {
+        await this.ensureReady(lane);
+      } catch (error) {
+        // Fencing or restoring failed (the broker is away): start over.
+        void this.fail(error);
+        return;
+      }
+      const skip = lane.skipBelow.get(batch.topic) ?? 0;
+      const partitions = this.partitionCounts.get(batch.topic) ?? 1;
+      for (const message of batch.messages) {
+        if (Number(message.offset) < skip) continue;
+        if (message.key && partitions > 1) {
+          const right = partitionOfKey(message.key, partitions);
+          if (right !== batch.partition) {
+            this.forward(lane, batch.topic, batch.partition, message, right);
+            continue;
+          }
+        }
+        await this.decide(lane, { topic: batch.topic, partition: batch.partition, offset: message.offset, message }, heartbeat);
+      }
+      lane.out.consumed(batch.topic, last);
+      resolveOffset(last);
+      this.scheduleFlush(lane, lane.out.size > 0 ? 0 : (this.o.idleFlushMs ?? 200));
+    });
+    await heartbeat().catch(() => undefined);
+  }
+
+  /** A record on the wrong partition goes, bytes untouched, to the one its key hashes to, with its offset here. */
+  private forward(lane: LaneState<D>, topic: string, from: number, message: KafkaMessage, to: number): void {
+    lane.out.add(topic, {
+      key: message.key,
+      value: message.value,
+      partition: to,
+      timestamp: message.timestamp,
+      headers: { ...(message.headers ?? {}), [forwardedFromHeader]: `${topic}/${from}/${message.offset}` },
+    });
+    this.o.metrics?.rerouted.inc({ topic });
+    this.log.debug({ topic, from, to, offset: message.offset }, 'record moved to the partition of its key');
+  }
+
+  /** One record: retriable failures are retried in place (with backoff), anything else is a dead letter. */
+  private async decide(lane: LaneState<D>, record: InputRecord, heartbeat: () => Promise<void>): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.o.decider.decide(record, lane);
+        return;
+      } catch (error) {
+        if (isMabeamError(error) && error.retriable && attempt < 30) {
+          this.log.warn({ topic: record.topic, partition: record.partition, offset: record.offset, attempt, error: describeError(error) }, 'retrying a record');
+          await new Promise((resolve) => setTimeout(resolve, Math.min(2_000, 50 * 2 ** attempt)));
+          await heartbeat().catch(() => undefined);
+          continue;
+        }
+        if (isMabeamError(error) && error.retriable) throw error;
+        await lane.deadLetter(record, error);
+        return;
+      }
+    }
+  }
+
+  private scheduleFlush(lane: LaneState<D>, delayMs: number): void {
+    if (lane.flushTimer && delayMs >= lane.flushDelay) return;
+    clearTimeout(lane.flushTimer);
+    lane.flushDelay = delayMs;
+    // For 0: the lane's other batches of the same fetch (already in memory) join this transaction.
+    lane.flushTimer = setTimeout(() => {
+      lane.flushTimer = undefined;
+      lane.run(() => this.flush(lane)).catch(() => undefined);
+    }, delayMs);
+  }
+
+  private async flushNow(lane: LaneState<D>): Promise<void> {
+    clearTimeout(lane.flushTimer);
+    lane.flushTimer = undefined;
+    await this.flush(lane);
+  }
+
+  /** Writes the lane's decisions, changelog and offsets in one transaction; a failure starts the member over. */
+  private async flush(lane: LaneState<D>): Promise<void> {
+    if (this.broken || !lane.ready || !lane.producer || lane.out.empty) return;
+    const o = this.o;
+    const p = lane.partition;
+    const out = lane.renew();
+    const started = Date.now();
+    let txn: Awaited<ReturnType<Producer['transaction']>> | undefined;
+    try {
+      await o.decider.beforeCommit?.(p, out);
+      txn = await lane.producer.transaction();
+      const opened = txn;
+      if (out.size > 0) out.written(await opened.sendBatch({ topicMessages: out.topicMessages() }));
+      const offsets = [...out.offsets].map(([topic, offset]) => ({ topic, offset }));
+      offsets.push(...(o.decider.stateOffsets?.(p) ?? []));
+      if (offsets.length > 0) {
+        await retryConcurrentTransactions(() =>
+          opened.sendOffsets({ consumerGroupId: o.groupId, topics: offsets.map(({ topic, offset }) => ({ topic, partitions: [{ partition: p, offset: String(offset) }] })) }),
+        );
+      }
+      await opened.commit();
+    } catch (error) {
+      await txn?.abort().catch(() => undefined);
+      this.log[isFenced(error) ? 'warn' : 'error']({ partition: p, fenced: isFenced(error), error: describeError(error) }, 'transaction failed; starting over from what was committed');
+      void this.fail(error);
+      return;
+    }
+    o.metrics?.transactions.inc({ group: o.groupId });
+    o.decider.committed?.(p, out.decisions);
+    this.log.debug({ partition: p, records: out.size, ms: Date.now() - started }, 'committed');
+  }
+
+  /**
+   * Starts the member over: nothing uncommitted survives, every lane
+   * restores again. A member that cannot rejoin stops for good.
+   */
+  private async fail(error: unknown): Promise<void> {
+    if (this.broken || this.stopping) return;
+    this.broken = error instanceof Error ? error : new Error(String(error));
+    const consumer = this.consumer;
+    this.consumer = undefined;
+    await consumer?.disconnect().catch(() => undefined);
+    await this.closeLanes();
+    this.broken = undefined;
+    if (this.stopping) return;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.start();
+        this.log.info({ attempt }, 'rejoined after a failure');
+        return;
+      } catch (startError) {
+        await (this.consumer as Consumer | undefined)?.disconnect().catch(() => undefined);
+        if (attempt >= 5 || this.stopping) {
+          this.latch.stop(new Error(`the ${this.o.groupId} member could not rejoin: ${describeError(startError)}`, { cause: startError }));
+          return;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 500 * attempt));
+      }
+    }
+  }
+
+  private async closeLanes(): Promise<void> {
+    const lanes = [...this.lanes.values()];
+    this.lanes.clear();
+    await Promise.all(
+      lanes.map((lane) =>
+        lane.run(async () => {
+          this.reset(lane);
+          await this.closeProducer(lane);
+        }),
+      ),
+    );
+  }
+}

@@ -1,0 +1,32 @@
+/**
+ * Kafka answers CONCURRENT_TRANSACTIONS while the previous transaction's
+ * markers are still being written; it is retriable, but kafkajs gives up on
+ * it when adding offsets to a transaction. Retried from 5 ms (kafkajs's own
+ * 100 ms backoff costs a round its latency budget; 1 ms made the tail worse).
+ */
+export async function retryConcurrentTransactions<T>(work: () => Promise<T>, attempts = 50): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await work();
+    } catch (error) {
+      if (errorType(error) !== 'CONCURRENT_TRANSACTIONS' || i >= attempts) throw error;
+      await new Promise((resolve) => setTimeout(resolve, Math.min(100, 5 * i)));
+    }
+  }
+}
+
+function errorType(error: unknown): string | undefined {
+  const seen = new Set<unknown>();
+  // kafkajs wraps protocol errors (KafkaJSNumberOfRetriesExceeded → cause): look down the chain.
+  for (let e = error as { type?: unknown; cause?: unknown; originalError?: unknown } | undefined; e && !seen.has(e); e = (e.cause ?? e.originalError) as typeof e) {
+    seen.add(e);
+    if (typeof e.type === 'string') return e.type;
+  }
+  return undefined;
+}
+
+/** A producer whose transactional id another member has taken over: it may never write again. */
+export function isFenced(error: unknown): boolean {
+  const type = errorType(error);
+  return type === 'INVALID_PRODUCER_EPOCH' || type === 'PRODUCER_FENCED' || type === 'TRANSACTIONAL_ID_AUTHORIZATION_FAILED';
+}
