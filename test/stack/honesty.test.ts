@@ -127,6 +127,27 @@ describe('mabeam dev: the local stack is what its record says', { timeout: 300_0
     expect((['kafka', 'registry', 'redis'] as const).map((s) => healthOf(status.stdout, s))).toEqual(['running', 'running', 'running']);
   });
 
+  it('dev up with the addresses exported and the broker dead restarts only the broker, on its port, and records it as started', async () => {
+    const before = await record();
+    const env = exported((await mabeam(['dev', 'env'])).stdout);
+    const kafka = pidOf(before, 'kafka');
+    process.kill(kafka, 'SIGKILL');
+    await gone(kafka);
+
+    const up = await mabeam(['dev', 'up'], env);
+    expect(up.code).toBe(0);
+    const after = await record();
+    // The registry and Redis ran on: a start never stops a live service of its own.
+    expect([pidOf(after, 'registry'), pidOf(after, 'redis')]).toEqual([pidOf(before, 'registry'), pidOf(before, 'redis')]);
+    expect(isAlive(pidOf(after, 'registry')) && isAlive(pidOf(after, 'redis'))).toBe(true);
+    expect(pidOf(after, 'kafka')).not.toBe(kafka);
+    expect(after.endpoints).toEqual(before.endpoints);
+    expect(service(after, 'kafka').ports).toEqual(service(before, 'kafka').ports);
+    expect(after.services.map((s) => s.origin)).toEqual(['started', 'started', 'started']);
+    expect(up.stderr).toMatch(/registry and redis still ran, kafka started again/);
+    expect((await mabeam(['dev', 'status'], env)).code).toBe(0);
+  });
+
   it('dev status tells a silent service and a dead one from running ones, and exits 1', async () => {
     const state = await record();
     const redis = pidOf(state, 'redis');
