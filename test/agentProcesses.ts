@@ -12,6 +12,8 @@ export interface AgentProcess {
   ready: Promise<ChildMessage>;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   process: ChildProcess;
+  /** What it wrote to stderr at warning level or above, and its plain output, so far. */
+  stderr(): string;
 }
 
 /** Runs `mabeam agent run <module>` as a separate OS process, as a user would. */
@@ -43,14 +45,18 @@ export function runCliProcess(stack: StackEndpoints, args: string[], env: Record
   // The process logs at debug level: its last lines are kept for the error above, warnings and
   // plain output go to this run's stderr, and MABEAM_CHILD_LOG_DIR keeps the whole log.
   const tail: string[] = [];
+  const said: string[] = [];
   const file = logDir ? createWriteStream(`${logDir}/${child.pid}.log`) : undefined;
   createInterface({ input: child.stderr!, crlfDelay: Infinity }).on('line', (line) => {
     file?.write(`${line}\n`);
     tail.push(line);
     if (tail.length > 20) tail.shift();
-    if (!isBelowWarning(line)) process.stderr.write(`${line}\n`);
+    if (isBelowWarning(line)) return;
+    said.push(line);
+    process.stderr.write(`${line}\n`);
   });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  // On 'close', not 'exit': by then everything it wrote to stderr has been read.
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('close', (code, signal) => resolve({ code, signal })));
   const ready = new Promise<ChildMessage>((resolve, reject) => {
     const timer = setTimeout(
       () => reject(new Error(`mabeam ${args.slice(0, 2).join(' ')} (pid ${child.pid}) was not ready after ${readyTimeoutMs / 1000} s; it last printed:\n${tail.join('\n')}`)),
@@ -67,7 +73,7 @@ export function runCliProcess(stack: StackEndpoints, args: string[], env: Record
     });
   });
   ready.catch(() => undefined);
-  return { pid: child.pid!, ready, exited, process: child };
+  return { pid: child.pid!, ready, exited, process: child, stderr: () => said.join('\n') };
 }
 
 /** Stops an agent process if it still runs: SIGTERM, then SIGKILL after a while. */

@@ -153,7 +153,7 @@ export class AgentHost extends EventEmitter implements StopsForGood {
       onEvent: (decoded, context) => this.handle(decoded, context),
     });
     this.member = member;
-    void member.stoppedForGood.then((cause) => this.fail(new MabeamError('HANDLER_FAILED', `The consumer of ${this.groupId} stopped for good: ${cause.message}`, { cause })));
+    void member.stoppedForGood.then((cause) => this.fail(new MabeamError('HANDLER_FAILED', `the consumer of group ${this.groupId} crashed and kafkajs will not restart it: ${cause.message}`, { cause })));
     await member.join();
     await this.moveAll('running', `member of consumer group ${this.groupId}`);
     this.heartbeatTimer = setInterval(() => {

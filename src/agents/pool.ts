@@ -78,7 +78,7 @@ export class PoolMember implements StopsForGood {
   async join(): Promise<void> {
     const joined = joinedAndFetched(this.consumer.consumer);
     const stopped = this.stoppedForGood.then((cause) => {
-      throw new MabeamError('HANDLER_FAILED', `The consumer of ${this.options.groupId} stopped for good while joining: ${cause.message}`, { cause });
+      throw new MabeamError('HANDLER_FAILED', `The consumer of group ${this.options.groupId} crashed while joining and kafkajs will not restart it: ${cause.message}`, { cause });
     });
     this.options.logger.debug({ group: this.options.groupId }, 'joining the pool');
     await Promise.race([this.consumer.start(), stopped]);

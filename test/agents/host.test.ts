@@ -1,9 +1,11 @@
 import type { KafkaMessage } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defineAgent } from '../../src/agents/defineAgent.ts';
+import { maxHandlerErrorLength } from '../../src/agents/dispatch.ts';
 import { AgentHost, instanceHeader } from '../../src/agents/host.ts';
-import { newEnvelope } from '../../src/events/envelope.ts';
-import type { Bid, BidRequest, Directive, HandlerFailed, LifecycleChanged, Proposal, Vote } from '../../src/events/types.ts';
+import { deterministicEventId, newEnvelope } from '../../src/events/envelope.ts';
+import type { Bid, BidRequest, DeadLetter, Directive, HandlerFailed, LifecycleChanged, Proposal, Vote } from '../../src/events/types.ts';
+import { topicResourceType } from '../../src/kafka/client.ts';
 import { EventProducer } from '../../src/producer/eventProducer.ts';
 import { collectRaw, testContext, waitFor, type TestContext } from '../helpers.ts';
 
@@ -145,5 +147,121 @@ describe('agent host', () => {
       return list.length >= 4 && list.map((e) => `${e.from ?? '(new)'}>${e.to}`);
     }, { what: 'the early-stopped host\'s lifecycle', crashed: lifecycle.crashed });
     expect(moves).toEqual(['(new)>starting', 'starting>running', 'running>stopping', 'stopping>stopped']);
+  });
+
+  it('turns every answer it cannot write into a failure of its agent, dead-letters a record too large to keep, and goes on', async () => {
+    const hostile = ['hostile'];
+    const host = new AgentHost({
+      kafka: ctx.kafka,
+      codec: ctx.codec,
+      logger: ctx.logger,
+      prefix: ctx.prefix,
+      definitions: ctx.definitions,
+      pool: 'hostile',
+      agents: [
+        // 2 MB of attributes: a valid Bid the broker will not take.
+        defineAgent({ id: 'huge-bid', role: 'worker', capabilities: hostile, onBidRequest: () => ({ amount: 1, attributes: 'x'.repeat(2_000_000) }) }),
+        defineAgent({
+          id: 'odd-throw',
+          role: 'worker',
+          capabilities: hostile,
+          onBidRequest: () => {
+            throw Object.create(null); // String() of it throws
+          },
+        }),
+        defineAgent({
+          id: 'long-throw',
+          role: 'worker',
+          capabilities: hostile,
+          onBidRequest: () => {
+            throw new Error('y'.repeat(100_000));
+          },
+        }),
+        defineAgent({ id: 'not-an-answer', role: 'worker', capabilities: hostile, onBidRequest: () => 'lots' as never }),
+        defineAgent({
+          id: 'nan-report',
+          role: 'worker',
+          capabilities: hostile,
+          onBidRequest: (_r, c) => {
+            c.report('latency', Number.NaN);
+            return { amount: 2 };
+          },
+        }),
+        defineAgent({ id: 'negative-voter', role: 'voter', capabilities: [], onProposal: () => ({ choice: 'a', weight: -1 }) }),
+        // A state JSON cannot hold: the stop cannot save it.
+        defineAgent<{ n: bigint }>({ id: 'bigint-state', role: 'worker', capabilities: [], initialState: () => ({ n: 0n }) }),
+        defineAgent({ id: 'steady', role: 'worker', capabilities: hostile, onBidRequest: () => ({ amount: 5 }) }),
+      ],
+    });
+    let stoppedForGood: Error | undefined;
+    void host.stoppedForGood.then((error) => (stoppedForGood = error));
+    ctx.defer(() => host.stop());
+    await host.start();
+
+    const producer = await ctx.producer();
+    const events = new EventProducer(producer, ctx.codec);
+    const bids = await collectRaw(ctx, ctx.topic('bids'));
+    const votes = await collectRaw(ctx, ctx.topic('votes'));
+    const lifecycle = await collectRaw(ctx, ctx.topic('lifecycle'));
+    const letters = await collectRaw(ctx, ctx.topic('dead-letters'));
+    const crashed = () => stoppedForGood ?? bids.crashed() ?? lifecycle.crashed() ?? letters.crashed();
+
+    await events.send(ctx.topic('bid-requests'), 'h-1', 'BidRequest', request('h-1', hostile));
+    const proposal: Proposal = {
+      envelope: newEnvelope('Proposal', 'client', { correlationId: 'h-vote' }),
+      roundId: 'h-vote', protocol: 'majority', subject: '"x"', options: ['a', 'b'], eligibleVoters: ['negative-voter'], weights: {}, quorum: null, deadline: Date.now() + 60_000, parameters: null,
+    };
+    await events.send(ctx.topic('proposals'), 'h-vote', 'Proposal', proposal);
+    // A record as large as the topic takes: its dead letter (the same bytes and more) is not.
+    const [config] = (await ctx.admin.describeConfigs({ includeSynonyms: false, resources: [{ type: topicResourceType, name: ctx.topic('bid-requests'), configNames: ['max.message.bytes'] }] })).resources;
+    const maxBytes = Number(config!.configEntries.find((e) => e.configName === 'max.message.bytes')!.configValue);
+    await producer.send({ topic: ctx.topic('bid-requests'), messages: [{ key: 'h-big', value: Buffer.alloc(maxBytes - 120, 'z') }] });
+    await events.send(ctx.topic('bid-requests'), 'h-2', 'BidRequest', request('h-2', hostile));
+
+    const failuresOf = async () =>
+      (await decodeAll<HandlerFailed>(lifecycle.messages.filter((m) => m.headers?.['mabeam-event-type']?.toString() === 'HandlerFailed'))).map((f) => f.event).filter((f) => f.subjectId.startsWith('h-'));
+    // The topics of this file hold the other tests' events too: only this pool's rounds and agents count.
+    const bidIds = async () =>
+      new Set((await decodeAll<Bid>(bids.messages)).filter(({ event }) => event.roundId.startsWith('h-')).map(({ event }) => `${event.roundId}:${event.agentId}:${event.envelope.eventId}`));
+    const ourLetters = async () => (await decodeAll<DeadLetter>(letters.messages)).map((l) => l.event).filter((l) => l.consumerGroup === host.groupId);
+    // Each failure once per agent and cause (the outbox may write one twice, with the same id).
+    const failureIds = async () => new Set((await failuresOf()).map((f) => f.envelope.eventId));
+    await waitFor(async () => (await bidIds()).size === 2 && (await failureIds()).size === 11 && (await ourLetters()).length === 1, { what: 'the steady bids, 11 failures and the dead letter', crashed, timeoutMs: 30_000 });
+
+    expect([...(await bidIds())].map((b) => b.split(':').slice(0, 2).join(':')).sort()).toEqual(['h-1:steady', 'h-2:steady']);
+    expect((await decodeAll<Vote>(votes.messages)).filter(({ event }) => event.roundId.startsWith('h-'))).toEqual([]);
+    const byAgent = new Map<string, string>();
+    for (const f of await failuresOf()) {
+      expect(f.envelope.eventId).toBe(deterministicEventId('handler-failed', f.agentId, f.causeEventId));
+      if (f.subjectId === 'h-1' || f.subjectId === 'h-vote') byAgent.set(f.agentId, f.error);
+    }
+    expect(byAgent.get('huge-bid')).toMatch(/^its answer could not be written: the broker refused Bid [\w-]+ \(\d+ bytes\) on .*bids: /);
+    expect(byAgent.get('odd-throw')).toBe('the handler threw a object that cannot be described');
+    expect(byAgent.get('long-throw')).toBe(`${'y'.repeat(maxHandlerErrorLength)}… (100000 characters)`);
+    expect(byAgent.get('not-an-answer')).toMatch(/^Invalid Bid: amount: /);
+    expect(byAgent.get('nan-report')).toBe('Invalid MetricSample: value: NaN is not a finite number');
+    expect(byAgent.get('negative-voter')).toBe('Invalid Vote: weight: must not be negative');
+
+    const [letter] = await ourLetters();
+    expect(letter!).toMatchObject({ reasonCode: 'BAD_MAGIC_BYTE', sourceTopic: ctx.topic('bid-requests'), value: null, key: Buffer.from('h-big') });
+    expect(letter!.reason).toMatch(new RegExp(`made the dead letter too large to write; its value and headers are kept only at ${ctx.topic('bid-requests')}/\\d+@\\d+`));
+
+    // Still a running member of its pool: it answers what comes next.
+    await events.send(ctx.topic('bid-requests'), 'h-after', 'BidRequest', request('h-after', hostile));
+    await waitFor(async () => [...(await bidIds())].some((b) => b.startsWith('h-after:steady:')), { what: 'the answer to a request after the hostile ones', crashed });
+    expect(new Set(host.states.values())).toEqual(new Set(['running']));
+
+    // Stopping saves every state it can; the agent whose state it cannot save did not stop cleanly.
+    await host.stop('test done');
+    expect(host.states.get('bigint-state')).toBe('failed');
+    expect([...host.states].filter(([id]) => id !== 'bigint-state').every(([, s]) => s === 'stopped')).toBe(true);
+    const last = await waitFor(async () => {
+      const list = (await decodeAll<LifecycleChanged>(lifecycle.messages.filter((m) => m.headers?.['mabeam-event-type']?.toString() === 'LifecycleChanged')))
+        .map((t) => t.event)
+        .filter((e) => e.agentId === 'bigint-state');
+      return list.at(-1)?.to === 'failed' && list.at(-1);
+    }, { what: 'bigint-state reported failed' });
+    expect(last).toMatchObject({ from: 'stopping', reason: 'test done; its state cannot be saved: Do not know how to serialize a BigInt' });
+    expect(stoppedForGood).toBeUndefined();
   });
 });
