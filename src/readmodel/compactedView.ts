@@ -1,11 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Admin, Kafka } from 'kafkajs';
+import type { Kafka } from 'kafkajs';
 import type { ChainableCommander, Redis } from 'ioredis';
 import type { DecodedEvent, EventCodec } from '../codec/codec.ts';
 import { EventConsumer } from '../consumer/eventConsumer.ts';
 import type { DeadLetterWriter } from '../deadletters/deadLetterWriter.ts';
 import { MabeamError } from '../errors.ts';
+import { ReadPositions, fetchEnds, type PartitionEnd } from '../kafka/readToEnd.ts';
 import type { Logger } from '../log/logger.ts';
 import type { TopicDefinition } from '../topics/types.ts';
 import { viewScripts, type ViewKeys, type ViewScripts } from './scripts.ts';
@@ -33,9 +34,9 @@ export interface CompactedViewOptions {
    */
   indexes?: (value: unknown) => string[];
   /**
-   * The topic is written in transactions (each ends in a commit marker that
-   * takes an offset and is never delivered): a partition is caught up when
-   * only that marker is left.
+   * The topic is written in transactions. Informational: every topic is
+   * caught up by the one end rule of readToEnd (src/kafka/readToEnd.ts),
+   * which counts commit markers and aborted records as read.
    */
   transactional?: boolean;
 }
@@ -46,24 +47,24 @@ export interface CompactedViewOptions {
  * Records apply through a Lua script that skips anything at or before the
  * stored offset, so redelivery and replays are harmless. Redis is never the
  * source of truth: when the view's keys are missing (Redis flushed or new),
- * the view reads the topic again from the beginning. One process maintains a
- * namespace; other processes read it (or keep their own namespace).
+ * the view reads the topic again from the beginning, with a new consumer.
+ * One process maintains a namespace; other processes read it (or keep their
+ * own namespace). Caught up means read to the end readToEnd defines: every
+ * offset below the end handled (applied, dead-lettered, or a marker).
  */
 export class CompactedView {
   private readonly options: CompactedViewOptions;
   private readonly scripts: ViewScripts;
-  private readonly admin: Admin;
   private consumer: EventConsumer | undefined;
+  /** What the current consumer has read (a rebuild starts a new consumer, and new positions). */
+  private positions = new ReadPositions();
   private rebuilding: Promise<void> | undefined;
   private generation = '';
-  /** Offsets this instance passed without a view change (dead-lettered), per partition. */
-  private readonly skipped = new Map<number, number>();
   readonly keys: ViewKeys;
 
   constructor(options: CompactedViewOptions) {
     this.options = options;
     this.scripts = viewScripts(options.redis);
-    this.admin = options.kafka.admin();
     this.keys = {
       values: `${options.namespace}:values`,
       offsets: `${options.namespace}:offsets`,
@@ -73,11 +74,17 @@ export class CompactedView {
   }
 
   async start(): Promise<void> {
-    const o = this.options;
-    await this.admin.connect();
     // Keep a view this namespace already holds (records apply at most once); else start one.
-    this.generation = (await o.redis.get(this.keys.generation)) ?? (await this.newGeneration());
-    this.consumer = new EventConsumer({
+    this.generation = (await this.options.redis.get(this.keys.generation)) ?? (await this.newGeneration());
+    await this.startConsumer();
+  }
+
+  /** A consumer reading the topic from the beginning into the view, with positions of its own. */
+  private async startConsumer(): Promise<void> {
+    const o = this.options;
+    const positions = new ReadPositions();
+    const read = (partition: number, offset: string) => positions.advance(o.topic, partition, Number(offset) + 1);
+    const consumer = new EventConsumer({
       kafka: o.kafka,
       // A private group: every view instance reads every partition; positions live in Redis.
       groupId: `${o.namespace}:view:${randomBytes(4).toString('hex')}`,
@@ -89,37 +96,31 @@ export class CompactedView {
       consumerConfig: { maxWaitTimeInMs: 100 },
       onHandlerError: 'retry',
       onEvent: async (decoded, context) => {
-        if (context.key === null) return;
-        const projected = o.project ? o.project(decoded) : decoded.event;
-        if (projected === undefined) {
-          this.skipped.set(context.partition, Math.max(this.skipped.get(context.partition) ?? -1, Number(context.offset)));
-          return;
+        if (context.key !== null) {
+          const projected = o.project ? o.project(decoded) : decoded.event;
+          if (projected !== undefined) {
+            const sets = (o.indexes?.(projected) ?? []).map((name) => this.indexKey(name));
+            await this.scripts.applyRecord(this.keys, this.generation, context.partition, context.offset, context.key, JSON.stringify(projected), sets);
+          }
         }
-        const sets = (o.indexes?.(projected) ?? []).map((name) => this.indexKey(name));
-        await this.scripts.applyRecord(this.keys, this.generation, context.partition, context.offset, context.key, JSON.stringify(projected), sets);
+        read(context.partition, context.offset);
       },
-      onDeadLettered: (context) => {
-        this.skipped.set(context.partition, Math.max(this.skipped.get(context.partition) ?? -1, Number(context.offset)));
-      },
+      onDeadLettered: (context) => void read(context.partition, context.offset),
       onTombstone: async (context) => {
-        if (context.key === null) return;
-        await this.scripts.applyRecord(this.keys, this.generation, context.partition, context.offset, context.key, null);
+        if (context.key !== null) await this.scripts.applyRecord(this.keys, this.generation, context.partition, context.offset, context.key, null);
+        read(context.partition, context.offset);
       },
     });
-    // A fetch of only aborted records or transaction markers applies nothing, but those offsets are read:
-    // kafkajs reports them at the end of the (empty) batch. Not during a rebuild, whose seek to the
-    // beginning such a report may predate.
-    const consumer = this.consumer.consumer;
-    consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
-      if (payload.topic !== o.topic || payload.batchSize !== 0 || this.rebuilding) return;
-      this.skipped.set(payload.partition, Math.max(this.skipped.get(payload.partition) ?? -1, Number(payload.lastOffset)));
-    });
-    await this.consumer.start();
+    // kafkajs reports each batch once every message in it was handled, and a batch of only aborted
+    // records or transaction markers, which reaches no handler: its offsets are read too.
+    positions.followAllBatches(consumer.consumer);
+    this.consumer = consumer;
+    this.positions = positions;
+    await consumer.start();
   }
 
   async stop(): Promise<void> {
     await this.consumer?.stop();
-    await this.admin.disconnect();
   }
 
   /** The stored value of a key, rebuilding the view first if Redis lost it. */
@@ -152,18 +153,6 @@ export class CompactedView {
     return new Map(Object.entries(all).map(([k, v]) => [k, JSON.parse(v) as T]));
   }
 
-  /** Partition offsets of the topic; retriable broker errors (a leader moving) are retried. */
-  private async topicOffsets(deadline: number): Promise<Array<{ partition: number; low: string; high: string }>> {
-    for (;;) {
-      try {
-        return await this.admin.fetchTopicOffsets(this.options.topic);
-      } catch (error) {
-        if (!(error as { retriable?: boolean }).retriable || Date.now() > deadline) throw error;
-        await sleep(100);
-      }
-    }
-  }
-
   private indexKey(name: string): string {
     return `${this.options.namespace}:index:${name}`;
   }
@@ -177,19 +166,20 @@ export class CompactedView {
   async caughtUp(timeoutMs = 30_000): Promise<void> {
     if (!this.rebuilding) await this.ensureBuilt();
     const deadline = Date.now() + timeoutMs;
-    const ends = await this.topicOffsets(deadline);
+    const ends = await fetchEnds(this.options.kafka, [this.options.topic], undefined, deadline);
+    await this.readTo(ends, deadline, timeoutMs);
+  }
+
+  private async readTo(ends: PartitionEnd[], deadline: number, timeoutMs: number): Promise<void> {
     for (;;) {
       const crash = this.consumer?.crash;
       if (crash) throw new MabeamError('HANDLER_FAILED', `The view of ${this.options.topic} stopped: ${crash.message}`, { cause: crash });
-      const applied = await this.options.redis.hgetall(this.keys.offsets);
-      const position = (partition: number): number => Math.max(Number(applied[String(partition)] ?? -1), this.skipped.get(partition) ?? -1);
-      // The last record is at high - 1, or at high - 2 before the commit marker of a transactional topic.
-      const last = (p: { high: string }) => Number(p.high) - (this.options.transactional ? 2 : 1);
-      const behind = ends.filter((p) => Number(p.high) > Number(p.low) && position(p.partition) < last(p));
-      if (behind.length === 0) return;
+      if (this.positions.behind(ends).length === 0) return;
       if (Date.now() > deadline) {
-        const where = behind.map((p) => `partition ${p.partition} at ${position(p.partition)} of ${Number(p.high) - 1}`).join(', ');
-        throw new MabeamError('HANDLER_FAILED', `The view of ${this.options.topic} did not catch up within ${timeoutMs} ms (${where}).`);
+        const behind = this.positions.behind(ends);
+        throw new MabeamError('LOG_READ_TIMEOUT', `The view of ${this.options.topic} did not catch up within ${timeoutMs} ms (not yet read: ${this.positions.describe(ends)}).`, {
+          details: { behind: behind.map((e) => ({ topic: e.topic, partition: e.partition, position: this.positions.get(e.topic, e.partition) ?? e.low, end: e.high })) },
+        });
       }
       await sleep(20);
     }
@@ -214,14 +204,14 @@ export class CompactedView {
   private async rebuild(): Promise<void> {
     const o = this.options;
     o.logger.info({ topic: o.topic, namespace: o.namespace }, 'view missing from Redis; rebuilding from the topic');
+    // The consumer that built the lost view stops first: nothing it still holds can reach the new one.
+    await this.consumer?.stop();
     const indexKeys = await scanKeys(o.redis, `${o.namespace}:index:*`);
     await o.redis.del(this.keys.values, this.keys.offsets, this.keys.memberships, ...indexKeys);
-    this.skipped.clear();
-    // Records read before this point carry the old generation and are refused by the script.
     this.generation = await this.newGeneration();
-    const partitions = await this.topicOffsets(Date.now() + 30_000);
-    for (const p of partitions) this.consumer?.consumer.seek({ topic: o.topic, partition: p.partition, offset: p.low });
-    await this.caughtUp();
+    await this.startConsumer();
+    const deadline = Date.now() + 30_000;
+    await this.readTo(await fetchEnds(o.kafka, [o.topic], undefined, deadline), deadline, 30_000);
   }
 }
 

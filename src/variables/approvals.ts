@@ -1,6 +1,7 @@
 import type { Kafka } from 'kafkajs';
 import type { EventCodec } from '../codec/codec.ts';
-import { describeError } from '../errors.ts';
+import { describeError, isMabeamError } from '../errors.ts';
+import { isRetriable } from '../kafka/readToEnd.ts';
 import type { RoundOutcome } from '../events/types.ts';
 import type { Logger } from '../log/logger.ts';
 import { TopicFollower } from '../readmodel/topicFollower.ts';
@@ -46,6 +47,7 @@ export class Approvals {
       kafka: options.kafka,
       topic,
       groupPrefix: `${options.prefix}.approval-readers`,
+      logger: options.logger,
       onMessage: async (message, partition) => {
         try {
           const decoded = await options.codec.decode<RoundOutcome>(message.value);
@@ -53,8 +55,10 @@ export class Approvals {
           const approval = toApproval(decoded.event);
           if (approval) this.byRound.set(approval.roundId, approval);
         } catch (error) {
-          // The coordinators write this topic and dead-letter nothing here; an unreadable record is said and skipped.
-          options.logger.warn({ topic, partition, offset: message.offset, error: describeError(error) }, 'unreadable round outcome skipped');
+          // The registry unreachable: the follower reads the same record again, never past it.
+          if (isRetriable(error)) throw error;
+          // The coordinators write this topic and dead-letter nothing here; an undecodable record is said, with where it is.
+          options.logger.warn({ topic, partition, offset: message.offset, code: isMabeamError(error) ? error.code : undefined, error: describeError(error) }, 'an undecodable round outcome');
         }
       },
     });

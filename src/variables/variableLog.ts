@@ -1,7 +1,8 @@
 import type { Kafka } from 'kafkajs';
 import { Observable, Subject, concat, defer, filter, of } from 'rxjs';
 import type { EventCodec } from '../codec/codec.ts';
-import { describeError } from '../errors.ts';
+import { describeError, isMabeamError } from '../errors.ts';
+import { isRetriable } from '../kafka/readToEnd.ts';
 import type { Logger } from '../log/logger.ts';
 import { TopicFollower } from '../readmodel/topicFollower.ts';
 import { topicName } from '../topics/names.ts';
@@ -33,13 +34,16 @@ export class VariableLog {
       kafka: options.kafka,
       topic,
       groupPrefix: `${options.prefix}.variable-readers`,
+      logger: options.logger,
       onMessage: async (message, partition) => {
         try {
           const record = toRecord(await options.codec.decode(message.value));
           if (record) this.apply(record);
         } catch (error) {
-          // The owners write this topic; what they could not have written is skipped (and said).
-          options.logger.warn({ topic, partition, offset: message.offset, error: describeError(error) }, 'unreadable variable state skipped');
+          // The registry unreachable: the follower reads the same record again, never past it.
+          if (isRetriable(error)) throw error;
+          // The owners write this topic; what they could not have written is said, with where it is.
+          options.logger.warn({ topic, partition, offset: message.offset, code: isMabeamError(error) ? error.code : undefined, error: describeError(error) }, 'an undecodable variable state record');
         }
       },
     });

@@ -7,7 +7,7 @@ import type { VariableState } from '../../src/events/types.ts';
 import { EventProducer } from '../../src/producer/eventProducer.ts';
 import { CompactedView } from '../../src/readmodel/compactedView.ts';
 import { viewScripts } from '../../src/readmodel/scripts.ts';
-import { testContext, uniqueName, type TestContext } from '../helpers.ts';
+import { testContext, uniqueName, waitFor, type TestContext } from '../helpers.ts';
 
 let ctx: TestContext;
 let redis: Redis;
@@ -74,12 +74,15 @@ describe('a Redis view of a compacted topic', () => {
     await producer.connect();
     ctx.defer(() => producer.disconnect());
     const message = async (version: number, value: number) => ({ key: 'pressure', value: await ctx.codec.encode('VariableState', variable('pressure', version, value)) });
+    const before = await totalEnd(topic);
     const committed = await producer.transaction();
     await committed.send({ topic, messages: [await message(1, 1.0)] });
     await committed.commit();
     const aborted = await producer.transaction(); // an owner that failed mid-batch
     await aborted.send({ topic, messages: [await message(2, 2.0)] });
     await aborted.abort();
+    // The broker writes the markers after abort() returns; the tail is only an aborted one once they are in.
+    await waitFor(async () => (await totalEnd(topic)) === before + 4, { what: 'the abort marker' });
 
     const view = new CompactedView({
       kafka: ctx.kafka, redis, codec: ctx.codec, logger: ctx.logger, topic, definition: ctx.definition('variables'), namespace: `mabeam:${ctx.prefix}:aborted`, transactional: true,
@@ -122,3 +125,8 @@ describe('a Redis view of a compacted topic', () => {
     expect(await redis.hgetall(keys.memberships)).toEqual({ a1: JSON.stringify([set('code')]) });
   });
 });
+
+/** The sum of the topic's partition ends. */
+async function totalEnd(topic: string): Promise<number> {
+  return (await ctx.admin.fetchTopicOffsets(topic)).reduce((sum, p) => sum + Number(p.high), 0);
+}
