@@ -30,7 +30,8 @@ export interface StartedStack {
 
 /**
  * The services of a running record that can be kept: their own process is
- * alive and answers. One that is alive but silent may still be starting (a
+ * alive and answers. An address an older version took from the environment
+ * is never kept: the stack starts its own service in its place. One that is alive but silent may still be starting (a
  * concurrent start) or be hung, so it gets a whole start timeout before it is
  * stopped and replaced.
  */
@@ -38,8 +39,13 @@ async function reusableServices(state: StackState, o: ResolvedStackOptions, log:
   const kept = new Map<ServiceName, ServiceState>();
   await Promise.all(
     state.services
-      .filter((s) => s.origin === 'started')
+      .filter((s) => s.origin !== 'environment')
       .map(async (s) => {
+        if (s.origin === 'default') {
+          // The machine's own Redis: not ours to start or stop, only to find answering.
+          if (await answers(s, 5_000)) kept.set(s.name, s);
+          return;
+        }
         if (!(await processAlive(state, s))) {
           log.warn({ service: s.name, pid: s.pid }, 'a service of the stack is no longer running; starting it again');
           return;

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readStackState, stopStack, type ServiceName, type StackState } from '../../src/stack/index.ts';
 import { isAlive } from '../../src/stack/processes.ts';
+import { writeStackState } from '../../src/stack/state.ts';
 
 /**
  * `mabeam dev …` as a person runs it: the real CLI in a child process, on a
@@ -229,5 +230,25 @@ describe('mabeam dev: the local stack is what its record says', { timeout: 300_0
     } finally {
       await new Promise((resolve) => squatter.close(resolve));
     }
+  });
+
+  it('a record older versions left, with the environment\'s addresses as the services, is reported dead and brought back on those ports', async () => {
+    const before = await record();
+    expect((await mabeam(['dev', 'down'])).code).toBe(0);
+    for (const s of before.services) await gone(s.pid ?? 0);
+    // What `dev up` used to write in a shell with the three variables exported: addresses, no processes.
+    const { stoppedAt: _stoppedAt, ...rest } = await record();
+    await writeStackState({ ...rest, services: rest.services.map((s) => ({ name: s.name, origin: 'environment' as const, address: s.address })) });
+
+    const status = await mabeam(['dev', 'status']);
+    expect(status.code).toBe(1);
+    expect((['kafka', 'registry', 'redis'] as const).map((s) => healthOf(status.stdout, s))).toEqual(['STOPPED', 'STOPPED', 'STOPPED']);
+
+    const up = await mabeam(['dev', 'up']);
+    expect(up.code).toBe(0);
+    const after = await record();
+    expect(after.endpoints).toEqual(before.endpoints);
+    expect(after.services.map((s) => s.origin)).toEqual(['started', 'started', 'started']);
+    expect((await mabeam(['dev', 'status'])).code).toBe(0);
   });
 });
