@@ -1,0 +1,73 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { EventCodec } from '../../src/codec/codec.ts';
+import { defineAgent } from '../../src/agents/defineAgent.ts';
+import { dispatch, type DispatchContext } from '../../src/agents/dispatch.ts';
+import type { AgentDefinition, HostedAgent } from '../../src/agents/types.ts';
+import type { DecodedEvent } from '../../src/codec/codec.ts';
+import { newEnvelope } from '../../src/events/envelope.ts';
+import type { BidRequest, Directive, HandlerFailed, LifecycleState } from '../../src/events/types.ts';
+import { createLogger } from '../../src/log/logger.ts';
+import { loadCatalog } from '../../src/schemas/catalog.ts';
+import { createRegistryClient } from '../../src/schemas/registry.ts';
+
+// Dispatch has no Kafka and no registry in it: codec.check validates against the catalog only.
+let context: DispatchContext;
+beforeAll(async () => {
+  const registryUrl = 'http://127.0.0.1:9/never-called';
+  context = { codec: new EventCodec({ registry: createRegistryClient(registryUrl), registryUrl, catalog: await loadCatalog() }), instanceId: 'i-1', topic: (name) => `p.${name}` };
+});
+
+const logger = createLogger({ level: 'silent' });
+function hosted(definitions: Array<AgentDefinition<any>>, lifecycle: LifecycleState | null = 'running'): Map<string, HostedAgent> {
+  return new Map(
+    definitions.map((definition) => [
+      definition.id,
+      { definition, lifecycle, snapshotSequence: 0, heartbeatSequence: 0, context: { agentId: definition.id, instanceId: 'i-1', logger, state: {}, report: () => undefined } },
+    ]),
+  );
+}
+const decoded = (type: string, event: object): DecodedEvent => ({ schemaId: 1, fullName: `io.mabeam.events.${type}`, type, event: event as Record<string, unknown> });
+const request = (roundId: string, requiredCapabilities: string[] = []): BidRequest => ({
+  envelope: newEnvelope('BidRequest', 'client', { correlationId: roundId }),
+  roundId, protocol: 'first-price', item: '"x"', requiredCapabilities, eligibleAgents: [], reservePrice: null, deadline: Date.now() + 60_000, parameters: null,
+});
+
+describe('dispatch', () => {
+  it('asks every eligible agent, and turns whatever a handler throws or answers wrongly into its own HandlerFailed', async () => {
+    const agents = hosted([
+      defineAgent({ id: 'ok', role: 'w', capabilities: ['gpu'], onBidRequest: () => ({ amount: 3 }) }),
+      defineAgent({ id: 'other-capability', role: 'w', capabilities: ['cpu'], onBidRequest: () => ({ amount: 4 }) }),
+      defineAgent({ id: 'infinite', role: 'w', capabilities: ['gpu'], onBidRequest: () => ({ amount: Number.POSITIVE_INFINITY }) }),
+      defineAgent({ id: 'bigint', role: 'w', capabilities: ['gpu'], onBidRequest: () => ({ amount: 1, attributes: { n: 1n } }) }),
+      defineAgent({
+        id: 'rejects',
+        role: 'w',
+        capabilities: ['gpu'],
+        onBidRequest: () => Promise.reject(Symbol('no')),
+      }),
+    ]);
+    const r = request('r-1', ['gpu']);
+    const { out, hostAction } = await dispatch(decoded('BidRequest', r), agents, context);
+    expect(hostAction).toBeUndefined();
+    expect(out.map((o) => `${o.type}:${o.topic}:${o.key}`)).toEqual(['Bid:p.bids:r-1', 'HandlerFailed:p.lifecycle:infinite', 'HandlerFailed:p.lifecycle:bigint', 'HandlerFailed:p.lifecycle:rejects']);
+    const errors = out.slice(1).map((o) => (o.event as HandlerFailed).error);
+    expect(errors).toEqual(['Invalid Bid: amount: Infinity is not a finite number', expect.stringMatching(/BigInt/), 'Symbol(no)']);
+    expect(out.slice(1).every((o) => (o.event as HandlerFailed).causeEventId === r.envelope.eventId)).toBe(true);
+    // The bid's stand-in, should the broker refuse it, is the same agent's failure for the same cause.
+    const instead = out[0]!.instead;
+    expect(typeof instead).toBe('function');
+    const failed = (instead as (why: string) => { event: HandlerFailed })('too large');
+    expect(failed.event).toMatchObject({ agentId: 'ok', subjectId: 'r-1', causeEventId: r.envelope.eventId, error: 'its answer could not be written: too large' });
+  });
+
+  it('leaves agents that are not handling alone, and hands stop and migrate directives of a running agent to the host', async () => {
+    const idle = hosted([defineAgent({ id: 'a', role: 'w', capabilities: [], onBidRequest: () => ({ amount: 1 }) })], 'stopped');
+    expect((await dispatch(decoded('BidRequest', request('r-2')), idle, context)).out).toEqual([]);
+
+    const running = hosted([defineAgent({ id: 'a', role: 'w', capabilities: [] })]);
+    const migrate: Directive = { envelope: newEnvelope('Directive', 'op'), agentId: 'a', action: 'migrate', parameters: null, roundId: null, variableId: null };
+    const { out, hostAction } = await dispatch(decoded('Directive', migrate), running, context);
+    expect(out).toEqual([]);
+    expect(hostAction).toMatchObject({ action: 'migrate', reason: `migrate directive ${migrate.envelope.eventId}` });
+  });
+});
