@@ -204,29 +204,33 @@ export class Coordinator implements StopsForGood {
     this.lanes.delete(partition);
   }
 
-  /** After fencing: the partition's live rounds from the changelog, from the oldest live round's latest record on. */
-  private async restore(partition: number, committed: ReadonlyMap<string, number>): Promise<void> {
-    this.release(partition);
-    const lane = new RoundLane(this.lookup);
-    const latest = new Map<string, { snapshot: RoundSnapshot; offset: number }>();
-    const from = committed.get(this.stateTopic);
+  /** After fencing: each partition's live rounds from the changelog, from the oldest live round's latest record on. */
+  private async restore(partitions: readonly number[], committed: ReadonlyMap<number, ReadonlyMap<string, number>>): Promise<void> {
+    for (const p of partitions) this.release(p);
+    const latest = new Map(partitions.map((p) => [p, new Map<string, { snapshot: RoundSnapshot; offset: number }>()]));
+    const from = new Map<string, number>();
+    for (const p of partitions) {
+      const offset = committed.get(p)?.get(this.stateTopic);
+      if (offset !== undefined) from.set(`${this.stateTopic}/${p}`, offset);
+    }
     let read = 0;
     const { ends } = await readToEnd(this.options.kafka, {
       topics: [this.stateTopic],
-      partitions: [partition],
-      ...(from !== undefined ? { from: new Map([[`${this.stateTopic}/${partition}`, from]]) } : {}),
+      partitions,
+      from,
       groupPrefix: `${this.groupId}.restore`,
-      onRecord: async ({ message, offset }) => {
+      onRecord: async ({ message, offset, partition }) => {
         read++;
         const key = message.key?.toString();
-        if (!key) return;
+        const states = latest.get(partition);
+        if (!key || !states) return;
         if (message.value === null) {
-          latest.delete(key);
+          states.delete(key);
           return;
         }
         try {
           const state = (await this.options.codec.decode<RoundState>(message.value, { allowedTypes: ['io.mabeam.events.RoundState'] })).event;
-          latest.set(state.roundId, { snapshot: fromRoundState(state), offset: Number(offset) });
+          states.set(state.roundId, { snapshot: fromRoundState(state), offset: Number(offset) });
         } catch (error) {
           if (error instanceof MabeamError && error.retriable) throw error;
           // Only coordinators write this topic; a record that does not decode is damage, said loudly.
@@ -234,19 +238,22 @@ export class Coordinator implements StopsForGood {
         }
       },
     });
-    lane.changelogEnd = ends.get(`${this.stateTopic}/${partition}`);
-    for (const [roundId, { snapshot, offset }] of latest) {
-      const how = install(lane.rounds, snapshot, this.lookup);
-      if (how === 'unknown-protocol') {
-        this.log.error({ roundId, protocol: snapshot.protocol }, 'a restored round names a protocol this coordinator does not have; it is not restored');
-        continue;
+    for (const partition of partitions) {
+      const lane = new RoundLane(this.lookup);
+      lane.changelogEnd = ends.get(`${this.stateTopic}/${partition}`);
+      for (const [roundId, { snapshot, offset }] of latest.get(partition) ?? []) {
+        const how = install(lane.rounds, snapshot, this.lookup);
+        if (how === 'unknown-protocol') {
+          this.log.error({ roundId, protocol: snapshot.protocol }, 'a restored round names a protocol this coordinator does not have; it is not restored');
+          continue;
+        }
+        lane.stateOffsets.set(roundId, offset);
+        if (snapshot.closed) lane.closedAt.set(roundId, snapshot.closedAt ?? 0);
       }
-      lane.stateOffsets.set(roundId, offset);
-      if (snapshot.closed) lane.closedAt.set(roundId, snapshot.closedAt ?? 0);
+      this.lanes.set(partition, lane);
+      for (const [roundId, round] of lane.rounds.byId) if (!round.closed) this.scheduleDeadline(partition, roundId);
     }
-    this.lanes.set(partition, lane);
-    for (const [roundId, round] of lane.rounds.byId) if (!round.closed) this.scheduleDeadline(partition, roundId);
-    this.log.info({ partition, from: from ?? 'beginning', read, rounds: lane.rounds.byId.size, pending: lane.rounds.pending.size }, 'partition restored');
+    this.log.info({ partitions, read, rounds: this.held.rounds, pending: this.held.pending }, 'partitions restored');
   }
 
   private async decide(record: InputRecord, lane: Lane<Decided>): Promise<void> {

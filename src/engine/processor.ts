@@ -64,6 +64,8 @@ class LaneState<D> implements Lane<D> {
   out = new Outputs<D>();
   producer: Producer | undefined;
   ready = false;
+  /** The restore of the generation that gave this member the partition. */
+  restoring: Promise<void> = Promise.resolve();
   skipBelow = new Map<string, number>();
   flushTimer: NodeJS.Timeout | undefined;
   flushDelay = 0;
@@ -109,6 +111,10 @@ export class Processor<D> implements StopsForGood {
   private partitionCounts = new Map<string, number>();
   private consumer: Consumer | undefined;
   private stopping = false;
+  /** Rebalances seen: a restore of an older generation marks nothing ready. */
+  private generation = 0;
+  /** Restores run one after another. */
+  private restores: Promise<void> = Promise.resolve();
   /** Set from a failure until the member has started over. */
   private broken: Error | undefined;
 
@@ -159,6 +165,7 @@ export class Processor<D> implements StopsForGood {
     const lane = this.lanes.get(partition);
     if (!lane) return Promise.resolve();
     return lane.run(async () => {
+      if (!lane.ready) await lane.restoring.catch(() => undefined);
       if (!lane.ready || this.broken) return;
       await work(lane);
       await this.flushNow(lane);
@@ -196,14 +203,26 @@ export class Processor<D> implements StopsForGood {
    * member may have held the partition in a generation this one missed.
    */
   private assigned(assignment: Record<string, number[]>): void {
-    const owned = new Set(Object.values(assignment).flat());
-    this.log.info({ partitions: [...owned].sort((a, b) => a - b) }, 'partitions assigned');
-    for (const lane of this.lanes.values()) {
-      void lane.run(async () => {
+    const owned = [...new Set(Object.values(assignment).flat())].sort((a, b) => a - b);
+    this.log.info({ partitions: owned }, 'partitions assigned');
+    const generation = ++this.generation;
+    const resets = [...this.lanes.values()].map((lane) =>
+      lane.run(async () => {
         this.reset(lane);
         await this.closeProducer(lane);
-      });
-    }
+      }),
+    );
+    const lanes = owned.map((p) => this.lane(p));
+    // Every owned partition restores at once, not at its first record: a quiet partition's open rounds still meet their deadlines.
+    const restoring = this.restores.then(async () => {
+      await Promise.all(resets);
+      if (generation === this.generation) await this.restoreLanes(lanes, generation);
+    });
+    this.restores = restoring.catch(() => undefined);
+    for (const lane of lanes) lane.restoring = restoring;
+    restoring.catch((error: unknown) => {
+      if (generation === this.generation) void this.fail(error);
+    });
   }
 
   private reset(lane: LaneState<D>): void {
@@ -221,33 +240,52 @@ export class Processor<D> implements StopsForGood {
     await producer?.disconnect().catch(() => undefined);
   }
 
-  /** Fences the partition's previous owner, then restores the decider's state and the committed positions. */
-  private async ensureReady(lane: LaneState<D>): Promise<void> {
-    if (lane.ready) return;
+  /**
+   * Fences the partitions' previous owners (each lane's producer starts, which
+   * bumps the epoch of its transactional id), then reads the committed
+   * offsets and lets the decider restore its state.
+   */
+  private async restoreLanes(lanes: LaneState<D>[], generation: number): Promise<void> {
+    if (lanes.length === 0) return;
     const o = this.o;
-    const p = lane.partition;
-    await this.closeProducer(lane);
-    lane.producer = createTransactionalProducer(o.kafka, `${o.groupId}.p${p}`, o.transactionTimeoutMs);
-    await lane.producer.connect();
-    // InitProducerId happens on the first transaction: start one and end it empty (no request is sent).
-    await (await lane.producer.transaction()).abort();
-    const committed = await this.committedOffsets(p);
-    await o.decider.restore(p, committed);
-    lane.skipBelow = new Map([...committed].filter(([topic]) => o.decider.inputs.includes(topic)));
-    lane.ready = true;
-    this.log.debug({ partition: p, committed: Object.fromEntries(committed) }, 'lane ready');
+    await Promise.all(
+      lanes.map(async (lane) => {
+        await this.closeProducer(lane);
+        const producer = createTransactionalProducer(o.kafka, `${o.groupId}.p${lane.partition}`, o.transactionTimeoutMs);
+        lane.producer = producer;
+        await producer.connect();
+        // InitProducerId happens on the first transaction: start one and end it empty (no request is sent).
+        await (await producer.transaction()).abort();
+      }),
+    );
+    const partitions = lanes.map((l) => l.partition);
+    const committed = await this.committedOffsets(partitions);
+    if (generation !== this.generation) return;
+    await o.decider.restore(partitions, committed);
+    if (generation !== this.generation) return;
+    for (const lane of lanes) {
+      lane.skipBelow = new Map([...(committed.get(lane.partition) ?? new Map<string, number>())].filter(([topic]) => o.decider.inputs.includes(topic)));
+      lane.ready = true;
+    }
+    this.log.debug({ partitions }, 'lanes ready');
   }
 
-  private async committedOffsets(partition: number): Promise<Map<string, number>> {
+  private async ensureReady(lane: LaneState<D>): Promise<void> {
+    if (lane.ready) return;
+    await lane.restoring;
+    if (!lane.ready) throw new Error(`partition ${lane.partition} was not restored`);
+  }
+
+  /** The group's committed offsets, per partition and topic (inputs and state topics). */
+  private async committedOffsets(partitions: number[]): Promise<Map<number, Map<string, number>>> {
     const topics = [...this.o.decider.inputs, ...(this.o.decider.stateTopics ?? [])];
     const admin = this.o.kafka.admin();
     await admin.connect();
     try {
       const result = await admin.fetchOffsets({ groupId: this.o.groupId, topics });
-      const committed = new Map<string, number>();
+      const committed = new Map(partitions.map((p) => [p, new Map<string, number>()]));
       for (const t of result) {
-        const p = t.partitions.find((x) => x.partition === partition);
-        if (p && Number(p.offset) >= 0) committed.set(t.topic, Number(p.offset));
+        for (const p of t.partitions) if (Number(p.offset) >= 0) committed.get(p.partition)?.set(t.topic, Number(p.offset));
       }
       return committed;
     } finally {
@@ -264,9 +302,8 @@ export class Processor<D> implements StopsForGood {
       if (this.broken) return;
       try {
         await this.ensureReady(lane);
-      } catch (error) {
-        // Fencing or restoring failed (the broker is away): start over.
-        void this.fail(error);
+      } catch {
+        // Fencing or restoring failed (the broker is away): the member starts over.
         return;
       }
       const skip = lane.skipBelow.get(batch.topic) ?? 0;
@@ -401,6 +438,7 @@ export class Processor<D> implements StopsForGood {
   }
 
   private async closeLanes(): Promise<void> {
+    this.generation++;
     const lanes = [...this.lanes.values()];
     this.lanes.clear();
     await Promise.all(

@@ -31,11 +31,12 @@ export interface Decider<D> {
   /** Prefixed names of topics whose committed group offset the decider reads on restore (its changelog). */
   readonly stateTopics?: readonly string[];
   /**
-   * The partition is now this member's and no one else can commit on it:
-   * read its state. `committed` holds the group's committed offsets of that
-   * partition, by topic (inputs and state topics; absent = never committed).
+   * The partitions are now this member's and no one else can commit on
+   * them: read their state. `committed` holds the group's committed offsets
+   * per partition, by topic (inputs and state topics; absent = never
+   * committed). Called once per assignment, for every partition assigned.
    */
-  restore(partition: number, committed: ReadonlyMap<string, number>): Promise<void>;
+  restore(partitions: readonly number[], committed: ReadonlyMap<number, ReadonlyMap<string, number>>): Promise<void>;
   /**
    * Decides one record. A retriable MabeamError (the registry is down) is
    * retried for the same record; any other error sends the record to
