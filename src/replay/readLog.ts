@@ -1,6 +1,7 @@
-import { randomBytes } from 'node:crypto';
 import type { Kafka } from 'kafkajs';
 import type { DecodedEvent, EventCodec } from '../codec/codec.ts';
+import { describeError, isMabeamError, type ErrorCode } from '../errors.ts';
+import { fetchEnds, isRetriable, partitionKey, readToEnd } from '../kafka/readToEnd.ts';
 
 export interface LogRecord {
   topic: string;
@@ -10,94 +11,62 @@ export interface LogRecord {
   decoded: DecodedEvent;
 }
 
+/** A record of the log that is not an event this product can read: where it is and why. */
+export interface UndecodableRecord {
+  topic: string;
+  partition: number;
+  offset: number;
+  /** The codec's reason (a dead-letter reason code: BAD_MAGIC_BYTE, UNKNOWN_SCHEMA_ID, …). */
+  code: ErrorCode;
+  message: string;
+}
+
+/** The events of the log, in partition order, and beside them every record that did not decode. */
+export type LogRead = LogRecord[] & { undecodable: UndecodableRecord[] };
+
 export interface ReadLogOptions {
-  /** Called with how many events have been read so far. */
+  /** Called with how many records have been read so far. */
   onProgress?: (read: number) => void;
   /** Read only the last N offsets of each partition (what a status view needs), not the whole log. */
   lastPerPartition?: number;
+  /** Default 30_000 (then LOG_READ_TIMEOUT). */
+  timeoutMs?: number;
 }
 
 /**
  * Every committed event of the topics, from the beginning (or, with
  * `lastPerPartition`, from that many offsets before each partition's end)
- * to the end they had when called. Undecodable messages are skipped (their
- * consumers dead-lettered them).
+ * to the end they had when called (readToEnd). A record that does not
+ * decode is not dropped: it is returned in `undecodable` with its position
+ * and reason (its consumers dead-lettered it). A registry that cannot be
+ * reached is asked again, never skipped past. Tombstones (null values of a
+ * compacted topic) are deletions, not events, and are in neither list.
  */
-export async function readLog(kafka: Kafka, codec: EventCodec, topics: string[], options: ReadLogOptions = {}): Promise<LogRecord[]> {
+export async function readLog(kafka: Kafka, codec: EventCodec, topics: string[], options: ReadLogOptions = {}): Promise<LogRead> {
   const { onProgress, lastPerPartition } = options;
-  const admin = kafka.admin();
-  await admin.connect();
-  /** Per partition still to read: the end it had when called. */
-  const remaining = new Map<string, number>();
-  /** Where each partition is read from, when not from its beginning. */
-  const startOf = new Map<string, { topic: string; partition: number; offset: number }>();
-  try {
-    for (const topic of topics) {
-      for (const p of await admin.fetchTopicOffsets(topic)) {
-        const [low, high] = [Number(p.low), Number(p.high)];
-        const from = lastPerPartition === undefined ? low : Math.max(low, high - lastPerPartition);
-        if (high <= from) continue;
-        remaining.set(`${topic}/${p.partition}`, high);
-        if (from > low) startOf.set(`${topic}/${p.partition}`, { topic, partition: p.partition, offset: from });
-      }
-    }
-  } finally {
-    await admin.disconnect();
+  const timeoutMs = options.timeoutMs ?? 30_000;
+  let from: Map<string, number> | undefined;
+  if (lastPerPartition !== undefined) {
+    const ends = await fetchEnds(kafka, topics, undefined, Date.now() + timeoutMs);
+    from = new Map(ends.map((e) => [partitionKey(e.topic, e.partition), Math.max(e.low, e.high - lastPerPartition)]));
   }
   const records: LogRecord[] = [];
-  if (remaining.size === 0) return records;
-  const consumer = kafka.consumer({ groupId: `mabeam.replay.${randomBytes(6).toString('hex')}`, maxWaitTimeInMs: 100, readUncommitted: false });
-  await consumer.connect();
-  try {
-    await consumer.subscribe({ topics, fromBeginning: true });
-    await new Promise<void>((resolve, reject) => {
-      consumer.on(consumer.events.CRASH, ({ payload }) => !payload.restart && reject(payload.error));
-      consumer
-        .run({
-          autoCommit: false,
-          eachBatch: async ({ batch }) => {
-            const from = startOf.get(`${batch.topic}/${batch.partition}`)?.offset ?? 0;
-            for (const m of batch.messages) {
-              if (Number(m.offset) < from) continue; // fetched before the seek took effect
-              try {
-                records.push({ topic: batch.topic, partition: batch.partition, offset: Number(m.offset), timestamp: Number(m.timestamp), decoded: await codec.decode(m.value) });
-              } catch {
-                // not an event: it went to dead-letters when it was consumed
-              }
-            }
-            onProgress?.(records.length);
-          },
-        })
-        .catch(reject);
-      for (const { topic, partition, offset } of startOf.values()) consumer.seek({ topic, partition, offset: String(offset) });
-      // A partition is read when a batch reaches the end it had, or the current end. Transaction markers and
-      // aborted data take offsets but are never delivered; kafkajs still reports the (empty) batch they were in.
-      consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
-        const key = `${payload.topic}/${payload.partition}`;
-        const end = remaining.get(key);
-        if (end === undefined) return;
-        if (Number(payload.lastOffset) + 1 >= end || payload.offsetLag === '0') remaining.delete(key);
-        if (remaining.size === 0) resolve();
-      });
-      // Fallback: an open transaction holds back what can be read; stop when fetches bring nothing more.
-      let fetchedAt = 0;
-      let lastRecords = -1;
-      let quietSince = Date.now();
-      consumer.on(consumer.events.FETCH, () => (fetchedAt = Date.now()));
-      const check = setInterval(() => {
-        if (records.length !== lastRecords) {
-          lastRecords = records.length;
-          quietSince = Date.now();
-        }
-        if (remaining.size === 0 || (fetchedAt > quietSince && Date.now() - quietSince > 1_500)) {
-          clearInterval(check);
-          resolve();
-        }
-      }, 100);
-      check.unref();
-    });
-  } finally {
-    await consumer.disconnect();
-  }
-  return records;
+  const undecodable: UndecodableRecord[] = [];
+  await readToEnd(kafka, {
+    topics,
+    timeoutMs,
+    groupPrefix: 'mabeam.replay',
+    ...(from ? { from } : {}),
+    onRecord: async ({ topic, partition, offset, message }) => {
+      if (message.value === null) return;
+      try {
+        records.push({ topic, partition, offset: Number(offset), timestamp: Number(message.timestamp), decoded: await codec.decode(message.value) });
+      } catch (error) {
+        if (isRetriable(error)) throw error; // readToEnd asks again
+        undecodable.push({ topic, partition, offset: Number(offset), code: isMabeamError(error) ? error.code : 'UNDECODABLE_BODY', message: describeError(error) });
+      }
+    },
+    ...(onProgress ? { onProgress: () => onProgress(records.length + undecodable.length) } : {}),
+  });
+  return Object.assign(records, { undecodable });
 }

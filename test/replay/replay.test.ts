@@ -82,6 +82,9 @@ describe('replay', () => {
     expect(report.rounds).toHaveLength(108);
     expect(report.rounds.filter((r) => !r.identical)).toEqual([]);
     expect(report.identical).toBe(108);
+    // Nothing the log holds is left out: no round with a second outcome, no record that did not decode.
+    expect(report.repeated).toEqual([]);
+    expect(report.undecodable).toEqual([]);
     // Rounds with every answer close complete, the others at their deadline — across the crash
     // too (an answer lost in the takeover would leave its round to the 60 s deadline).
     const wrongCause = report.rounds.filter((r) => r.cause !== ([1, 5].includes(Number(r.roundId.split('-r').pop()) % 6) ? 'deadline' : 'complete'));
