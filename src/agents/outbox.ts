@@ -127,7 +127,11 @@ export class Outbox {
     if (all.length === 0) return;
     const encoded = await Promise.all(all.map(async (e) => ({ outgoing: e, message: await this.message(e) })));
     const byTopic = new Map<string, Message[]>();
-    for (const { outgoing, message } of encoded) byTopic.set(outgoing.topic, [...(byTopic.get(outgoing.topic) ?? []), message]);
+    for (const { outgoing, message } of encoded) {
+      const messages = byTopic.get(outgoing.topic);
+      if (messages) messages.push(message);
+      else byTopic.set(outgoing.topic, [message]);
+    }
     try {
       await this.options.producer.sendBatch({ topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) });
     } catch (error) {
