@@ -35,6 +35,7 @@ import type { Metrics } from '../metrics/metrics.ts';
 import { topicName } from '../topics/names.ts';
 import type { TopicDefinition } from '../topics/types.ts';
 import type { VariableAccess, VariableRecord } from '../variables/types.ts';
+import { StoppedLatch, type StopsForGood } from '../runtime/stopped.ts';
 import { planAdaptations, type PlannedChange } from './adaptation.ts';
 import { sharedFunctions, type FunctionRegistry } from './functions.ts';
 
@@ -62,7 +63,7 @@ export interface AppliedAdaptation {
   result: { applied: VariableRecord } | { rejected: string; reason: string };
 }
 
-export class SystemAdapter {
+export class SystemAdapter implements StopsForGood {
   readonly groupId: string;
   private readonly options: SystemAdapterOptions;
   private readonly log: Logger;
@@ -71,6 +72,7 @@ export class SystemAdapter {
   private readonly deadLetters: DeadLetterWriter;
   private consumer: Consumer | undefined;
   private crashed: Error | undefined;
+  private readonly latch = new StoppedLatch();
   private readonly listeners = new Set<(applied: AppliedAdaptation) => void>();
 
   constructor(options: SystemAdapterOptions) {
@@ -95,6 +97,11 @@ export class SystemAdapter {
     return this.crashed;
   }
 
+  /** Resolves with the cause when the adaptation loop's consumer has stopped for good. */
+  get stoppedForGood(): Promise<Error> {
+    return this.latch.stoppedForGood;
+  }
+
   /** Calls `listener` after each planned change was applied or refused; returns a function that removes it. */
   onAdaptation(listener: (applied: AppliedAdaptation) => void): () => void {
     this.listeners.add(listener);
@@ -105,7 +112,10 @@ export class SystemAdapter {
     const consumer = this.options.kafka.consumer({ groupId: this.groupId, maxWaitTimeInMs: 200 });
     this.consumer = consumer;
     consumer.on(consumer.events.CRASH, ({ payload }) => {
-      if (!payload.restart) this.crashed = payload.error;
+      if (!payload.restart) {
+        this.crashed = payload.error;
+        this.latch.stop(payload.error);
+      }
       this.log[payload.restart ? 'warn' : 'error']({ error: describeError(payload.error), restart: payload.restart }, 'consumer crashed');
     });
     const joined = joinedAndFetched(consumer);

@@ -1,13 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import type { Consumer, EachBatchPayload, Kafka, Message, Producer } from 'kafkajs';
+import type { Kafka, Message } from 'kafkajs';
 import type { EventCodec } from '../codec/codec.ts';
-import { DeadLetterWriter } from '../deadletters/deadLetterWriter.ts';
-import { describeError, isMabeamError } from '../errors.ts';
+import { Processor } from '../engine/processor.ts';
+import type { Decider, InputRecord, Lane } from '../engine/types.ts';
+import { MabeamError } from '../errors.ts';
 import { newEnvelope } from '../events/envelope.ts';
 import type { VariableChanged, VariableChangeRejected, VariableChangeRequested, VariableState } from '../events/types.ts';
-import { createPartitionOwnerConsumer, createTransactionalProducer, joinedAndFetched } from '../kafka/client.ts';
 import type { Logger } from '../log/logger.ts';
+import type { StopsForGood } from '../runtime/stopped.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { eventHeaders } from '../producer/eventProducer.ts';
 import { topicName } from '../topics/names.ts';
@@ -36,16 +37,19 @@ export interface VariableOwnerOptions {
  * version is refused, a value that does not fit the variable's type is
  * refused, and without an expected version the last request read wins.
  *
- * Each batch is answered in one transaction with its offsets: for a change,
- * the new VariableState on the compacted `variables` topic and a
- * VariableChanged on `variable-changes` (previous value, cause, trigger);
- * for a refusal, a VariableChangeRejected with its reason code. The owner
- * knows the current state from the `variables` topic (read to its end
- * before it decides on a partition it has just been given) and from its own
- * commits; a change that claims consensus is checked against that round's
- * outcome on the `outcomes` topic (see decide.ts).
+ * It is a decider on the engine (src/engine/): each partition's requests
+ * are answered in transactions of that partition's fenced producer, with
+ * their offsets: for a change, the new VariableState on the compacted
+ * `variables` topic and a VariableChanged on `variable-changes` (previous
+ * value, cause, trigger); for a refusal, a VariableChangeRejected with its
+ * reason code. A request a producer put on another partition is moved to its
+ * own first. The owner knows the current state from the `variables` topic
+ * (read to its end after fencing, before it decides on partitions it has
+ * just been given) and from its own commits; a change that claims consensus
+ * is checked against that round's outcome on the `outcomes` topic (see
+ * decide.ts).
  */
-export class VariableOwner {
+export class VariableOwner implements StopsForGood {
   readonly groupId: string;
   readonly instanceId: string;
   private readonly options: VariableOwnerOptions;
@@ -53,10 +57,10 @@ export class VariableOwner {
   private readonly state: VariableLog;
   /** Outcomes of consensus rounds about variables: what a change by consensus is checked against. */
   private readonly approvals: Approvals;
-  private producer: Producer | undefined;
-  private consumer: Consumer | undefined;
-  /** Set at each new assignment: the state topic is read to its end before the next decision. */
-  private stale = true;
+  private readonly processor: Processor<ChangeDecision>;
+  /** Per partition: what its uncommitted transaction changed, seen by its later requests. */
+  private readonly pending = new Map<number, Map<string, VariableRecord>>();
+  private readonly requestTopic: string;
 
   constructor(options: VariableOwnerOptions) {
     this.options = options;
@@ -65,6 +69,39 @@ export class VariableOwner {
     this.log = options.logger.child({ ns: 'variable-owner', instance: this.instanceId });
     this.state = new VariableLog({ kafka: options.kafka, codec: options.codec, logger: this.log, prefix: options.prefix });
     this.approvals = new Approvals({ kafka: options.kafka, codec: options.codec, logger: this.log, prefix: options.prefix });
+    this.requestTopic = topicName(options.prefix, 'variable-requests');
+    const definition = options.definitions.find((d) => d.name === 'variable-requests');
+    if (!definition) throw new MabeamError('INVALID_OPTIONS', 'The variable owner needs the topic definition "variable-requests" (topics/variable-requests.json).');
+    const decider: Decider<ChangeDecision> = {
+      inputs: [this.requestTopic],
+      // Another owner may have decided on these partitions until a moment ago (now fenced): read what it committed.
+      restore: async (partitions) => {
+        for (const p of partitions) this.pending.delete(p);
+        await this.state.caughtUp();
+      },
+      decide: (record, lane) => this.decide(record, lane, definition.eventTypes),
+      committed: (p, decisions) => {
+        this.pending.delete(p);
+        for (const d of decisions) {
+          if (d.type === 'changed') this.state.apply(d.record);
+          options.metrics?.variableChanges.inc({ variable: d.variableId, outcome: d.type === 'changed' ? 'applied' : 'rejected' });
+        }
+      },
+      release: (p) => this.pending.delete(p),
+    };
+    this.processor = new Processor<ChangeDecision>({
+      kafka: options.kafka,
+      codec: options.codec,
+      logger: this.log,
+      groupId: this.groupId,
+      producerId: this.instanceId,
+      decider,
+      deadLettersTopic: topicName(options.prefix, 'dead-letters'),
+      ...(options.metrics ? { metrics: options.metrics } : {}),
+      ...(options.sessionTimeoutMs ? { sessionTimeoutMs: options.sessionTimeoutMs } : {}),
+      // A change is answered at once; a batch of refusals too.
+      idleFlushMs: 0,
+    });
   }
 
   /** The variables as this owner knows them. */
@@ -72,75 +109,38 @@ export class VariableOwner {
     return this.state;
   }
 
+  get stoppedForGood(): Promise<Error> {
+    return this.processor.stoppedForGood;
+  }
+
   async start(): Promise<void> {
-    const o = this.options;
     await Promise.all([this.state.start(), this.approvals.start()]);
-    this.producer = createTransactionalProducer(o.kafka, `${this.groupId}.${this.instanceId}`);
-    await this.producer.connect();
-    const consumer = createPartitionOwnerConsumer(o.kafka, this.groupId, o.sessionTimeoutMs);
-    this.consumer = consumer;
-    consumer.on(consumer.events.GROUP_JOIN, () => (this.stale = true));
-    const joined = joinedAndFetched(consumer);
-    await consumer.connect();
-    await consumer.subscribe({ topic: topicName(o.prefix, 'variable-requests'), fromBeginning: true });
-    await consumer.run({ autoCommit: false, eachBatchAutoResolve: false, eachBatch: (payload) => this.onBatch(payload) });
-    await joined;
+    await Promise.all((['VariableState', 'VariableChanged', 'VariableChangeRejected'] as const).map((t) => this.options.codec.schemaId(t)));
+    await this.processor.start();
   }
 
   async stop(): Promise<void> {
-    await this.consumer?.disconnect();
-    await this.producer?.disconnect();
+    await this.processor.stop();
     await Promise.all([this.state.stop(), this.approvals.stop()]);
   }
 
-  private async onBatch({ batch, resolveOffset, heartbeat }: EachBatchPayload): Promise<void> {
-    if (batch.messages.length === 0) return;
+  private async decide(record: InputRecord, lane: Lane<ChangeDecision>, allowedTypes: string[]): Promise<void> {
     const o = this.options;
-    const definition = o.definitions.find((d) => d.name === 'variable-requests')!;
-    if (this.stale) {
-      // Another owner may have decided on this partition until a moment ago: read what it committed.
-      await this.state.caughtUp();
-      this.stale = false;
+    const request = (await o.codec.decode<VariableChangeRequested>(record.message.value, { allowedTypes })).event;
+    const key = record.message.key?.toString() ?? null;
+    if (key !== request.variableId) {
+      throw new MabeamError('VALIDATION_FAILED', `Invalid VariableChangeRequested: the message key is ${key === null ? 'missing' : `"${key}"`} but variable-requests is keyed by variableId ("${request.variableId}")`);
     }
-    const txn = await this.producer!.transaction();
-    const committed: VariableRecord[] = [];
-    const decided: ChangeDecision[] = [];
-    try {
-      const outputs: Array<{ topic: string; messages: Message[] }> = [];
-      const deadLetters = new DeadLetterWriter({ producer: txn, codec: o.codec, topic: topicName(o.prefix, 'dead-letters'), producerId: this.instanceId, consumerGroup: this.groupId, logger: this.log, ...(o.metrics ? { metrics: o.metrics } : {}) });
-      // What this batch changed, seen by its later requests.
-      const pending = new Map<string, VariableRecord>();
-      for (const message of batch.messages) {
-        let request: VariableChangeRequested;
-        try {
-          request = (await o.codec.decode<VariableChangeRequested>(message.value, { allowedTypes: definition.eventTypes })).event;
-        } catch (error) {
-          if (isMabeamError(error) && error.retriable) throw error;
-          await deadLetters.write({ topic: batch.topic, partition: batch.partition, offset: message.offset, timestamp: message.timestamp, key: message.key, value: message.value, ...(message.headers ? { headers: message.headers } : {}) }, error);
-          continue;
-        }
-        const current = pending.get(request.variableId) ?? this.state.get(request.variableId);
-        const roundId = request.cause === 'consensus' ? roundIdOf(request.trigger) : undefined;
-        const decision = decideChange(request, current, roundId ? await this.approvals.of(roundId) : undefined);
-        decided.push(decision);
-        if (decision.type === 'changed') {
-          pending.set(decision.record.id, decision.record);
-          committed.push(decision.record);
-        }
-        outputs.push(...(await this.encode(request, decision, current)));
-      }
-      if (outputs.length > 0) await txn.sendBatch({ topicMessages: outputs });
-      await txn.sendOffsets({ consumerGroupId: this.groupId, topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: String(Number(batch.messages[batch.messages.length - 1]!.offset) + 1) }] }] });
-      await txn.commit();
-    } catch (error) {
-      await txn.abort().catch(() => undefined);
-      this.log.warn({ partition: batch.partition, error: describeError(error) }, 'batch aborted; it will be delivered again');
-      throw error;
-    }
-    for (const record of committed) this.state.apply(record);
-    for (const d of decided) o.metrics?.variableChanges.inc({ variable: d.variableId, outcome: d.type === 'changed' ? 'applied' : 'rejected' });
-    resolveOffset(batch.messages[batch.messages.length - 1]!.offset);
-    await heartbeat();
+    let changes = this.pending.get(record.partition);
+    if (!changes) this.pending.set(record.partition, (changes = new Map()));
+    const current = changes.get(request.variableId) ?? this.state.get(request.variableId);
+    const roundId = request.cause === 'consensus' ? roundIdOf(request.trigger) : undefined;
+    const decision = decideChange(request, current, roundId ? await this.approvals.of(roundId) : undefined);
+    const outputs = await this.encode(request, decision, current);
+    // Nothing above changed state: a retriable failure (the registry) retries this request from here.
+    lane.out.decisions.push(decision);
+    if (decision.type === 'changed') changes.set(decision.record.id, decision.record);
+    for (const { topic, messages } of outputs) for (const message of messages) lane.out.add(topic, message);
   }
 
   /** The events a decision is written as, each caused by the request. */

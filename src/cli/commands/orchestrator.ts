@@ -7,6 +7,7 @@ import { adaptSystem, coordinateSystem, readRecentEvents, systemStatus } from '.
 import { endpointsFromEnvironment, resolveEndpoints } from '../../stack/index.ts';
 import { VariablesClient } from '../../variables/client.ts';
 import { VariableOwner } from '../../variables/owner.ts';
+import { untilSignalOrStopped } from '../lifetime.ts';
 import { connect } from '../connect.ts';
 import { metricsPort, metricsPortHelp, startMetricsServer } from '../metrics.ts';
 import { out, progress, table } from '../output.ts';
@@ -34,9 +35,6 @@ export function registerOrchestratorCommands(program: Command, logger: () => Log
       const owner = new VariableOwner({ kafka: c.kafka, codec: c.codec, logger: c.logger, prefix: opts.prefix, definitions: c.definitions, metrics: c.metrics });
       const variables = new VariablesClient({ kafka: c.kafka, codec: c.codec, producer: c.producer, logger: c.logger, prefix: opts.prefix });
       const adapter = adaptSystem({ kafka: c.kafka, codec: c.codec, producer: c.producer, logger: c.logger, prefix: opts.prefix, definitions: c.definitions, variables, metrics: c.metrics });
-      const stop = new Promise<void>((resolve) => {
-        for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => resolve());
-      });
       // The agents-by-state gauge of /metrics, kept current from the registry.
       const registry = new AgentRegistry({ kafka: c.kafka, redis: c.redis, codec: c.codec, producer: c.producer, logger: c.logger, prefix: opts.prefix, definitions: c.definitions, viewName: `orchestrator-${process.pid}` });
       await owner.start();
@@ -46,14 +44,18 @@ export function registerOrchestratorCommands(program: Command, logger: () => Log
       const gauges = setInterval(() => void systemStatus({ agents: registry, variables, recent: 0, metrics: c.metrics }).catch((error: unknown) => c.logger.warn({ error: String(error) }, 'agent states not counted')), 5_000);
       progress(`variable owner ${owner.instanceId} running in group ${owner.groupId} (${owner.variables.all().length} variables); adapting from the metrics topic in group ${adapter.groupId}`);
       process.send?.({ type: 'ready', agents: [], pool: 'variable-owners', instanceId: owner.instanceId, groupId: owner.groupId });
-      await stop;
-      clearInterval(gauges);
-      await registry.stop();
-      await adapter.stop();
-      await variables.stop();
-      await owner.stop();
-      await c.close();
-      await closeMetrics();
+      const shutDown = async () => {
+        clearInterval(gauges);
+        await registry.stop();
+        await adapter.stop();
+        await variables.stop();
+        await owner.stop();
+        await c.close();
+        await closeMetrics();
+      };
+      // An owner or adaptation loop that has stopped for good exits non-zero, so whatever runs it starts it again.
+      await untilSignalOrStopped([owner, adapter], shutDown);
+      await shutDown();
     });
 
   orchestrator
