@@ -3,7 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MabeamError, isMabeamError } from '../../src/errors.ts';
 import { createTransactionalProducer } from '../../src/kafka/client.ts';
 import { readToEnd, type ReadRecord } from '../../src/kafka/readToEnd.ts';
-import { testContext, uniqueName, type TestContext } from '../helpers.ts';
+import { waitForLeaders } from '../../src/topics/apply.ts';
+import { testContext, uniqueName, waitFor, type TestContext } from '../helpers.ts';
 
 let ctx: TestContext;
 beforeAll(async () => {
@@ -14,9 +15,15 @@ afterAll(() => ctx?.close());
 /** A topic of its own for each test. */
 async function newTopic(partitions = 1): Promise<string> {
   const topic = uniqueName('rte');
-  await ctx.admin.createTopics({ topics: [{ topic, numPartitions: partitions, replicationFactor: 1 }], waitForLeaders: true });
+  await ctx.admin.createTopics({ topics: [{ topic, numPartitions: partitions, replicationFactor: 1 }], waitForLeaders: false });
   ctx.defer(() => ctx.admin.deleteTopics({ topics: [topic] }).catch(() => undefined));
+  await waitForLeaders(ctx.admin, [topic]);
   return topic;
+}
+
+/** The broker writes a transaction's markers after commit() / abort() return: wait until the partition ends at `end`. */
+async function markersWritten(topic: string, end: number, partition = 0): Promise<void> {
+  await waitFor(async () => Number((await ctx.admin.fetchTopicOffsets(topic)).find((p) => p.partition === partition)?.high) === end, { what: `${topic}/${partition} to end at ${end}` });
 }
 
 async function transactional(): Promise<Producer> {
@@ -59,6 +66,7 @@ describe('reading topics to their end', () => {
     const aborted = await producer.transaction();
     await aborted.send({ topic, messages: [{ value: 'x' }, { value: 'y' }] });
     await aborted.abort();
+    await markersWritten(topic, 6);
     const { read, ends } = await values([topic]);
     expect(read).toEqual(['0:1', '0:2']);
     // Two records, a commit marker, two aborted records and an abort marker.
@@ -73,6 +81,7 @@ describe('reading topics to their end', () => {
       await tx.send({ topic, messages: batch.map((value) => ({ value })) });
       await tx.commit();
     }
+    await markersWritten(topic, 5);
     const whole = await values([topic]);
     expect(whole.read).toEqual(['0:1', '0:2', '0:3']);
     expect(whole.ends.get(`${topic}/0`)).toBe(5);
@@ -140,6 +149,7 @@ describe('reading topics to their end', () => {
     await open.send({ topic, messages: [{ partition: 1, value: 'pending' }] });
     const { read, ends } = await values([topic]);
     await open.commit();
+    await markersWritten(topic, 3, 1);
     expect(read.sort()).toEqual(['0:ok', '1:before']);
     expect(ends).toEqual(new Map([[`${topic}/0`, 1], [`${topic}/1`, 1]]));
     // Committed since: read now.
