@@ -378,14 +378,16 @@ export class Processor<D> implements StopsForGood {
 
   /** Writes the lane's decisions, changelog and offsets in one transaction; a failure starts the member over. */
   private async flush(lane: LaneState<D>): Promise<void> {
-    if (this.broken || !lane.ready || !lane.producer || lane.out.empty) return;
+    if (this.broken || !lane.ready || !lane.producer) return;
     const o = this.o;
     const p = lane.partition;
     const out = lane.renew();
     const started = Date.now();
     let txn: Awaited<ReturnType<Producer['transaction']>> | undefined;
     try {
+      // The changelog may have something to write (a tombstone) even when no record was decided.
       await o.decider.beforeCommit?.(p, out);
+      if (out.empty) return;
       txn = await lane.producer.transaction();
       const opened = txn;
       if (out.size > 0) out.written(await opened.sendBatch({ topicMessages: out.topicMessages() }));
