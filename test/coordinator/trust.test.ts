@@ -150,8 +150,11 @@ describe('outcomes you can trust', () => {
       await events.send(ctx.topic('bids'), roundId, 'Bid', bid(roundId, 'a', i));
       await events.send(ctx.topic('bids'), roundId, 'Bid', bid(roundId, 'b', i + 1));
     };
-    for (const [i, roundId] of rounds.slice(0, 15).entries()) await send(roundId, i);
+    // A burst at once, and the pause as soon as its first outcome is out: the coordinator is mid-work.
+    const burst = Promise.all(rounds.slice(0, 15).map((roundId, i) => send(roundId, i)));
+    await outcomesOf(rounds.slice(0, 1), 'the first outcome of the burst');
     process.kill(paused.pid, 'SIGSTOP');
+    await burst;
     let resumed = false;
     ctx.defer(() => !resumed && process.kill(paused.pid, 'SIGCONT'));
     // Sent while it sleeps: fetched by no one until the other takes over.
