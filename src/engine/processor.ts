@@ -53,8 +53,12 @@ export interface ProcessorOptions<D> {
   transactionTimeoutMs?: number;
   /** How long a lane whose batch wrote nothing waits before committing its offsets, ms. Default 200. */
   idleFlushMs?: number;
-  /** Header naming where a moved record was read: `topic/partition/offset`. */
-  forwardedHeader?: string;
+  /**
+   * Where a partition the group never committed starts: its beginning
+   * (default), or its end when the member is first given it — then that end
+   * is committed at once, so what arrives while no member runs is read later.
+   */
+  startAt?: 'beginning' | 'end';
 }
 
 export const forwardedFromHeader = 'mabeam-forwarded-from';
@@ -139,7 +143,7 @@ export class Processor<D> implements StopsForGood {
     consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => this.assigned(payload.memberAssignment));
     const joined = joinedAndFetched(consumer);
     await consumer.connect();
-    await consumer.subscribe({ topics: [...o.decider.inputs], fromBeginning: true });
+    await consumer.subscribe({ topics: [...o.decider.inputs], fromBeginning: (o.startAt ?? 'beginning') === 'beginning' });
     await consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
@@ -147,6 +151,8 @@ export class Processor<D> implements StopsForGood {
       eachBatch: (payload) => this.onBatch(payload),
     });
     await joined;
+    // Ready means restored: the partitions are fenced, their state read and their positions known.
+    await this.restores;
   }
 
   async stop(): Promise<void> {
@@ -263,9 +269,18 @@ export class Processor<D> implements StopsForGood {
     if (generation !== this.generation) return;
     await o.decider.restore(partitions, committed);
     if (generation !== this.generation) return;
+    const ends = o.startAt === 'end' ? await this.endOffsets(partitions, committed) : new Map<string, number>();
     for (const lane of lanes) {
-      lane.skipBelow = new Map([...(committed.get(lane.partition) ?? new Map<string, number>())].filter(([topic]) => o.decider.inputs.includes(topic)));
+      const at = committed.get(lane.partition) ?? new Map<string, number>();
+      lane.skipBelow = new Map([...at].filter(([topic]) => o.decider.inputs.includes(topic)));
+      for (const topic of o.decider.inputs) {
+        const end = ends.get(`${topic}/${lane.partition}`);
+        if (at.has(topic) || end === undefined) continue;
+        // Never committed, starting at the end: pin that end now (what kafkajs fetched from its own view of the end is still read).
+        lane.out.offsets.set(topic, end);
+      }
       lane.ready = true;
+      if (!lane.out.empty) this.scheduleFlush(lane, 0);
     }
     this.log.debug({ partitions }, 'lanes ready');
   }
@@ -274,6 +289,21 @@ export class Processor<D> implements StopsForGood {
     if (lane.ready) return;
     await lane.restoring;
     if (!lane.ready) throw new Error(`partition ${lane.partition} was not restored`);
+  }
+
+  /** Current end offsets of inputs the group never committed on these partitions. */
+  private async endOffsets(partitions: number[], committed: Map<number, Map<string, number>>): Promise<Map<string, number>> {
+    const ends = new Map<string, number>();
+    const topics = this.o.decider.inputs.filter((topic) => partitions.some((p) => !committed.get(p)?.has(topic)));
+    if (topics.length === 0) return ends;
+    const admin = this.o.kafka.admin();
+    await admin.connect();
+    try {
+      for (const topic of topics) for (const p of await admin.fetchTopicOffsets(topic)) ends.set(`${topic}/${p.partition}`, Number(p.high));
+    } finally {
+      await admin.disconnect();
+    }
+    return ends;
   }
 
   /** The group's committed offsets, per partition and topic (inputs and state topics). */

@@ -1,59 +1,66 @@
 /**
- * The adaptation loop: a consumer group on the `metrics` topic that applies
- * adaptation functions to performance samples (see adaptation.ts for which
- * samples a variable gets and when a change is planned).
+ * The adaptation loop: a decider on the engine (src/engine/) over the
+ * `metrics` topic that applies adaptation functions to performance samples
+ * (see adaptation.ts for which samples a variable gets and when a change is
+ * planned).
  *
  * Rules:
- * - A batch is what one fetch brings from one partition (samples are keyed
- *   by their source, so one source's samples stay in order). For each batch
- *   the adapter reads every variable's current record, plans the changes
- *   and applies them one by one through `VariableAccess.set` with cause
- *   `adaptation`, `expectedVersion` (the version the function saw) and the
- *   trigger — so an adaptive change goes through the owners' rules like any
- *   other. A change the owners refuse (they write VariableChangeRejected) is
- *   logged and skipped; any other failure (Kafka, a timeout) fails the
- *   batch, which Kafka delivers again. Because every change is a
- *   compare-and-set, a change that did land before the failure is not
- *   applied a second time from the same record, but a redelivered batch is
- *   shown to the functions again (at-least-once).
+ * - Samples are keyed by their source, so one source's samples stay in
+ *   order on one partition. Each partition's samples since its last commit
+ *   are planned together: every variable's current record, the functions,
+ *   and the changes they call for — each a VariableChangeRequested (cause
+ *   `adaptation`, `expectedVersion` = the version the function saw, the
+ *   trigger naming the samples) written in the same transaction as the
+ *   samples' offsets. So a sample leads to its change request exactly once,
+ *   whatever crashes; the request's event id derives from the variable and
+ *   the samples. The owners then decide it like any other change, and
+ *   `onAdaptation` listeners hear what they decided.
  * - A message that is not a MetricSample, cannot be decoded, or whose key is
  *   not its source goes to dead-letters and the adapter moves on.
  * - The group (`<prefix>.orchestrator.adaptation` by default) starts at the
- *   end of the topic the first time it runs; start() pins that end for every
- *   partition so later it always resumes from its committed positions, and
- *   resolves once the consumer has joined and fetched: samples produced
- *   after start() are seen.
+ *   end of the topic the first time it runs and commits that end at once, so
+ *   later it always resumes from its committed positions; start() resolves
+ *   once the consumer has joined and fetched: samples produced after start()
+ *   are seen.
  */
-import type { Consumer, Kafka, KafkaMessage, Producer } from 'kafkajs';
+import type { Kafka, Producer } from 'kafkajs';
 import type { EventCodec } from '../codec/codec.ts';
-import { DeadLetterWriter } from '../deadletters/deadLetterWriter.ts';
+import { Processor } from '../engine/processor.ts';
+import type { Outputs } from '../engine/outputs.ts';
+import type { Decider, InputRecord } from '../engine/types.ts';
 import { MabeamError, describeError, isMabeamError } from '../errors.ts';
-import type { MetricSample } from '../events/types.ts';
-import { joinedAndFetched } from '../kafka/client.ts';
+import { deterministicEventId, newEnvelope } from '../events/envelope.ts';
+import type { MetricSample, VariableChangeRequested } from '../events/types.ts';
 import type { Logger } from '../log/logger.ts';
 import type { Metrics } from '../metrics/metrics.ts';
+import { eventHeaders } from '../producer/eventProducer.ts';
+import type { StopsForGood } from '../runtime/stopped.ts';
 import { topicName } from '../topics/names.ts';
 import type { TopicDefinition } from '../topics/types.ts';
 import type { VariableAccess, VariableRecord } from '../variables/types.ts';
-import { StoppedLatch, type StopsForGood } from '../runtime/stopped.ts';
 import { planAdaptations, type PlannedChange } from './adaptation.ts';
 import { sharedFunctions, type FunctionRegistry } from './functions.ts';
 
 export interface SystemAdapterOptions {
   kafka: Kafka;
   codec: EventCodec;
-  /** For dead letters (the caller owns it). */
-  producer: Pick<Producer, 'send'>;
+  /** Kept for callers that pass one; the adapter writes through its own transactional producers. */
+  producer?: Pick<Producer, 'send'>;
   logger: Logger;
   prefix: string;
   definitions: TopicDefinition[];
-  variables: Pick<VariableAccess, 'all' | 'set'>;
+  /**
+   * The variables: `all` for the current records; `answerTo` (VariablesClient
+   * has it) to hear how the owners answered a request; `set` for `adapt()`.
+   */
+  variables: Pick<VariableAccess, 'all' | 'set'> & { answerTo?(requestId: string, variableId: string, timeoutMs?: number): Promise<VariableRecord> };
   /** Only these variables adapt (default: every variable with an adaptation function). */
   ids?: string[];
   functions?: FunctionRegistry;
   /** Consumer group; default `<prefix>.orchestrator.adaptation`. */
   groupId?: string;
   metrics?: Metrics;
+  sessionTimeoutMs?: number;
 }
 
 /** What happened to one planned change. */
@@ -68,38 +75,52 @@ export class SystemAdapter implements StopsForGood {
   private readonly options: SystemAdapterOptions;
   private readonly log: Logger;
   private readonly topic: string;
-  private readonly definition: TopicDefinition | undefined;
-  private readonly deadLetters: DeadLetterWriter;
-  private consumer: Consumer | undefined;
-  private crashed: Error | undefined;
-  private readonly latch = new StoppedLatch();
+  private readonly requestTopic: string;
+  private readonly processor: Processor<PlannedChange>;
   private readonly listeners = new Set<(applied: AppliedAdaptation) => void>();
+  /** Per partition: the samples read since its last commit. */
+  private readonly samples = new Map<number, MetricSample[]>();
+  private stopped: Error | undefined;
 
   constructor(options: SystemAdapterOptions) {
     this.options = options;
     this.groupId = options.groupId ?? `${options.prefix}.orchestrator.adaptation`;
     this.topic = topicName(options.prefix, 'metrics');
-    this.definition = options.definitions.find((d) => d.name === 'metrics');
+    this.requestTopic = topicName(options.prefix, 'variable-requests');
     this.log = options.logger.child({ ns: 'adaptation', group: this.groupId });
-    this.deadLetters = new DeadLetterWriter({
-      producer: options.producer,
+    const allowedTypes = options.definitions.find((d) => d.name === 'metrics')?.eventTypes ?? ['io.mabeam.events.MetricSample'];
+    const decider: Decider<PlannedChange> = {
+      inputs: [this.topic],
+      restore: async (partitions) => {
+        for (const p of partitions) this.samples.delete(p);
+      },
+      decide: (record) => this.decide(record, allowedTypes),
+      beforeCommit: (p, out) => this.plan(p, out),
+      release: (p) => this.samples.delete(p),
+    };
+    this.processor = new Processor<PlannedChange>({
+      kafka: options.kafka,
       codec: options.codec,
-      topic: topicName(options.prefix, 'dead-letters'),
-      producerId: `orchestrator:${this.groupId}`,
-      consumerGroup: this.groupId,
       logger: this.log,
+      groupId: this.groupId,
+      producerId: `orchestrator:${this.groupId}`,
+      decider,
+      deadLettersTopic: topicName(options.prefix, 'dead-letters'),
       ...(options.metrics ? { metrics: options.metrics } : {}),
+      ...(options.sessionTimeoutMs ? { sessionTimeoutMs: options.sessionTimeoutMs } : {}),
+      startAt: 'end',
     });
+    void this.processor.stoppedForGood.then((error) => (this.stopped = error));
   }
 
-  /** Set when kafkajs reported a crash it will not restart from. */
+  /** Set once the adaptation loop has stopped for good. */
   get crash(): Error | undefined {
-    return this.crashed;
+    return this.stopped;
   }
 
-  /** Resolves with the cause when the adaptation loop's consumer has stopped for good. */
+  /** Resolves with the cause when the adaptation loop has stopped for good. */
   get stoppedForGood(): Promise<Error> {
-    return this.latch.stoppedForGood;
+    return this.processor.stoppedForGood;
   }
 
   /** Calls `listener` after each planned change was applied or refused; returns a function that removes it. */
@@ -109,103 +130,92 @@ export class SystemAdapter implements StopsForGood {
   }
 
   async start(): Promise<void> {
-    const consumer = this.options.kafka.consumer({ groupId: this.groupId, maxWaitTimeInMs: 200 });
-    this.consumer = consumer;
-    consumer.on(consumer.events.CRASH, ({ payload }) => {
-      if (!payload.restart) {
-        this.crashed = payload.error;
-        this.latch.stop(payload.error);
-      }
-      this.log[payload.restart ? 'warn' : 'error']({ error: describeError(payload.error), restart: payload.restart }, 'consumer crashed');
-    });
-    const joined = joinedAndFetched(consumer);
-    await consumer.connect();
-    await consumer.subscribe({ topic: this.topic, fromBeginning: false });
-    await consumer.run({
-      eachBatch: async ({ batch, heartbeat }) => {
-        const samples: MetricSample[] = [];
-        for (const message of batch.messages) {
-          const sample = await this.decode(batch.topic, batch.partition, message);
-          if (sample) samples.push(sample);
-        }
-        if (samples.length > 0) await this.adapt(samples);
-        await heartbeat();
-      },
-    });
-    await this.pinUncommitted(await joined);
+    await this.options.codec.schemaId('VariableChangeRequested');
+    await this.processor.start();
   }
 
   async stop(): Promise<void> {
-    await this.consumer?.disconnect();
-    this.consumer = undefined;
+    await this.processor.stop();
   }
 
-  /** Plans and applies the changes one batch of samples calls for. Exposed for callers that feed samples themselves. */
+  /**
+   * Plans and applies the changes one batch of samples calls for, through
+   * `variables.set` (at least once: for callers that feed samples themselves;
+   * the loop over the topic writes its requests in its transactions).
+   */
   async adapt(samples: MetricSample[]): Promise<AppliedAdaptation[]> {
-    const ids = this.options.ids;
-    const variables = (await this.options.variables.all()).filter((v) => !ids || ids.includes(v.id));
-    const { changes, problems } = planAdaptations(variables, samples, this.options.functions ?? sharedFunctions());
-    for (const p of problems) this.log.error({ variable: p.variableId }, `adaptation skipped: ${p.reason}`);
     const results: AppliedAdaptation[] = [];
-    for (const change of changes) {
+    for (const change of await this.planned(samples)) {
       let result: AppliedAdaptation['result'];
       try {
         const applied = await this.options.variables.set(change.variableId, change.value, { cause: 'adaptation', expectedVersion: change.expectedVersion, trigger: change.trigger });
-        this.log.info({ variable: change.variableId, version: applied.version, reason: change.trigger.reason }, 'variable adapted');
         result = { applied };
       } catch (error) {
         if (!isMabeamError(error, 'VARIABLE_REJECTED')) throw error;
-        const code = typeof error.details['reasonCode'] === 'string' ? error.details['reasonCode'] : 'UNKNOWN';
-        this.log.warn({ variable: change.variableId, reasonCode: code, reason: error.message }, 'adaptation refused by the variable owners');
-        result = { rejected: code, reason: error.message };
+        result = { rejected: typeof error.details['reasonCode'] === 'string' ? error.details['reasonCode'] : 'UNKNOWN', reason: error.message };
       }
-      const applied: AppliedAdaptation = { change, result };
-      results.push(applied);
-      for (const listener of this.listeners) listener(applied);
+      results.push(this.tell(change, result));
     }
     return results;
   }
 
-  private async decode(topic: string, partition: number, message: KafkaMessage): Promise<MetricSample | undefined> {
-    const key = message.key ? message.key.toString('utf8') : null;
-    try {
-      const decoded = await this.options.codec.decode(message.value, this.definition ? { allowedTypes: this.definition.eventTypes } : {});
-      if (decoded.type !== 'MetricSample') throw new MabeamError('UNEXPECTED_EVENT_TYPE', `The metrics topic carries MetricSample events, not ${decoded.type}.`);
-      const sample = decoded.event as unknown as MetricSample;
-      if (key !== sample.source) {
-        throw new MabeamError('VALIDATION_FAILED', `Invalid MetricSample: the message key ${key === null ? 'is missing' : `is "${key}"`} but metrics is keyed by source ("${sample.source}")`, {
-          details: { schemaId: decoded.schemaId },
-        });
-      }
-      return sample;
-    } catch (error) {
-      if (isMabeamError(error) && error.retriable) throw error;
-      await this.deadLetters.write(
-        { topic, partition, offset: message.offset, timestamp: message.timestamp, key: message.key, value: message.value, ...(message.headers ? { headers: message.headers } : {}) },
-        error,
-      );
-      return undefined;
-    }
+  private async planned(samples: MetricSample[]): Promise<PlannedChange[]> {
+    const ids = this.options.ids;
+    const variables = (await this.options.variables.all()).filter((v) => !ids || ids.includes(v.id));
+    const { changes, problems } = planAdaptations(variables, samples, this.options.functions ?? sharedFunctions());
+    for (const p of problems) this.log.error({ variable: p.variableId }, `adaptation skipped: ${p.reason}`);
+    return changes;
   }
 
-  /**
-   * A partition the group never committed would be read from wherever
-   * "latest" is when it is next assigned, skipping what arrived meanwhile.
-   * So, once, each such partition gets its current end committed.
-   */
-  private async pinUncommitted(assignment: Record<string, number[]>): Promise<void> {
-    const partitions = assignment[this.topic] ?? [];
-    if (partitions.length === 0) return;
-    const admin = this.options.kafka.admin();
-    await admin.connect();
-    try {
-      const [committed] = await admin.fetchOffsets({ groupId: this.groupId, topics: [this.topic] });
-      const open = (committed?.partitions ?? []).filter((p) => Number(p.offset) < 0 && partitions.includes(p.partition)).map((p) => p.partition);
-      if (open.length === 0) return;
-      const ends = new Map((await admin.fetchTopicOffsets(this.topic)).map((e) => [e.partition, e.high]));
-      await this.consumer!.commitOffsets(open.map((partition) => ({ topic: this.topic, partition, offset: ends.get(partition) ?? '0' })));
-    } finally {
-      await admin.disconnect();
+  private tell(change: PlannedChange, result: AppliedAdaptation['result']): AppliedAdaptation {
+    if ('applied' in result) this.log.info({ variable: change.variableId, version: result.applied.version, reason: change.trigger.reason }, 'variable adapted');
+    else this.log.warn({ variable: change.variableId, reasonCode: result.rejected, reason: result.reason }, 'adaptation refused by the variable owners');
+    const applied: AppliedAdaptation = { change, result };
+    for (const listener of this.listeners) listener(applied);
+    return applied;
+  }
+
+  private async decide(record: InputRecord, allowedTypes: string[]): Promise<void> {
+    const decoded = await this.options.codec.decode(record.message.value, { allowedTypes });
+    if (decoded.type !== 'MetricSample') throw new MabeamError('UNEXPECTED_EVENT_TYPE', `The metrics topic carries MetricSample events, not ${decoded.type}.`);
+    const sample = decoded.event as unknown as MetricSample;
+    const key = record.message.key?.toString('utf8') ?? null;
+    if (key !== sample.source) {
+      throw new MabeamError('VALIDATION_FAILED', `Invalid MetricSample: the message key ${key === null ? 'is missing' : `is "${key}"`} but metrics is keyed by source ("${sample.source}")`, {
+        details: { schemaId: decoded.schemaId },
+      });
+    }
+    let list = this.samples.get(record.partition);
+    if (!list) this.samples.set(record.partition, (list = []));
+    list.push(sample);
+  }
+
+  /** The partition's samples since its last commit become change requests in its transaction. */
+  private async plan(partition: number, out: Outputs<PlannedChange>): Promise<void> {
+    const samples = this.samples.get(partition) ?? [];
+    if (samples.length === 0) return;
+    this.samples.delete(partition);
+    const producerId = `orchestrator:${this.groupId}`;
+    for (const change of await this.planned(samples)) {
+      const eventId = deterministicEventId('adaptation', change.variableId, String(change.expectedVersion), ...change.trigger.metrics.map((m) => m.eventId));
+      const request: VariableChangeRequested = {
+        envelope: newEnvelope('VariableChangeRequested', producerId, { correlationId: change.variableId, eventId }),
+        requesterId: producerId, variableId: change.variableId, value: JSON.stringify(change.value), expectedVersion: change.expectedVersion,
+        cause: 'adaptation', trigger: JSON.stringify(change.trigger), definition: null,
+      };
+      out.add(this.requestTopic, { key: change.variableId, value: await this.options.codec.encode('VariableChangeRequested', request), headers: { [eventHeaders.type]: 'VariableChangeRequested', [eventHeaders.id]: eventId } });
+      out.decisions.push(change);
+      // Listen before the request can be answered (its transaction has not committed yet).
+      this.options.variables
+        .answerTo?.(eventId, change.variableId)
+        .then(
+          (applied) => this.tell(change, { applied }),
+          (error: unknown) => {
+            if (isMabeamError(error, 'VARIABLE_REJECTED') && error.details['reasonCode'] !== 'NO_ANSWER') {
+              this.tell(change, { rejected: String(error.details['reasonCode']), reason: error.message });
+            } else this.log.warn({ variable: change.variableId, error: describeError(error) }, 'no answer heard about an adaptation');
+          },
+        );
     }
   }
 }

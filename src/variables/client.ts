@@ -149,6 +149,32 @@ export class VariablesClient implements VariableAccess {
     return { id: c.variableId, definition: latest.definition, value: JSON.parse(c.value) as Value, version: c.version, eventTime: c.envelope.eventTime, writerId: c.writerId };
   }
 
+  /**
+   * The answer to a change request someone else wrote (the adaptation loop
+   * writes its requests in its own transactions): resolves with the new
+   * record, or rejects with VARIABLE_REJECTED. Call before the request can
+   * be answered (before its transaction commits).
+   */
+  answerTo(requestId: string, variableId: string, timeoutMs = 10_000): Promise<VariableRecord> {
+    if (!this.answers) throw new MabeamError('INVALID_OPTIONS', 'Start the variables client (await client.start()) before using it.');
+    return this.awaitAnswer(requestId, variableId, timeoutMs).then((answer) => this.settle(answer));
+  }
+
+  private awaitAnswer(requestId: string, variableId: string, timeoutMs: number): Promise<Parameters<Waiter['resolve']>[0]> {
+    return new Promise((resolve, reject) => {
+      const waiter: Waiter = {
+        resolve,
+        reject,
+        timer: setTimeout(() => {
+          // The same request may be awaited again (a transaction written anew): only this wait ends.
+          if (this.waiting.get(requestId) === waiter) this.waiting.delete(requestId);
+          reject(new MabeamError('VARIABLE_REJECTED', `No answer about ${variableId} within ${timeoutMs} ms: is a variable owner running (mabeam orchestrator run)?`, { details: { reasonCode: 'NO_ANSWER' } }));
+        }, timeoutMs),
+      };
+      this.waiting.set(requestId, waiter);
+    });
+  }
+
   private request(fields: Omit<VariableChangeRequested, 'envelope' | 'requesterId'>, timeoutMs = 10_000) {
     if (!this.answers) throw new MabeamError('INVALID_OPTIONS', 'Start the variables client (await client.start()) before using it.');
     const event: VariableChangeRequested = { envelope: newEnvelope('VariableChangeRequested', this.clientId, { correlationId: fields.variableId }), requesterId: this.clientId, ...fields };
