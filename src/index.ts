@@ -88,7 +88,13 @@ export type { Protocol, ProtocolKind, RoundEvent, RoundOpen, RoundAnswer, RoundC
 export { Coordinator, type CoordinatorOptions } from './coordinator/coordinator.ts';
 export { RoundClient, type AuctionRequest, type ConsensusRequest, type RoundClientOptions } from './coordinator/roundClient.ts';
 export { coPartitionedAssigner } from './kafka/coPartitionedAssigner.ts';
-export { readLog, type LogRecord } from './replay/readLog.ts';
-export { replayRounds, type ReplayReport, type RoundReplay } from './replay/replayRounds.ts';
+export { readLog, type LogRead, type LogRecord, type UndecodableRecord } from './replay/readLog.ts';
+export { replayRounds, type OutcomeSummary, type RecordedOutcome, type RepeatedOutcome, type ReplayReport, type RoundReplay } from './replay/replayRounds.ts';
+export { readToEnd, type ReadRecord, type ReadToEndOptions } from './kafka/readToEnd.ts';
+export { Processor, forwardedFromHeader, type ProcessorOptions } from './engine/processor.ts';
+export type { Decider, InputRecord, Lane } from './engine/types.ts';
+export { Outputs } from './engine/outputs.ts';
+export { partitionOfKey } from './engine/routing.ts';
+export { StoppedLatch, type StopsForGood } from './runtime/stopped.ts';
 export * from './variables/index.ts';
 export { coordinateSystem, adaptSystem, systemStatus, agentInfos, readRecentEvents, allocateByMarket, marketItem, SystemAdapter, FunctionRegistry, registerCoordination, registerAdaptation, sharedFunctions, directiveActions, isDirectiveAction, defaultStrategy, defaultStrategies, topologyPeers, planDirectives, directiveEvent, directiveEventId, planAdaptations, relevantSamples, type DirectiveAction, type AgentInfo, type PlannedDirective, type CoordinationFunction, type AdaptationFunction, type Adaptation, type CoordinationReport, type SentDirective, type SystemStatus, type AdaptationTrigger, type AppliedAdaptation } from './orchestrator/index.ts';

@@ -1,7 +1,7 @@
 import type { IHeaders, Producer } from 'kafkajs';
 import type { EventCodec } from '../codec/codec.ts';
 import { MabeamError, describeError } from '../errors.ts';
-import { newEnvelope } from '../events/envelope.ts';
+import { deterministicEventId, newEnvelope } from '../events/envelope.ts';
 import type { DeadLetter, DeadLetterHeader } from '../events/types.ts';
 import type { Logger } from '../log/logger.ts';
 import type { Metrics } from '../metrics/metrics.ts';
@@ -61,7 +61,11 @@ export class DeadLetterWriter {
     const reasonCode = error instanceof MabeamError ? error.code : 'HANDLER_FAILED';
     const schemaId = error instanceof MabeamError && typeof error.details['schemaId'] === 'number' ? error.details['schemaId'] : null;
     const deadLetter: DeadLetter = {
-      envelope: newEnvelope('DeadLetter', this.options.producerId, { correlationId: `${message.topic}/${message.partition}/${message.offset}` }),
+      // One dead letter per source record: its id derives from where the record was read.
+      envelope: newEnvelope('DeadLetter', this.options.producerId, {
+        correlationId: `${message.topic}/${message.partition}/${message.offset}`,
+        eventId: deterministicEventId('DeadLetter', message.topic, String(message.partition), message.offset),
+      }),
       reasonCode,
       reason: describeError(error),
       sourceTopic: message.topic,
