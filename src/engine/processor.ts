@@ -115,6 +115,8 @@ export class Processor<D> implements StopsForGood {
   private partitionCounts = new Map<string, number>();
   private consumer: Consumer | undefined;
   private stopping = false;
+  /** The partitions of the current assignment. */
+  private owned = new Set<number>();
   /** Rebalances seen: a restore of an older generation marks nothing ready. */
   private generation = 0;
   /** Restores run one after another. */
@@ -210,6 +212,7 @@ export class Processor<D> implements StopsForGood {
    */
   private assigned(assignment: Record<string, number[]>): void {
     const owned = [...new Set(Object.values(assignment).flat())].sort((a, b) => a - b);
+    this.owned = new Set(owned);
     this.log.info({ partitions: owned }, 'partitions assigned');
     const generation = ++this.generation;
     const resets = [...this.lanes.values()].map((lane) =>
@@ -431,6 +434,11 @@ export class Processor<D> implements StopsForGood {
       await opened.commit();
     } catch (error) {
       await txn?.abort().catch(() => undefined);
+      if (isFenced(error) && !this.owned.has(p)) {
+        // The partition moved in a rebalance and its new owner fenced this transaction: nothing of it happened, and it is no longer ours to decide.
+        this.log.info({ partition: p }, 'a transaction of a partition that moved was fenced by its new owner');
+        return;
+      }
       this.log[isFenced(error) ? 'warn' : 'error']({ partition: p, fenced: isFenced(error), error: describeError(error) }, 'transaction failed; starting over from what was committed');
       void this.fail(error);
       return;

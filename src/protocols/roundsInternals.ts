@@ -7,7 +7,7 @@ export const defaultMaxAmount = 1e12;
 /** How long (in log time) an answer may wait for its round's request. */
 export const pendingGraceMs = 10_000;
 
-interface RoundState {
+export interface RoundState {
   open: RoundOpen;
   protocol: Protocol;
   counted: RoundAnswer[];
@@ -218,87 +218,6 @@ export function applyRoundEvent(rounds: Rounds, event: RoundEvent, lookup: (name
     case 'tick':
       return tick(rounds, event);
   }
-}
-
-/** What a coordinator needs to go on with a round elsewhere (see the round-state changelog). */
-export interface RoundSnapshot {
-  roundId: string;
-  open: RoundOpen | null;
-  protocol: string | null;
-  counted: RoundAnswer[];
-  pending: RoundAnswer[];
-  closed: boolean;
-}
-
-export function snapshotRound(rounds: Rounds, roundId: string): RoundSnapshot {
-  const round = rounds.byId.get(roundId);
-  return {
-    roundId,
-    open: round?.open ?? null,
-    protocol: round?.protocol.name ?? null,
-    counted: round ? [...round.counted] : [],
-    pending: [...(rounds.pending.get(roundId) ?? [])],
-    closed: round?.closed ?? false,
-  };
-}
-
-/**
- * Takes a round over from a snapshot (the round-state changelog). Snapshots
- * merge, in any order and with answers read live: the answers counted are a
- * set (by event id, one per agent — the one counted first stays), and a
- * round closed anywhere stays closed. A merge that makes a round complete
- * decides it; those decisions are returned.
- */
-export function restoreRound(rounds: Rounds, snapshot: RoundSnapshot, lookup: (name: string) => Protocol | undefined): RoundDecision[] {
-  const existing = rounds.byId.get(snapshot.roundId);
-  if (existing) {
-    if (existing.closed) return [];
-    if (snapshot.closed) {
-      // Another coordinator decided this round; its outcome is in the log.
-      existing.closed = true;
-      existing.counted = [...snapshot.counted];
-      return [];
-    }
-    const stage = snapshot.open?.stage ?? 0;
-    // An earlier stage's state is over; a later one (another coordinator went on) replaces this one.
-    if (stage < existing.open.stage) return [];
-    if (stage > existing.open.stage && snapshot.open) {
-      existing.open = snapshot.open;
-      existing.counted = [];
-    }
-    const known = new Set(existing.counted.map((a) => a.eventId));
-    const agents = new Set(existing.counted.map((a) => a.agentId));
-    const added = snapshot.counted.filter((a) => !known.has(a.eventId) && !agents.has(a.agentId));
-    existing.counted.push(...added);
-    for (const a of added) existing.handled.add(a.eventId);
-    const out = added.length > 0 && safeComplete(existing.protocol, existing.open, existing.counted) ? finish(existing, 'complete') : [];
-    // Answers the snapshot held waiting for the request (which this coordinator has) and that
-    // this coordinator has not taken or refused itself: apply them now.
-    const waiting = snapshot.pending.filter((a) => !existing.handled.has(a.eventId));
-    return [...out, ...waiting.flatMap((a) => answerRound(rounds, a))];
-  }
-  const waiting = rounds.pending.get(snapshot.roundId) ?? [];
-  rounds.pending.delete(snapshot.roundId);
-  const protocol = snapshot.protocol ? lookup(snapshot.protocol) : undefined;
-  if (!snapshot.open || !protocol) {
-    const known = new Set(waiting.map((a) => a.eventId));
-    const merged = [...snapshot.pending.filter((a) => !known.has(a.eventId)), ...waiting];
-    if (merged.length > 0) rounds.pending.set(snapshot.roundId, merged);
-    return [];
-  }
-  rounds.byId.set(snapshot.roundId, { open: snapshot.open, protocol, counted: [...snapshot.counted], closed: snapshot.closed, handled: new Set(snapshot.counted.map((a) => a.eventId)) });
-  if (snapshot.closed) return [];
-  const counted = new Set(snapshot.counted.map((a) => a.eventId));
-  return [...snapshot.pending, ...waiting].filter((a) => !counted.has(a.eventId)).flatMap((a) => answerRound(rounds, a));
-}
-
-/**
- * A RoundClosed read from the log: that round was decided (its outcome is
- * in the log too), so it only stops taking answers; nothing is decided again.
- */
-export function markClosed(rounds: Rounds, roundId: string): void {
-  const round = rounds.byId.get(roundId);
-  if (round) round.closed = true;
 }
 
 /** Forgets a round (its partition went to another coordinator). */

@@ -1,0 +1,99 @@
+import { describe, expect, it } from 'vitest';
+import { fromRoundState, install, snapshotOf, toRoundState } from '../../src/coordinator/changelog.ts';
+import { RoundLane } from '../../src/coordinator/roundLane.ts';
+import { Outputs } from '../../src/engine/outputs.ts';
+import { defaultProtocols } from '../../src/protocols/builtins.ts';
+import { emptyRounds } from '../../src/protocols/roundsInternals.ts';
+import { bid, open } from '../protocols/builders.ts';
+
+const protocols = defaultProtocols();
+const lookup = (name: string) => protocols.get(name);
+
+describe('a partition\'s rounds (RoundLane)', () => {
+  it('decides through the coordinate() operator and marks what changed for the changelog', () => {
+    const lane = new RoundLane(lookup);
+    expect(lane.apply(open({ eligible: ['a', 'b'] }))).toEqual([]);
+    expect(lane.apply(bid('a', 3))).toEqual([]);
+    lane.logTime = 5_000;
+    const decided = lane.apply(bid('b', 7));
+    expect(decided.map((d) => d.type)).toEqual(['closed', 'outcome']);
+    expect(decided[1]).toMatchObject({ winners: ['b'], price: 7 });
+    expect([...lane.dirty]).toEqual(['r1']);
+    expect(lane.closedAt.get('r1')).toBe(5_000);
+  });
+
+  it('a closed round leaves after the grace period of log time, with a tombstone, and no longer holds the changelog start back', () => {
+    const lane = new RoundLane(lookup);
+    lane.apply(open({ eligible: ['a'] }));
+    lane.logTime = 1_000;
+    lane.apply(bid('a', 1));
+    lane.apply(open({ roundId: 'r2', eventId: 'req-r2', eligible: ['a'] }));
+    lane.stateOffsets.set('r1', 4);
+    lane.stateOffsets.set('r2', 9);
+    lane.changelogEnd = 10;
+    expect(lane.liveStart()).toBe(4);
+    lane.logTime = 1_000 + 60_000;
+    lane.expire(60_000);
+    expect(lane.rounds.byId.has('r1')).toBe(true); // exactly at the end of the grace period it still stays
+    lane.logTime += 1;
+    lane.expire(60_000);
+    expect(lane.rounds.byId.has('r1')).toBe(false);
+    expect([...lane.gone]).toEqual(['r1']);
+    expect(lane.liveStart()).toBe(9);
+    lane.stateOffsets.delete('r2');
+    expect(lane.liveStart()).toBe(10);
+  });
+
+  it('a late answer within the grace period is refused as ROUND_CLOSED, an answer seen again is not answered twice', () => {
+    const lane = new RoundLane(lookup);
+    lane.apply(open({ eligible: ['a', 'b'] }));
+    lane.apply(bid('a', 1));
+    lane.apply(bid('b', 2));
+    const late = bid('c', 3, { eventId: 'late' });
+    expect(lane.apply(late)).toEqual([expect.objectContaining({ type: 'rejected', reasonCode: 'ROUND_CLOSED', eventId: 'late' })]);
+    expect(lane.apply(late)).toEqual([]);
+  });
+});
+
+describe('the round-state changelog', () => {
+  it('restores a round exactly as it was written: counted, handled and closed; nothing is decided on restore', () => {
+    const lane = new RoundLane(lookup);
+    lane.apply(open({ eligible: ['a', 'b', 'c'] }));
+    lane.apply(bid('a', 3));
+    lane.apply(bid('z', 9)); // not eligible: refused, and remembered as handled
+    const state = toRoundState(snapshotOf(lane.rounds, 'r1', undefined), 'coordinator-1');
+    const restored = emptyRounds();
+    expect(install(restored, fromRoundState(state), lookup)).toBe('open');
+    const round = restored.byId.get('r1')!;
+    expect(round.counted.map((a) => a.agentId)).toEqual(['a']);
+    expect([...round.handled].sort()).toEqual(['bid-a', 'bid-z']);
+    expect(round.closed).toBe(false);
+  });
+
+  it('keeps answers waiting for their request, and says when a round names a protocol that is not registered', () => {
+    const rounds = emptyRounds();
+    const lane = new RoundLane(lookup);
+    lane.apply(bid('a', 3));
+    const waiting = fromRoundState(toRoundState(snapshotOf(lane.rounds, 'r1', undefined), 'c'));
+    expect(install(rounds, waiting, lookup)).toBe('pending');
+    expect(rounds.pending.get('r1')!.map((a) => a.eventId)).toEqual(['bid-a']);
+    expect(install(emptyRounds(), { ...waiting, open: open(), protocol: 'lottery' }, lookup)).toBe('unknown-protocol');
+  });
+});
+
+describe('a transaction\'s outputs', () => {
+  it('tells each changelog record the offset it was written at (base offset + its place on the partition)', () => {
+    const out = new Outputs();
+    const seen: Array<[string, number]> = [];
+    out.add('state', { key: 'a', value: null, partition: 3 }, (o) => seen.push(['a', o]));
+    out.add('outcomes', { key: 'x', value: null });
+    out.add('state', { key: 'b', value: null, partition: 3 }, (o) => seen.push(['b', o]));
+    out.add('state', { key: 'c', value: null, partition: 5 }, (o) => seen.push(['c', o]));
+    out.written([
+      { topicName: 'state', partition: 3, errorCode: 0, baseOffset: '40' },
+      { topicName: 'state', partition: 5, errorCode: 0, baseOffset: '7' },
+      { topicName: 'outcomes', partition: 1, errorCode: 0, baseOffset: '100' },
+    ]);
+    expect(seen).toEqual([['a', 40], ['b', 41], ['c', 7]]);
+  });
+});
