@@ -21,6 +21,8 @@ export interface LoggedApproval {
   value: string | null;
   /** What the voters were asked: `{ variableId, value, version }`. */
   subject: { variableId: string; value: unknown; version: unknown };
+  /** True when the log holds another, different outcome of the same round: such a round approves nothing. */
+  contradicted?: boolean;
 }
 
 export interface ApprovalsOptions {
@@ -53,7 +55,11 @@ export class Approvals {
           const decoded = await options.codec.decode<RoundOutcome>(message.value);
           if (decoded.type !== 'RoundOutcome') return;
           const approval = toApproval(decoded.event);
-          if (approval) this.byRound.set(approval.roundId, approval);
+          if (!approval) return;
+          // The first outcome of a round counts; a different later one makes the round contradicted.
+          const first = this.byRound.get(approval.roundId);
+          if (!first) this.byRound.set(approval.roundId, approval);
+          else if (JSON.stringify({ ...first, contradicted: undefined }) !== JSON.stringify({ ...approval, contradicted: undefined })) first.contradicted = true;
         } catch (error) {
           // The registry unreachable: the follower reads the same record again, never past it.
           if (isRetriable(error)) throw error;

@@ -120,6 +120,7 @@ export function decideChange(request: VariableChangeRequested, current: Variable
     const roundId = roundIdOf(request.trigger);
     if (!roundId) return refuse(id, 'CONSENSUS_REFUSED', `A change of ${id} by consensus must name its round (trigger.roundId).`);
     if (!approval || approval.roundId !== roundId) return refuse(id, 'CONSENSUS_REFUSED', `The log holds no outcome of consensus round ${roundId}.`);
+    if (approval.contradicted) return refuse(id, 'CONSENSUS_REFUSED', `The log holds contradictory outcomes of round ${roundId}; it approves nothing.`);
     const electorate = electorateProblem(id, current.definition.affectedAgents, approval);
     if (electorate) return refuse(id, 'CONSENSUS_REFUSED', electorate);
     if (approval.status !== 'decided' || approval.value !== JSON.stringify('yes')) {

@@ -88,6 +88,10 @@ describe('the consensus gate', () => {
     expect(decideChange(request(), current, undefined)).toMatchObject({ type: 'rejected', reasonCode: 'CONSENSUS_REFUSED' });
   });
 
+  it('a round whose log holds contradictory outcomes approves nothing', () => {
+    expect(refusal(approval({ contradicted: true }))).toEqual(['CONSENSUS_REFUSED', expect.stringMatching(/contradictory outcomes of round r1/)]);
+  });
+
   it('a change that does not claim consensus is not gated', () => {
     expect(decideChange(request({ cause: 'set', trigger: null }), current, undefined)).toMatchObject({ type: 'changed', record: { version: 4 } });
   });
