@@ -6,7 +6,12 @@ import type { VariableAccess, VariableRecord } from './types.ts';
 export interface ProposeOptions {
   /** A consensus protocol (default majority); the change needs its decision to be "yes". */
   protocol?: string;
-  /** Who votes; default the variable's affected agents. */
+  /**
+   * Who votes; default the variable's affected agents. The owners apply only
+   * a consensus whose electorate was exactly those agents: any other set
+   * runs its round and is then refused (CONSENSUS_REFUSED, saying who was
+   * missing or not affected).
+   */
   voters?: string[];
   weights?: Record<string, number>;
   quorum?: number;
