@@ -2,7 +2,8 @@ import type { StopsForGood } from '../runtime/stopped.ts';
 import { progress } from './output.ts';
 
 /**
- * Waits for SIGTERM / SIGINT, or for any of `parts` to stop for good.
+ * Waits for SIGTERM / SIGINT (or, started over IPC, the parent going away), or
+ * for any of `parts` to stop for good.
  * A signal resolves with its name (the command then shuts down and exits 0); a part that
  * stopped for good is said on stderr and the process exits with code 1, so
  * whatever runs it (systemd, Kubernetes, `mabeam supervise`) restarts it.
@@ -11,6 +12,8 @@ import { progress } from './output.ts';
 export async function untilSignalOrStopped(parts: StopsForGood[], cleanup: () => Promise<unknown>): Promise<string> {
   const signal = new Promise<{ signal: string }>((resolve) => {
     for (const s of ['SIGTERM', 'SIGINT'] as const) process.once(s, () => resolve({ signal: s }));
+    // Started by a parent over IPC (a supervisor, a test, a benchmark): when the parent is gone, stop too.
+    if (process.send) process.once('disconnect', () => resolve({ signal: 'parent gone' }));
   });
   const stopped = parts.map((p) => p.stoppedForGood.then((error) => ({ error })));
   const first = await Promise.race([signal, ...stopped]);

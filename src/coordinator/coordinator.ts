@@ -69,6 +69,9 @@ export interface CoordinatorOptions {
   closedRoundGraceMs?: number;
 }
 
+/** How long a partition must have had no records before the clock moves it on. */
+const quietLaneMs = 5_000;
+
 /** The topics a coordinator decides from, all keyed by round id and co-partitioned. */
 const inputNames = ['bid-requests', 'bids', 'proposals', 'votes', 'outcomes'] as const;
 
@@ -183,6 +186,8 @@ export class Coordinator implements StopsForGood {
   private sweep(): void {
     const now = Date.now();
     for (const [partition, rounds] of this.lanes) {
+      // Only a lane that has read what there is: one still behind (a request not yet read) moves on by its own records.
+      if ((this.processor.idleFor(partition) ?? 0) < quietLaneMs) continue;
       const expiredAnswer = [...rounds.rounds.pending.values()].some((answers) => answers.some((a) => a.eventTime + pendingGraceMs < now));
       const expiredRound = [...rounds.closedAt.values()].some((at) => at + this.graceMs < now);
       if (!expiredAnswer && !expiredRound) continue;

@@ -68,6 +68,8 @@ class LaneState<D> implements Lane<D> {
   out = new Outputs<D>();
   producer: Producer | undefined;
   ready = false;
+  /** When this lane last had a batch (or became ready), wall clock ms. */
+  lastBatchAt = Date.now();
   /** The restore of the generation that gave this member the partition. */
   restoring: Promise<void> = Promise.resolve();
   skipBelow = new Map<string, number>();
@@ -180,6 +182,17 @@ export class Processor<D> implements StopsForGood {
     });
   }
 
+  /**
+   * How long a ready lane has had no batch, in ms (undefined for a lane this
+   * member does not hold ready). kafkajs fetches every assigned partition in
+   * each fetch, so a lane with records still to read keeps getting batches:
+   * a lane idle for a while has read what there is.
+   */
+  idleFor(partition: number): number | undefined {
+    const lane = this.lanes.get(partition);
+    return lane?.ready ? Date.now() - lane.lastBatchAt : undefined;
+  }
+
   private async readPartitionCounts(): Promise<void> {
     const admin = this.o.kafka.admin();
     await admin.connect();
@@ -283,6 +296,7 @@ export class Processor<D> implements StopsForGood {
         lane.out.offsets.set(topic, end);
       }
       lane.ready = true;
+      lane.lastBatchAt = Date.now();
       if (!lane.out.empty) this.scheduleFlush(lane, 0);
     }
     this.log.debug({ partitions }, 'lanes ready');
@@ -329,6 +343,7 @@ export class Processor<D> implements StopsForGood {
   private async onBatch({ batch, resolveOffset, heartbeat }: EachBatchPayload): Promise<void> {
     if (batch.messages.length === 0) return;
     const lane = this.lane(batch.partition);
+    lane.lastBatchAt = Date.now();
     const last = batch.messages[batch.messages.length - 1]!.offset;
     await lane.run(async () => {
       // A member starting over reads this again from what was committed.

@@ -30,7 +30,9 @@ const levels: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
 export function createKafka(options: KafkaClientOptions): Kafka {
   const log = options.logger.child({ ns: 'kafkajs' });
   return new Kafka({
-    retry: { initialRetryTime: 100, retries: 8 },
+    // A broker that comes back is used again within 2 s (kafkajs's own cap is 30 s, and a consumer that
+    // exhausted its retries restarts after its last backoff).
+    retry: { initialRetryTime: 100, maxRetryTime: 2_000, retries: 8 },
     connectionTimeout: 3_000,
     ...options.config,
     brokers: options.brokers,
