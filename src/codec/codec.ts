@@ -2,6 +2,7 @@ import type avro from 'avsc';
 import { MabeamError, describeError } from '../errors.ts';
 import type { SchemaCatalog, EventSchema } from '../schemas/catalog.ts';
 import { registerSchema, type RegistryClient } from '../schemas/registry.ts';
+import { installAvroGuard } from './avroGuard.ts';
 import { avroProblems, validateEvent } from './validation.ts';
 import { frame, unframe } from './wireFormat.ts';
 
@@ -38,6 +39,8 @@ interface ReaderPlan {
  * compatible schema still decode. Every failure is a MabeamError whose code
  * says what was wrong; only REGISTRY_UNAVAILABLE is retriable.
  */
+installAvroGuard();
+
 export class EventCodec {
   readonly catalog: SchemaCatalog;
   private readonly registry: RegistryClient;

@@ -69,6 +69,9 @@ export interface CoordinatorOptions {
   closedRoundGraceMs?: number;
 }
 
+/** How far ahead of this machine's clock a partition's log time may run (producers' clocks are not trusted further). */
+const maxClockAheadMs = 60_000;
+
 /** How long a partition must have had no records before the clock moves it on. */
 const quietLaneMs = 5_000;
 
@@ -189,7 +192,8 @@ export class Coordinator implements StopsForGood {
       // Only a lane that has read what there is: one still behind (a request not yet read) moves on by its own records.
       if ((this.processor.idleFor(partition) ?? 0) < quietLaneMs) continue;
       const expiredAnswer = [...rounds.rounds.pending.values()].some((answers) => answers.some((a) => a.eventTime + pendingGraceMs < now));
-      const expiredRound = [...rounds.closedAt.values()].some((at) => at + this.graceMs < now);
+      const oldest = rounds.closedAt.values().next();
+      const expiredRound = !oldest.done && oldest.value + this.graceMs < now;
       if (!expiredAnswer && !expiredRound) continue;
       this.processor
         .inject(partition, async (lane) => {
@@ -246,14 +250,19 @@ export class Coordinator implements StopsForGood {
     for (const partition of partitions) {
       const lane = new RoundLane(this.lookup);
       lane.changelogEnd = ends.get(`${this.stateTopic}/${partition}`);
-      for (const [roundId, { snapshot, offset }] of latest.get(partition) ?? []) {
+      // Closed rounds in the order they closed, so the oldest leaves first.
+      const restored = [...(latest.get(partition) ?? [])].sort(([, a], [, b]) => (a.snapshot.closedAt ?? 0) - (b.snapshot.closedAt ?? 0));
+      for (const [roundId, { snapshot, offset }] of restored) {
         const how = install(lane.rounds, snapshot, this.lookup);
         if (how === 'unknown-protocol') {
           this.log.error({ roundId, protocol: snapshot.protocol }, 'a restored round names a protocol this coordinator does not have; it is not restored');
           continue;
         }
         lane.stateOffsets.set(roundId, offset);
-        if (snapshot.closed) lane.closedAt.set(roundId, snapshot.closedAt ?? 0);
+        if (snapshot.closed) {
+          lane.closedAt.set(roundId, snapshot.closedAt ?? 0);
+          lane.logTime = Math.max(lane.logTime, Math.min(snapshot.closedAt ?? 0, Date.now() + maxClockAheadMs));
+        }
       }
       this.lanes.set(partition, lane);
       for (const [roundId, round] of lane.rounds.byId) if (!round.closed) this.scheduleDeadline(partition, roundId);
@@ -275,7 +284,7 @@ export class Coordinator implements StopsForGood {
     }
     const event = toRoundEvent(decoded);
     const eventTime = (decoded.event as { envelope?: { eventTime?: unknown } }).envelope?.eventTime;
-    if (typeof eventTime === 'number' && Number.isFinite(eventTime)) rounds.logTime = Math.max(rounds.logTime, eventTime);
+    if (typeof eventTime === 'number') rounds.advance(eventTime, maxClockAheadMs);
     const decisions: RoundDecision[] = [];
     let causation = '';
     if (event && event.type !== 'tick') {
@@ -284,7 +293,7 @@ export class Coordinator implements StopsForGood {
       if (event.type === 'open') this.scheduleDeadline(record.partition, event.roundId);
     }
     // Log time moves on: answers that waited too long for their round are refused, closed rounds leave.
-    if (rounds.rounds.pending.size > 0) decisions.push(...rounds.apply({ type: 'tick', now: rounds.logTime }));
+    if (rounds.tickDue()) decisions.push(...rounds.apply({ type: 'tick', now: rounds.logTime }));
     rounds.expire(this.graceMs);
     await this.stage(record.partition, rounds, decisions, causation, lane, record);
   }

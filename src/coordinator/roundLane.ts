@@ -19,12 +19,17 @@ export class RoundLane {
   readonly gone = new Set<string>();
   /** Offset of each live round's latest changelog record. */
   readonly stateOffsets = new Map<string, number>();
-  /** Log time at which each closed round closed. */
+  /**
+   * Log time at which each closed round closed, in that order (log time
+   * never goes back on a lane, so the first entry is the oldest).
+   */
   readonly closedAt = new Map<string, number>();
   /** The next offset of the changelog partition after what this lane wrote or read. */
   changelogEnd: number | undefined;
   /** The latest event time read on this partition: the lane's clock, from the log. */
   logTime = 0;
+  /** Log time of the last tick (answers waiting too long are refused once per second of log time). */
+  lastTick = 0;
   private readonly input = new Subject<RoundEvent>();
   private readonly decided: RoundDecision[] = [];
 
@@ -45,10 +50,27 @@ export class RoundLane {
     return out;
   }
 
+  /**
+   * Moves the lane's clock to an event's time. A producer's clock may be
+   * wrong or forged: the lane never runs more than `maxAheadMs` ahead of
+   * this machine's clock, so a record dated a year ahead cannot make every
+   * later round look closed for a year (and never leave).
+   */
+  advance(eventTime: number, maxAheadMs: number): void {
+    if (Number.isFinite(eventTime)) this.logTime = Math.max(this.logTime, Math.min(eventTime, Date.now() + maxAheadMs));
+  }
+
+  /** A tick is due once per second of log time while answers wait for their round. */
+  tickDue(): boolean {
+    if (this.rounds.pending.size === 0 || this.logTime - this.lastTick < 1_000) return false;
+    this.lastTick = this.logTime;
+    return true;
+  }
+
   /** Log time moved on: rounds closed more than `graceMs` ago leave. */
   expire(graceMs: number): void {
     for (const [roundId, at] of this.closedAt) {
-      if (at + graceMs >= this.logTime) continue;
+      if (at + graceMs >= this.logTime) break;
       this.closedAt.delete(roundId);
       dropRound(this.rounds, roundId);
       this.dirty.delete(roundId);
