@@ -31,7 +31,7 @@ import type { Logger } from '../log/logger.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { eventHeaders } from '../producer/eventProducer.ts';
 import { sharedProtocols } from '../protocols/builtins.ts';
-import { pendingGraceMs } from '../protocols/roundsInternals.ts';
+import { waitedTooLong } from '../protocols/roundsInternals.ts';
 import type { ProtocolRegistry } from '../protocols/registry.ts';
 import type { ProtocolKind, RoundDecision, RoundEvent } from '../protocols/types.ts';
 import type { StopsForGood } from '../runtime/stopped.ts';
@@ -191,7 +191,8 @@ export class Coordinator implements StopsForGood {
     for (const [partition, rounds] of this.lanes) {
       // Only a lane that has read what there is: one still behind (a request not yet read) moves on by its own records.
       if ((this.processor.idleFor(partition) ?? 0) < quietLaneMs) continue;
-      const expiredAnswer = [...rounds.rounds.pending.values()].some((answers) => answers.some((a) => a.eventTime + pendingGraceMs < now));
+      const clock = { now: Math.max(rounds.logTime, now) };
+      const expiredAnswer = [...rounds.rounds.pending.values()].some((answers) => answers.some((a) => waitedTooLong(a, clock)));
       const oldest = rounds.closedAt.values().next();
       const expiredRound = !oldest.done && oldest.value + this.graceMs < now;
       if (!expiredAnswer && !expiredRound) continue;
@@ -284,7 +285,8 @@ export class Coordinator implements StopsForGood {
     }
     const event = toRoundEvent(decoded);
     const eventTime = (decoded.event as { envelope?: { eventTime?: unknown } }).envelope?.eventTime;
-    if (typeof eventTime === 'number') rounds.advance(eventTime, maxClockAheadMs);
+    const request = decoded.type === 'BidRequest' ? 'auction' : decoded.type === 'Proposal' ? 'consensus' : undefined;
+    if (typeof eventTime === 'number') rounds.advance(eventTime, maxClockAheadMs, request);
     const decisions: RoundDecision[] = [];
     let causation = '';
     if (event && event.type !== 'tick') {
@@ -293,7 +295,7 @@ export class Coordinator implements StopsForGood {
       if (event.type === 'open') this.scheduleDeadline(record.partition, event.roundId);
     }
     // Log time moves on: answers that waited too long for their round are refused, closed rounds leave.
-    if (rounds.tickDue()) decisions.push(...rounds.apply({ type: 'tick', now: rounds.logTime }));
+    if (rounds.tickDue()) decisions.push(...rounds.apply({ type: 'tick', now: rounds.logTime, requestsAt: { ...rounds.requestsAt } }));
     rounds.expire(this.graceMs);
     await this.stage(record.partition, rounds, decisions, causation, lane, record);
   }

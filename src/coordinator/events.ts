@@ -69,7 +69,9 @@ export function toOutputs(decision: RoundDecision, producerId: string, causation
   switch (decision.type) {
     case 'rejected':
       return [{ topic: 'outcomes', key: decision.roundId, type: 'Rejection', event: {
-        envelope: envelope('Rejection', decision.eventId), subjectId: decision.roundId, rejectedEventId: decision.eventId, rejectedEventType: null,
+        // A refusal of a second record with an event id already handled has an id of its own.
+        envelope: decision.reasonCode === 'DUPLICATE_EVENT' ? envelope('Rejection', decision.eventId, 'DUPLICATE_EVENT') : envelope('Rejection', decision.eventId),
+        subjectId: decision.roundId, rejectedEventId: decision.eventId, rejectedEventType: null,
         agentId: decision.agentId, reasonCode: decision.reasonCode, reason: decision.reason,
       } }];
     case 'closed':

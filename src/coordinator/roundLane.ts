@@ -1,7 +1,7 @@
 import { Subject } from 'rxjs';
 import { coordinate } from '../protocols/coordinate.ts';
 import { dropRound, emptyRounds, type Rounds } from '../protocols/roundsInternals.ts';
-import type { Protocol, RoundDecision, RoundEvent } from '../protocols/types.ts';
+import type { Protocol, ProtocolKind, RoundDecision, RoundEvent } from '../protocols/types.ts';
 
 /**
  * The rounds of one partition and the join that decides them: events go
@@ -30,6 +30,8 @@ export class RoundLane {
   logTime = 0;
   /** Log time of the last tick (answers waiting too long are refused once per second of log time). */
   lastTick = 0;
+  /** The latest event time read on each request topic (bid-requests, proposals), by protocol kind. */
+  readonly requestsAt: Record<ProtocolKind, number> = { auction: 0, consensus: 0 };
   private readonly input = new Subject<RoundEvent>();
   private readonly decided: RoundDecision[] = [];
 
@@ -56,8 +58,11 @@ export class RoundLane {
    * this machine's clock, so a record dated a year ahead cannot make every
    * later round look closed for a year (and never leave).
    */
-  advance(eventTime: number, maxAheadMs: number): void {
-    if (Number.isFinite(eventTime)) this.logTime = Math.max(this.logTime, Math.min(eventTime, Date.now() + maxAheadMs));
+  advance(eventTime: number, maxAheadMs: number, request?: ProtocolKind): void {
+    if (!Number.isFinite(eventTime)) return;
+    const t = Math.min(eventTime, Date.now() + maxAheadMs);
+    this.logTime = Math.max(this.logTime, t);
+    if (request) this.requestsAt[request] = Math.max(this.requestsAt[request], t);
   }
 
   /** A tick is due once per second of log time while answers wait for their round. */

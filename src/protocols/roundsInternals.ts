@@ -141,13 +141,15 @@ function openRound(rounds: Rounds, open: RoundOpen, lookup: (name: string) => Pr
 function answerRound(rounds: Rounds, answer: RoundAnswer): RoundDecision[] {
   const round = rounds.byId.get(answer.roundId);
   const no = (code: Rejected['reasonCode'], reason: string) => [rejected(answer.roundId, answer.eventId, answer.agentId, code, reason)];
+  const again = () => no('DUPLICATE_EVENT', `An answer with event id ${answer.eventId} was already taken or refused in round ${answer.roundId}; event ids are used once.`);
   if (!round) {
     const waiting = rounds.pending.get(answer.roundId) ?? [];
-    if (!waiting.some((a) => a.eventId === answer.eventId)) rounds.pending.set(answer.roundId, [...waiting, answer]);
+    if (waiting.some((a) => a.eventId === answer.eventId)) return again();
+    rounds.pending.set(answer.roundId, [...waiting, answer]);
     return [];
   }
-  // The same answer read again (a coordinator re-reads what it had not committed yet) changes nothing.
-  if (round.handled.has(answer.eventId)) return [];
+  // A second record with an event id already handled (a copy, or a forgery) is refused, never silently dropped.
+  if (round.handled.has(answer.eventId)) return again();
   round.handled.add(answer.eventId);
   if (round.closed) return no('ROUND_CLOSED', `Round ${answer.roundId} is closed.`);
   const { open, protocol } = round;
@@ -181,15 +183,31 @@ function answerRound(rounds: Rounds, answer: RoundAnswer): RoundDecision[] {
   return safeComplete(protocol, open, round.counted) ? finish(round, 'complete') : [];
 }
 
+/**
+ * Whether an answer has waited too long for its round: the topic its request
+ * would come on has moved `pendingGraceMs` past it — or it is dated ahead of
+ * everything read (a forged or broken clock), so no request could ever
+ * catch up with it.
+ */
+export function waitedTooLong(answer: RoundAnswer, t: Pick<RoundTick, 'now' | 'requestsAt'>): boolean {
+  const requests = t.requestsAt?.[answer.kind === 'bid' ? 'auction' : 'consensus'] ?? t.now;
+  return answer.eventTime + pendingGraceMs < requests || answer.eventTime > t.now + pendingGraceMs;
+}
+
 function tick(rounds: Rounds, t: RoundTick): RoundDecision[] {
   const out: RoundDecision[] = [];
   for (const [roundId, answers] of rounds.pending) {
-    const expired = answers.filter((a) => a.eventTime + pendingGraceMs < t.now);
+    const expired = answers.filter((a) => waitedTooLong(a, t));
     if (expired.length === 0) continue;
     const left = answers.filter((a) => !expired.includes(a));
     if (left.length > 0) rounds.pending.set(roundId, left);
     else rounds.pending.delete(roundId);
-    for (const a of expired) out.push(rejected(roundId, a.eventId, a.agentId, 'UNKNOWN_ROUND', `No round ${roundId} was opened within ${pendingGraceMs} ms of this answer.`));
+    for (const a of expired) {
+      const reason = a.eventTime > t.now + pendingGraceMs
+        ? `The answer is dated ${a.eventTime - t.now} ms ahead of the log; no round ${roundId} can be matched to it.`
+        : `No round ${roundId} was opened within ${pendingGraceMs} ms of this answer.`;
+      out.push(rejected(roundId, a.eventId, a.agentId, 'UNKNOWN_ROUND', reason));
+    }
   }
   return out;
 }

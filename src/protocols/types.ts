@@ -79,6 +79,13 @@ export interface RoundClose {
 export interface RoundTick {
   type: 'tick';
   now: number;
+  /**
+   * How far the request topics have been read (their latest event time), by
+   * protocol kind: an answer waiting for its round is refused only once the
+   * topic its request would come on has moved past it, not because answers
+   * were read ahead of requests. Default `now`.
+   */
+  requestsAt?: Partial<Record<ProtocolKind, number>>;
 }
 
 export type RoundEvent = RoundOpen | RoundAnswer | RoundClose | RoundTick;
@@ -103,6 +110,8 @@ export const rejectionCodes = [
   'INVALID_ANSWER',
   /** Taking the answer would pass a stated size limit (e.g. bundles in a combinatorial auction). */
   'LIMIT_EXCEEDED',
+  /** Another answer with the same event id was already taken or refused: event ids are used once. */
+  'DUPLICATE_EVENT',
 ] as const;
 
 export type RejectionCode = (typeof rejectionCodes)[number];

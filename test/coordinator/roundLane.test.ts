@@ -44,14 +44,37 @@ describe('a partition\'s rounds (RoundLane)', () => {
     expect(lane.liveStart()).toBe(10);
   });
 
-  it('a late answer within the grace period is refused as ROUND_CLOSED, an answer seen again is not answered twice', () => {
+  it('a late answer within the grace period is refused as ROUND_CLOSED; a second record with its event id as DUPLICATE_EVENT', () => {
     const lane = new RoundLane(lookup);
     lane.apply(open({ eligible: ['a', 'b'] }));
     lane.apply(bid('a', 1));
     lane.apply(bid('b', 2));
     const late = bid('c', 3, { eventId: 'late' });
     expect(lane.apply(late)).toEqual([expect.objectContaining({ type: 'rejected', reasonCode: 'ROUND_CLOSED', eventId: 'late' })]);
-    expect(lane.apply(late)).toEqual([]);
+    expect(lane.apply(late)).toEqual([expect.objectContaining({ type: 'rejected', reasonCode: 'DUPLICATE_EVENT', eventId: 'late' })]);
+  });
+
+  it('an answer waits for its request until the request topic has moved past it; one dated ahead of the log is refused', () => {
+    const lane = new RoundLane(lookup);
+    lane.apply(bid('a', 1, { roundId: 'ghost', eventId: 'g1', eventTime: 1_000 }));
+    lane.apply(bid('b', 1, { roundId: 'future', eventId: 'f1', eventTime: 10_000_000 }));
+    // Answers read far ahead of the requests: log time moved, the request topic did not; only the one dated ahead of everything goes.
+    const ahead = lane.apply({ type: 'tick', now: 50_000, requestsAt: { auction: 5_000 } });
+    expect(ahead).toEqual([expect.objectContaining({ eventId: 'f1', reasonCode: 'UNKNOWN_ROUND', reason: expect.stringMatching(/ahead of the log/) })]);
+    expect(lane.apply({ type: 'tick', now: 50_000, requestsAt: { auction: 11_000 } })).toEqual([]);
+    const refused = lane.apply({ type: 'tick', now: 50_000, requestsAt: { auction: 11_001 } });
+    expect(refused.map((d) => d.type === 'rejected' && [d.eventId, d.reasonCode])).toEqual([['g1', 'UNKNOWN_ROUND']]);
+    expect(lane.rounds.pending.size).toBe(0);
+  });
+
+  it('moves its clock no further than a minute past this machine\'s clock', () => {
+    const lane = new RoundLane(lookup);
+    const yearAhead = Date.now() + 365 * 24 * 3600_000;
+    lane.advance(yearAhead, 60_000, 'auction');
+    expect(lane.logTime).toBeLessThanOrEqual(Date.now() + 60_000);
+    expect(lane.requestsAt.auction).toBe(lane.logTime);
+    lane.advance(Number.NaN, 60_000);
+    expect(Number.isFinite(lane.logTime)).toBe(true);
   });
 });
 
