@@ -260,10 +260,10 @@ export class Coordinator implements StopsForGood {
           continue;
         }
         lane.stateOffsets.set(roundId, offset);
-        if (snapshot.closed) {
-          lane.closedAt.set(roundId, snapshot.closedAt ?? 0);
-          lane.logTime = Math.max(lane.logTime, Math.min(snapshot.closedAt ?? 0, Date.now() + maxClockAheadMs));
-        }
+        // The lane's clock starts where its restored rounds were.
+        const times = [snapshot.open?.eventTime ?? 0, snapshot.closedAt ?? 0, ...snapshot.counted.map((a) => a.eventTime), ...snapshot.pending.map((a) => a.eventTime)];
+        lane.advance(Math.max(...times), maxClockAheadMs);
+        if (snapshot.closed) lane.closedAt.set(roundId, Math.max(snapshot.closedAt ?? 0, snapshot.open?.eventTime ?? 0));
       }
       this.lanes.set(partition, lane);
       for (const [roundId, round] of lane.rounds.byId) if (!round.closed) this.scheduleDeadline(partition, roundId);
@@ -327,31 +327,36 @@ export class Coordinator implements StopsForGood {
     }
   }
 
-  /** The state of every round the transaction changed, and a tombstone for each round that left. */
+  /**
+   * One changelog record per round the transaction touched, decided from
+   * what the round is now: its state when it is open, closed within its
+   * grace period or has answers waiting — else (it left, or nothing is
+   * known of it) a tombstone if the changelog holds it. A round that left
+   * and came back in the same transaction (an answer to it arrived since)
+   * gets its new state, not a tombstone.
+   */
   private async writeChangelog(partition: number, out: Outputs<Decided>): Promise<void> {
     const rounds = this.lanes.get(partition);
     if (!rounds) return;
-    for (const roundId of rounds.dirty) {
+    const touched = new Set([...rounds.gone, ...rounds.dirty]);
+    rounds.dirty.clear();
+    rounds.gone.clear();
+    const moved = (offset: number) => {
+      rounds.changelogEnd = Math.max(rounds.changelogEnd ?? 0, offset + 1);
+    };
+    for (const roundId of touched) {
       const snapshot = snapshotOf(rounds.rounds, roundId, rounds.closedAt.get(roundId));
       if (!snapshot.open && snapshot.pending.length === 0) {
-        // Nothing is known of it (a refused request): nothing to keep.
-        if (rounds.stateOffsets.has(roundId)) rounds.gone.add(roundId);
+        if (!rounds.stateOffsets.delete(roundId)) continue;
+        out.add(this.stateTopic, { key: roundId, value: null, partition }, moved);
         continue;
       }
       const value = await this.options.codec.encode('RoundState', toRoundState(snapshot, this.instanceId));
       out.add(this.stateTopic, { key: roundId, value, partition, headers: { [eventHeaders.type]: 'RoundState' } }, (offset) => {
         rounds.stateOffsets.set(roundId, offset);
-        rounds.changelogEnd = Math.max(rounds.changelogEnd ?? 0, offset + 1);
+        moved(offset);
       });
     }
-    rounds.dirty.clear();
-    for (const roundId of rounds.gone) {
-      out.add(this.stateTopic, { key: roundId, value: null, partition }, (offset) => {
-        rounds.changelogEnd = Math.max(rounds.changelogEnd ?? 0, offset + 1);
-      });
-      rounds.stateOffsets.delete(roundId);
-    }
-    rounds.gone.clear();
   }
 
   private scheduleDeadline(partition: number, roundId: string): void {
@@ -368,6 +373,9 @@ export class Coordinator implements StopsForGood {
     if (!rounds) return;
     const eventId = stage === 0 ? deterministicEventId('deadline', roundId) : deterministicEventId('deadline', roundId, String(stage));
     const close: RoundEvent = { type: 'close', roundId, cause: 'deadline', eventId, stage };
+    // The deadline passed: the lane's clock is at least there (the round's closing time counts from it).
+    const round = rounds.rounds.byId.get(roundId);
+    if (round) rounds.advance(round.open.deadline, maxClockAheadMs);
     await this.stage(partition, rounds, rounds.apply(close), eventId, lane);
   }
 

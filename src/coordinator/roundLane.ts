@@ -78,8 +78,7 @@ export class RoundLane {
       if (at + graceMs >= this.logTime) break;
       this.closedAt.delete(roundId);
       dropRound(this.rounds, roundId);
-      this.dirty.delete(roundId);
-      this.stateOffsets.delete(roundId);
+      // Its tombstone goes out with the next transaction (which then forgets its changelog offset).
       this.gone.add(roundId);
     }
   }
