@@ -1,3 +1,4 @@
+import '../src/kafka/abortedFilter.ts';
 import kafkajs, { type Producer } from 'kafkajs';
 
 const { CompressionCodecs, CompressionTypes } = kafkajs;

@@ -1,3 +1,4 @@
+import '../kafka/abortedFilter.ts';
 import kafkajs, { type PartitionMetadata } from 'kafkajs';
 
 const defaultPartitioner = kafkajs.Partitioners.DefaultPartitioner();

@@ -1,3 +1,4 @@
+import './abortedFilter.ts';
 import kafkajs, { Kafka, logLevel, type Consumer, type KafkaConfig, type LogEntry, type Producer, type ProducerConfig } from 'kafkajs';
 
 /** Config resource type of a topic (kafkajs's ConfigResourceTypes is not a named ESM export). */

@@ -1,3 +1,4 @@
+import './abortedFilter.ts';
 import { AssignerProtocol, type Assigner, type PartitionAssigner } from 'kafkajs';
 
 /**
