@@ -140,11 +140,15 @@ export class Processor<D> implements StopsForGood {
     if (this.partitionCounts.size === 0) await this.readPartitionCounts();
     const consumer = createPartitionOwnerConsumer(o.kafka, o.groupId, o.sessionTimeoutMs);
     this.consumer = consumer;
+    // Only the current consumer speaks for the member: one it replaced says nothing.
     consumer.on(consumer.events.CRASH, ({ payload }) => {
-      this.log[payload.restart ? 'warn' : 'error']({ error: describeError(payload.error), restart: payload.restart }, 'consumer crashed');
-      if (!payload.restart && !this.stopping) void this.fail(payload.error);
+      if (consumer !== this.consumer) return;
+      this.log.warn({ error: describeError(payload.error) }, 'consumer crashed; starting over from what was committed');
+      if (!this.stopping) void this.fail(payload.error);
     });
-    consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => this.assigned(payload.memberAssignment));
+    consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
+      if (consumer === this.consumer) this.assigned(payload.memberAssignment);
+    });
     const joined = joinedAndFetched(consumer);
     await consumer.connect();
     await consumer.subscribe({ topics: [...o.decider.inputs], fromBeginning: (o.startAt ?? 'beginning') === 'beginning' });
@@ -152,7 +156,7 @@ export class Processor<D> implements StopsForGood {
       autoCommit: false,
       eachBatchAutoResolve: false,
       partitionsConsumedConcurrently: 4,
-      eachBatch: (payload) => this.onBatch(payload),
+      eachBatch: (payload) => (consumer === this.consumer ? this.onBatch(payload) : Promise.resolve()),
     });
     await joined;
     // Ready means restored: the partitions are fenced, their state read and their positions known.
@@ -483,11 +487,13 @@ export class Processor<D> implements StopsForGood {
         return;
       } catch (startError) {
         await (this.consumer as Consumer | undefined)?.disconnect().catch(() => undefined);
-        if (attempt >= 5 || this.stopping) {
+        // About a minute of trying (a broker restarting takes 15–20 s here), then the process should be restarted.
+        if (attempt >= 15 || this.stopping) {
           this.latch.stop(new Error(`the ${this.o.groupId} member could not rejoin: ${describeError(startError)}`, { cause: startError }));
           return;
         }
-        await new Promise((resolve) => setTimeout(resolve, 500 * attempt));
+        this.log.warn({ attempt, error: describeError(startError) }, 'could not rejoin yet');
+        await new Promise((resolve) => setTimeout(resolve, Math.min(5_000, 500 * attempt)));
       }
     }
   }

@@ -99,6 +99,9 @@ export function createPartitionOwnerConsumer(kafka: Kafka, groupId: string, sess
     maxWaitTimeInMs: 100,
     readUncommitted: false,
     partitionAssigners: [coPartitionedAssigner],
+    // Its owner restarts it (from what was committed, with fresh state): kafkajs restarting it too
+    // would leave two members of the group in one process.
+    retry: { initialRetryTime: 100, maxRetryTime: 2_000, retries: 8, restartOnFailure: async () => false },
   });
 }
 
