@@ -96,6 +96,11 @@ export class VariablesClient implements VariableAccess {
     }
   }
 
+  /** Resolves with the cause when this client's copy of the variables can no longer be kept (its reader stopped for good). */
+  get stoppedForGood(): Promise<Error> {
+    return this.log.stoppedForGood;
+  }
+
   async stop(): Promise<void> {
     for (const w of this.waiting.values()) {
       clearTimeout(w.timer);

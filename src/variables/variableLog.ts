@@ -49,6 +49,11 @@ export class VariableLog {
     });
   }
 
+  /** Resolves with the cause when reading the topic has stopped for good. */
+  get stoppedForGood(): Promise<Error> {
+    return this.follower.stoppedForGood;
+  }
+
   /** Starts reading; resolves once what the topic held at that moment has been read. */
   start(): Promise<void> {
     return this.follower.start();

@@ -18,12 +18,13 @@ export function registerCoordinatorCommand(program: Command, logger: () => Logge
     .description('run a coordinator (a member of the coordinators group) until SIGTERM / SIGINT')
     .option('--prefix <prefix>', 'topic name prefix', defaultTopicPrefix)
     .option('--session-timeout-ms <ms>', 'how soon a dead coordinator\'s rounds move to the others', positiveInt)
+    .option('--closed-round-grace-ms <ms>', 'how long (log time) a closed round stays in memory, answering late answers with ROUND_CLOSED (default 60000)', positiveInt)
     .option('--metrics-port <port>', metricsPortHelp, metricsPort)
-    .action(async (opts: { prefix: string; sessionTimeoutMs?: number; metricsPort?: number }) => {
+    .action(async (opts: { prefix: string; sessionTimeoutMs?: number; closedRoundGraceMs?: number; metricsPort?: number }) => {
       const endpoints = endpointsFromEnvironment() ?? (await resolveEndpoints(program.opts()['stack'] as string));
       const c = await connect(endpoints, logger(), 'mabeam-coordinator', { defaultMetrics: opts.metricsPort !== undefined });
       const closeMetrics = await startMetricsServer(c.metrics, opts.metricsPort, c.logger);
-      const coordinator = new Coordinator({ kafka: c.kafka, codec: c.codec, logger: c.logger, prefix: opts.prefix, definitions: c.definitions, metrics: c.metrics, ...(opts.sessionTimeoutMs ? { sessionTimeoutMs: opts.sessionTimeoutMs } : {}) });
+      const coordinator = new Coordinator({ kafka: c.kafka, codec: c.codec, logger: c.logger, prefix: opts.prefix, definitions: c.definitions, metrics: c.metrics, ...(opts.sessionTimeoutMs ? { sessionTimeoutMs: opts.sessionTimeoutMs } : {}), ...(opts.closedRoundGraceMs ? { closedRoundGraceMs: opts.closedRoundGraceMs } : {}) });
       await coordinator.start();
       progress(`coordinator ${coordinator.instanceId} running in group ${coordinator.groupId} (protocols: ${sharedProtocols().names().join(', ')})`);
       process.send?.({ type: 'ready', agents: [], pool: 'coordinators', instanceId: coordinator.instanceId, groupId: coordinator.groupId });

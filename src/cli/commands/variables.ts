@@ -7,6 +7,7 @@ import { VariablesClient } from '../../variables/client.ts';
 import { defineVariable, type Value } from '../../variables/model.ts';
 import type { VariableRecord } from '../../variables/types.ts';
 import { connect, type Connections } from '../connect.ts';
+import { untilSignalOrStopped } from '../lifetime.ts';
 import { out, progress, table } from '../output.ts';
 
 const version = (value: string): number => {
@@ -102,9 +103,8 @@ export function registerVariableCommands(program: Command, logger: () => Logger)
       await withClient(program, logger, opts.prefix, async (client) => {
         const subscription = client.watch(id).subscribe((r) => out(line(r)));
         process.send?.({ type: 'ready' });
-        await new Promise<void>((resolve) => {
-          for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => resolve());
-        });
+        // A watch whose reader has stopped for good exits non-zero instead of printing nothing more.
+        await untilSignalOrStopped([client], async () => subscription.unsubscribe());
         subscription.unsubscribe();
       });
     });
