@@ -3,7 +3,7 @@
  * middle, on the running local stack (`mabeam dev up`) or the services in
  * KAFKA_BROKERS / SCHEMA_REGISTRY_URL / REDIS_URL:
  *
- *   node_modules/.bin/node bench/hostile-flood.ts [records=100000] [--json] [--seed N] [--honest-clocks]
+ *   node_modules/.bin/node bench/hostile-flood.ts [records=100000] [--json] [--seed N] [--honest-clocks] [--grace-ms N]
  *
  * Records (bench/floodRecords.ts): garbage, wrong magic byte, unknown schema
  * id, too short, no value, truncated and bit-flipped Avro, NaN / infinite /
@@ -54,7 +54,10 @@ const json = args.includes('--json');
 const honestClocks = args.includes('--honest-clocks');
 const seedAt = args.indexOf('--seed');
 const seed = seedAt >= 0 ? Number(args[seedAt + 1]) : Number.parseInt(randomBytes(4).toString('hex'), 16);
-const total = Number(args.find((a, i) => /^\d+$/.test(a) && args[i - 1] !== '--seed') ?? 100_000);
+const graceAt = args.indexOf('--grace-ms');
+/** The coordinators' closed-round grace period (`--closed-round-grace-ms`), when given. */
+const graceMs = graceAt >= 0 ? Number(args[graceAt + 1]) : undefined;
+const total = Number(args.find((a, i) => /^\d+$/.test(a) && args[i - 1] !== '--seed' && args[i - 1] !== '--grace-ms') ?? 100_000);
 const say = (line: string) => process.stderr.write(`${line}\n`);
 
 const c = await connect(endpointsFromEnvironment() ?? (await resolveEndpoints('dev')), createLogger({ level: 'error' }), 'bench-hostile-flood');
@@ -244,7 +247,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 }
 
 async function startCoordinator(): Promise<Coordinator> {
-  const child = spawn(join(root, 'node_modules/.bin/node'), [join(root, 'src/cli/main.ts'), 'coordinator', 'run', '--prefix', prefix, '--session-timeout-ms', '3000'], {
+  const child = spawn(join(root, 'node_modules/.bin/node'), [join(root, 'src/cli/main.ts'), 'coordinator', 'run', '--prefix', prefix, '--session-timeout-ms', '3000', ...(graceMs ? ['--closed-round-grace-ms', String(graceMs)] : [])], {
     env: { ...process.env, KAFKA_BROKERS: c.endpoints.kafkaBrokers.join(','), SCHEMA_REGISTRY_URL: c.endpoints.schemaRegistryUrl, REDIS_URL: c.endpoints.redisUrl },
     stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
   });

@@ -4,6 +4,9 @@
  * (cause "deadline") with the outcome before anything acts on it, so replay
  * reads the decision from the log instead of a clock.
  */
+/** The longest a Node timer waits. */
+const maxTimerMs = 2 ** 31 - 1;
+
 export class Deadlines {
   private readonly timers = new Map<string, { timer: NodeJS.Timeout; stage: number; partition: number }>();
 
@@ -12,10 +15,13 @@ export class Deadlines {
     const current = this.timers.get(roundId);
     if (current && current.stage === stage) return;
     if (current) clearTimeout(current.timer);
+    // A timer cannot wait longer than 2^31 - 1 ms (Node fires it at once instead): a far deadline is waited for in steps.
+    const wait = Math.max(0, deadline - Date.now());
     const timer = setTimeout(() => {
       this.timers.delete(roundId);
-      fire(partition, roundId, stage);
-    }, Math.max(0, deadline - Date.now()));
+      if (deadline > Date.now()) this.schedule(partition, roundId, stage, deadline, fire);
+      else fire(partition, roundId, stage);
+    }, Math.min(wait, maxTimerMs));
     timer.unref();
     this.timers.set(roundId, { timer, stage, partition });
   }
