@@ -306,9 +306,16 @@ export class Processor<D> implements StopsForGood {
     this.log.debug({ partitions }, 'lanes ready');
   }
 
-  private async ensureReady(lane: LaneState<D>): Promise<void> {
+  private async ensureReady(lane: LaneState<D>, heartbeat: () => Promise<void>): Promise<void> {
     if (lane.ready) return;
-    await lane.restoring;
+    // A restore can take longer than the session timeout: the member keeps saying it is alive meanwhile,
+    // or the group would move its partitions and it would restore again, and again.
+    const beat = setInterval(() => void heartbeat().catch(() => undefined), 1_000);
+    try {
+      await lane.restoring;
+    } finally {
+      clearInterval(beat);
+    }
     if (!lane.ready) throw new Error(`partition ${lane.partition} was not restored`);
   }
 
@@ -353,7 +360,7 @@ export class Processor<D> implements StopsForGood {
       // A member starting over reads this again from what was committed.
       if (this.broken) return;
       try {
-        await this.ensureReady(lane);
+        await this.ensureReady(lane, heartbeat);
       } catch {
         // Fencing or restoring failed (the broker is away): the member starts over.
         return;
