@@ -1,7 +1,7 @@
 import type { Message, RecordMetadata } from 'kafkajs';
 
 /** One record a decision writes, and (for changelogs) what to learn of the offset it got. */
-interface Pending {
+export interface Pending {
   topic: string;
   message: Message;
   onOffset?: (offset: number) => void;
@@ -42,8 +42,39 @@ export class Outputs<D = unknown> {
   }
 
   topicMessages(): Array<{ topic: string; messages: Message[] }> {
+    return Outputs.byTopic(this.records);
+  }
+
+  /**
+   * The records in produce requests of at most about `maxBytes` each, in
+   * order. A broker refuses a record batch over its `message.max.bytes`
+   * (1 MB by default) — and kafkajs puts all of a request's records for one
+   * partition in one batch — so a transaction that writes a lot (a quiet
+   * partition's sweep refusing thousands of answers at once) is sent in
+   * pieces, all in the same transaction.
+   */
+  chunks(maxBytes = 256 * 1024): Array<{ topicMessages: Array<{ topic: string; messages: Message[] }>; records: Pending[] }> {
+    const out: Array<{ topicMessages: Array<{ topic: string; messages: Message[] }>; records: Pending[] }> = [];
+    let current: Pending[] = [];
+    let bytes = 0;
+    const size = (m: Message) => (Buffer.isBuffer(m.value) ? m.value.length : String(m.value ?? '').length) + (Buffer.isBuffer(m.key) ? m.key.length : String(m.key ?? '').length) + 64;
+    for (const r of this.records) {
+      const n = size(r.message);
+      if (current.length > 0 && bytes + n > maxBytes) {
+        out.push({ topicMessages: Outputs.byTopic(current), records: current });
+        current = [];
+        bytes = 0;
+      }
+      current.push(r);
+      bytes += n;
+    }
+    if (current.length > 0) out.push({ topicMessages: Outputs.byTopic(current), records: current });
+    return out;
+  }
+
+  private static byTopic(records: Pending[]): Array<{ topic: string; messages: Message[] }> {
     const byTopic = new Map<string, Message[]>();
-    for (const { topic, message } of this.records) {
+    for (const { topic, message } of records) {
       let list = byTopic.get(topic);
       if (!list) byTopic.set(topic, (list = []));
       list.push(message);
@@ -58,10 +89,10 @@ export class Outputs<D = unknown> {
    * Records that want their offset name their partition explicitly (every
    * record on that topic-partition must, for the count to hold).
    */
-  written(metadata: RecordMetadata[]): void {
+  written(metadata: RecordMetadata[], records: readonly Pending[] = this.records): void {
     const base = new Map(metadata.map((m) => [`${m.topicName}/${m.partition}`, Number(m.baseOffset)]));
     const seen = new Map<string, number>();
-    for (const r of this.records) {
+    for (const r of records) {
       if (r.message.partition === undefined) continue;
       const key = `${r.topic}/${r.message.partition}`;
       const n = seen.get(key) ?? 0;

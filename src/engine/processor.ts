@@ -449,7 +449,7 @@ export class Processor<D> implements StopsForGood {
       if (out.empty) return;
       txn = await lane.producer.transaction();
       const opened = txn;
-      if (out.size > 0) out.written(await opened.sendBatch({ topicMessages: out.topicMessages() }));
+      for (const chunk of out.chunks()) out.written(await opened.sendBatch({ topicMessages: chunk.topicMessages }), chunk.records);
       const offsets = [...out.offsets].map(([topic, offset]) => ({ topic, offset }));
       offsets.push(...(o.decider.stateOffsets?.(p) ?? []));
       if (offsets.length > 0) {

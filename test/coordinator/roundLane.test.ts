@@ -121,3 +121,17 @@ describe('a transaction\'s outputs', () => {
     expect(seen).toEqual([['a', 40], ['b', 41], ['c', 7]]);
   });
 });
+
+describe('a large transaction', () => {
+  it('goes out in produce requests under a size bound, in order, each learning its records\' offsets', () => {
+    const out = new Outputs();
+    const offsets: number[] = [];
+    for (let i = 0; i < 10; i++) out.add('state', { key: `k${i}`, value: Buffer.alloc(100_000), partition: 2 }, (o) => offsets.push(o));
+    const chunks = out.chunks(256 * 1024);
+    expect(chunks.map((c) => c.records.length)).toEqual([2, 2, 2, 2, 2]);
+    expect(chunks.flatMap((c) => c.topicMessages[0]!.messages.map((m) => m.key))).toEqual(Array.from({ length: 10 }, (_, i) => `k${i}`));
+    chunks.forEach((c, i) => out.written([{ topicName: 'state', partition: 2, errorCode: 0, baseOffset: String(100 + 2 * i) }], c.records));
+    expect(offsets).toEqual([100, 101, 102, 103, 104, 105, 106, 107, 108, 109]);
+  });
+});
+
