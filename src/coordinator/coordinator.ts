@@ -133,9 +133,9 @@ export class Coordinator implements StopsForGood {
       groupId: this.groupId,
       producerId: this.instanceId,
       decider,
-      deadLettersTopic: topicName(options.prefix, 'dead-letters'),
-      ...(options.metrics ? { metrics: options.metrics } : {}),
-      ...(options.sessionTimeoutMs ? { sessionTimeoutMs: options.sessionTimeoutMs } : {}),
+      prefix: options.prefix,
+      metrics: options.metrics,
+      sessionTimeoutMs: options.sessionTimeoutMs,
       transactionTimeoutMs: options.transactionTimeoutMs ?? 5_000,
       idleFlushMs: options.idleFlushMs ?? 200,
     });

@@ -41,10 +41,6 @@ export class Outputs<D = unknown> {
     this.offsets.set(topic, Math.max(this.offsets.get(topic) ?? 0, Number(offset) + 1));
   }
 
-  topicMessages(): Array<{ topic: string; messages: Message[] }> {
-    return Outputs.byTopic(this.records);
-  }
-
   /**
    * The records in produce requests of at most about `maxBytes` each, in
    * order. A broker refuses a record batch over its `message.max.bytes`

@@ -32,6 +32,7 @@ import { createPartitionOwnerConsumer, createTransactionalProducer, joinedAndFet
 import type { Logger } from '../log/logger.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { StoppedLatch, type StopsForGood } from '../runtime/stopped.ts';
+import { topicName } from '../topics/names.ts';
 import { Outputs } from './outputs.ts';
 import { partitionOfKey } from './routing.ts';
 import { isFenced, retryConcurrentTransactions } from './transactions.ts';
@@ -45,8 +46,8 @@ export interface ProcessorOptions<D> {
   /** Who writes (envelope producerId of dead letters). */
   producerId: string;
   decider: Decider<D>;
-  /** The prefixed dead-letters topic. */
-  deadLettersTopic: string;
+  /** The topic prefix: dead letters go to `<prefix>.dead-letters`. */
+  prefix: string;
   metrics?: Metrics;
   sessionTimeoutMs?: number;
   /** How long a transaction may stay open; a dead member's open one blocks read_committed readers that long. */
@@ -66,6 +67,8 @@ export const forwardedFromHeader = 'mabeam-forwarded-from';
 class LaneState<D> implements Lane<D> {
   readonly partition: number;
   out = new Outputs<D>();
+  /** Writes into whatever the lane's next transaction is. */
+  private readonly deadLetters: DeadLetterWriter;
   producer: Producer | undefined;
   ready = false;
   /** When this lane last had a batch (or became ready), wall clock ms. */
@@ -76,21 +79,16 @@ class LaneState<D> implements Lane<D> {
   flushTimer: NodeJS.Timeout | undefined;
   flushDelay = 0;
   private chain: Promise<unknown> = Promise.resolve();
-  deadLetters: DeadLetterWriter;
 
-  constructor(partition: number, deadLetters: (out: Outputs<D>) => DeadLetterWriter) {
+  constructor(partition: number, deadLetters: (producer: Pick<Outputs<D>, 'send'>) => DeadLetterWriter) {
     this.partition = partition;
-    this.makeDeadLetters = deadLetters;
-    this.deadLetters = deadLetters(this.out);
+    this.deadLetters = deadLetters({ send: (record) => this.out.send(record) });
   }
-
-  private readonly makeDeadLetters: (out: Outputs<D>) => DeadLetterWriter;
 
   /** Replaces the buffer (after a flush took it, or a reset dropped it). */
   renew(): Outputs<D> {
     const taken = this.out;
     this.out = new Outputs<D>();
-    this.deadLetters = this.makeDeadLetters(this.out);
     return taken;
   }
 
@@ -212,8 +210,8 @@ export class Processor<D> implements StopsForGood {
     let lane = this.lanes.get(partition);
     if (!lane) {
       const o = this.o;
-      lane = new LaneState<D>(partition, (out) =>
-        new DeadLetterWriter({ producer: out, codec: o.codec, topic: o.deadLettersTopic, producerId: o.producerId, consumerGroup: o.groupId, logger: this.log, ...(o.metrics ? { metrics: o.metrics } : {}) }),
+      lane = new LaneState<D>(partition, (producer) =>
+        new DeadLetterWriter({ producer, codec: o.codec, topic: topicName(o.prefix, 'dead-letters'), producerId: o.producerId, consumerGroup: o.groupId, logger: this.log, metrics: o.metrics }),
       );
       this.lanes.set(partition, lane);
     }

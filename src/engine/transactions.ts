@@ -28,5 +28,5 @@ function errorType(error: unknown): string | undefined {
 /** A producer whose transactional id another member has taken over: it may never write again. */
 export function isFenced(error: unknown): boolean {
   const type = errorType(error);
-  return type === 'INVALID_PRODUCER_EPOCH' || type === 'PRODUCER_FENCED' || type === 'TRANSACTIONAL_ID_AUTHORIZATION_FAILED';
+  return type === 'INVALID_PRODUCER_EPOCH' || type === 'PRODUCER_FENCED';
 }

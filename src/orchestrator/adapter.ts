@@ -105,9 +105,9 @@ export class SystemAdapter implements StopsForGood {
       groupId: this.groupId,
       producerId: `orchestrator:${this.groupId}`,
       decider,
-      deadLettersTopic: topicName(options.prefix, 'dead-letters'),
-      ...(options.metrics ? { metrics: options.metrics } : {}),
-      ...(options.sessionTimeoutMs ? { sessionTimeoutMs: options.sessionTimeoutMs } : {}),
+      prefix: options.prefix,
+      metrics: options.metrics,
+      sessionTimeoutMs: options.sessionTimeoutMs,
       startAt: 'end',
     });
     void this.processor.stoppedForGood.then((error) => (this.stopped = error));

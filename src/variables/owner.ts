@@ -96,9 +96,9 @@ export class VariableOwner implements StopsForGood {
       groupId: this.groupId,
       producerId: this.instanceId,
       decider,
-      deadLettersTopic: topicName(options.prefix, 'dead-letters'),
-      ...(options.metrics ? { metrics: options.metrics } : {}),
-      ...(options.sessionTimeoutMs ? { sessionTimeoutMs: options.sessionTimeoutMs } : {}),
+      prefix: options.prefix,
+      metrics: options.metrics,
+      sessionTimeoutMs: options.sessionTimeoutMs,
       // A change is answered at once; a batch of refusals too.
       idleFlushMs: 0,
     });
