@@ -35,8 +35,12 @@ export const errorCodes = [
   'INVALID_AGENT',
   'ILLEGAL_TRANSITION',
   'AGENT_MODULE_INVALID',
+  // protocols: a module given to add protocols did not
+  'PROTOCOL_MODULE_INVALID',
   // reading topics (readToEnd): the end was not reached in time
   'LOG_READ_TIMEOUT',
+  // audit: what was asked about is not in the log
+  'NOT_IN_LOG',
   // coordination
   'ROUND_REFUSED',
   // variables: a change the owners refused (details.reasonCode says why)

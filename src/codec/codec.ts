@@ -47,6 +47,8 @@ export class EventCodec {
   private readonly registryUrl: string;
   private readonly ids = new Map<string, Promise<number>>();
   private readonly plans = new Map<number, Promise<ReaderPlan>>();
+  /** The plans fetched so far, for decodeNow. */
+  private readonly loaded = new Map<number, ReaderPlan>();
 
   constructor(options: EventCodecOptions) {
     this.registry = options.registry;
@@ -95,7 +97,22 @@ export class EventCodec {
 
   async decode<T = Record<string, unknown>>(buffer: Buffer | null | undefined, options: DecodeOptions = {}): Promise<DecodedEvent<T>> {
     const { schemaId, body } = unframe(buffer);
-    const { reader, resolver } = await this.planFor(schemaId);
+    return this.read<T>(schemaId, body, await this.planFor(schemaId), options);
+  }
+
+  /**
+   * decode without waiting, for readers that go through many records: the
+   * event when its writer schema has been fetched already, or undefined
+   * when it has not (then `decode` fetches it, and this works from then on).
+   * Fails as decode does, synchronously.
+   */
+  decodeNow<T = Record<string, unknown>>(buffer: Buffer | null | undefined, options: DecodeOptions = {}): DecodedEvent<T> | undefined {
+    const { schemaId, body } = unframe(buffer);
+    const plan = this.loaded.get(schemaId);
+    return plan ? this.read<T>(schemaId, body, plan, options) : undefined;
+  }
+
+  private read<T>(schemaId: number, body: Buffer, { reader, resolver }: ReaderPlan, options: DecodeOptions): DecodedEvent<T> {
     if (options.allowedTypes && !options.allowedTypes.includes(reader.fullName)) {
       throw new MabeamError('UNEXPECTED_EVENT_TYPE', `${reader.fullName} is not one of the event types expected here (${options.allowedTypes.join(', ')}).`, {
         details: { schemaId, type: reader.fullName },
@@ -121,6 +138,7 @@ export class EventCodec {
     let plan = this.plans.get(schemaId);
     if (!plan) {
       plan = this.loadPlan(schemaId);
+      plan.then((loaded) => this.loaded.set(schemaId, loaded), () => undefined);
       // Only successes are cached: an id unknown now may be registered later.
       plan.catch(() => this.plans.delete(schemaId));
       this.plans.set(schemaId, plan);

@@ -255,6 +255,33 @@ export async function readToEnd(kafka: Kafka, options: ReadToEndOptions): Promis
         if (idle.length > 0) consumer.pause(idle);
       });
 
+      /** After onRecord failed on a record: true once a retry handled it, false when the read is over (or a rebalance, which throws). */
+      const retried = async (record: ReadRecord, failure: unknown, heartbeat: () => Promise<void>): Promise<boolean> => {
+        if (!isRetriable(failure)) {
+          done(failure);
+          return false;
+        }
+        lastFailure = failure;
+        let membership: unknown;
+        const keepMembership = async () => {
+          try {
+            await heartbeat();
+          } catch (error) {
+            membership = error;
+            throw error;
+          }
+        };
+        try {
+          await retryRetriable(() => options.onRecord(record), { deadline, stopped: () => finished, heartbeat: keepMembership, onRetry: (error) => (lastFailure = error) });
+          return !finished;
+        } catch (error) {
+          // A rebalance: kafkajs rejoins, and the join continues from this record's position.
+          if (membership !== undefined && error === membership) throw error;
+          if (!finished) done(isRetriable(error) ? timedOut(options.topics, positions, toRead, timeoutMs, error) : error);
+          return false;
+        }
+      };
+
       const eachBatch = async ({ batch, resolveOffset, heartbeat }: EachBatchPayload): Promise<void> => {
         const e = reading.get(partitionKey(batch.topic, batch.partition));
         if (!e || finished) return;
@@ -264,24 +291,17 @@ export async function readToEnd(kafka: Kafka, options: ReadToEndOptions): Promis
           // Before the position: fetched again after a restart; at or past the end: written after the call.
           if (offset >= (positions.get(batch.topic, batch.partition) ?? e.low) && offset < e.high) {
             const record: ReadRecord = { topic: batch.topic, partition: batch.partition, offset: message.offset, message };
-            let membership: unknown;
-            const keepMembership = async () => {
-              try {
-                await heartbeat();
-              } catch (error) {
-                membership = error;
-                throw error;
-              }
-            };
+            // The fast path: a handler that returns (or resolves) at once costs no retry machinery.
+            let failed = false;
+            let failure: unknown;
             try {
-              await retryRetriable(() => options.onRecord(record), { deadline, stopped: () => finished, heartbeat: keepMembership, onRetry: (error) => (lastFailure = error) });
+              const handled = options.onRecord(record);
+              if (handled) await handled;
             } catch (error) {
-              // A rebalance: kafkajs rejoins, and the join continues from this record's position.
-              if (membership !== undefined && error === membership) throw error;
-              if (finished) return;
-              done(isRetriable(error) ? timedOut(options.topics, positions, toRead, timeoutMs, error) : error);
-              return;
+              failed = true;
+              failure = error;
             }
+            if (failed && !(await retried(record, failure, heartbeat))) return;
           }
           resolveOffset(message.offset);
           positions.advance(batch.topic, batch.partition, offset + 1);

@@ -1,25 +1,9 @@
 import type { Kafka } from 'kafkajs';
-import type { DecodedEvent, EventCodec } from '../codec/codec.ts';
-import { describeError, isMabeamError, type ErrorCode } from '../errors.ts';
-import { fetchEnds, isRetriable, partitionKey, readToEnd } from '../kafka/readToEnd.ts';
+import type { EventCodec } from '../codec/codec.ts';
+import { fetchEnds, partitionKey } from '../kafka/readToEnd.ts';
+import { scanLog, type LogRecord, type UndecodableRecord } from './scanLog.ts';
 
-export interface LogRecord {
-  topic: string;
-  partition: number;
-  offset: number;
-  timestamp: number;
-  decoded: DecodedEvent;
-}
-
-/** A record of the log that is not an event this product can read: where it is and why. */
-export interface UndecodableRecord {
-  topic: string;
-  partition: number;
-  offset: number;
-  /** The codec's reason (a dead-letter reason code: BAD_MAGIC_BYTE, UNKNOWN_SCHEMA_ID, …). */
-  code: ErrorCode;
-  message: string;
-}
+export type { LogRecord, UndecodableRecord } from './scanLog.ts';
 
 /** The events of the log, in partition order, and beside them every record that did not decode. */
 export type LogRead = LogRecord[] & { undecodable: UndecodableRecord[] };
@@ -36,11 +20,9 @@ export interface ReadLogOptions {
 /**
  * Every committed event of the topics, from the beginning (or, with
  * `lastPerPartition`, from that many offsets before each partition's end)
- * to the end they had when called (readToEnd). A record that does not
- * decode is not dropped: it is returned in `undecodable` with its position
- * and reason (its consumers dead-lettered it). A registry that cannot be
- * reached is asked again, never skipped past. Tombstones (null values of a
- * compacted topic) are deletions, not events, and are in neither list.
+ * to the end they had when called, as one array (scanLog hands them over
+ * one by one instead). A record that does not decode is not dropped: it is
+ * returned in `undecodable` with its position and reason.
  */
 export async function readLog(kafka: Kafka, codec: EventCodec, topics: string[], options: ReadLogOptions = {}): Promise<LogRead> {
   const { onProgress, lastPerPartition } = options;
@@ -52,21 +34,17 @@ export async function readLog(kafka: Kafka, codec: EventCodec, topics: string[],
   }
   const records: LogRecord[] = [];
   const undecodable: UndecodableRecord[] = [];
-  await readToEnd(kafka, {
-    topics,
-    timeoutMs,
-    groupPrefix: 'mabeam.replay',
-    ...(from ? { from } : {}),
-    onRecord: async ({ topic, partition, offset, message }) => {
-      if (message.value === null) return;
-      try {
-        records.push({ topic, partition, offset: Number(offset), timestamp: Number(message.timestamp), decoded: await codec.decode(message.value) });
-      } catch (error) {
-        if (isRetriable(error)) throw error; // readToEnd asks again
-        undecodable.push({ topic, partition, offset: Number(offset), code: isMabeamError(error) ? error.code : 'UNDECODABLE_BODY', message: describeError(error) });
-      }
+  await scanLog(
+    kafka,
+    codec,
+    {
+      topics,
+      timeoutMs,
+      ...(from ? { from } : {}),
+      onUndecodable: (u) => undecodable.push(u),
+      ...(onProgress ? { onProgress: () => onProgress(records.length + undecodable.length) } : {}),
     },
-    ...(onProgress ? { onProgress: () => onProgress(records.length + undecodable.length) } : {}),
-  });
+    (record) => records.push(record),
+  );
   return Object.assign(records, { undecodable });
 }

@@ -4,7 +4,7 @@ import { toRoundEvent } from '../coordinator/events.ts';
 import { coordinate } from '../protocols/coordinate.ts';
 import type { ProtocolRegistry } from '../protocols/registry.ts';
 import type { Outcome, RoundAnswer, RoundEvent } from '../protocols/types.ts';
-import type { LogRecord, UndecodableRecord } from './readLog.ts';
+import type { LogRecord, UndecodableRecord } from './scanLog.ts';
 
 /** What an outcome decided, as compared: `details` parsed from the recorded JSON. */
 export interface OutcomeSummary {

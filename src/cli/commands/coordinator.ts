@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { Coordinator } from '../../coordinator/coordinator.ts';
 import type { Logger } from '../../log/logger.ts';
-import { sharedProtocols } from '../../protocols/builtins.ts';
+import { loadProtocolModules } from '../../protocols/modules.ts';
 import { endpointsFromEnvironment, resolveEndpoints } from '../../stack/index.ts';
 import { defaultTopicPrefix } from '../../topics/index.ts';
 import { connect } from '../connect.ts';
@@ -20,13 +20,15 @@ export function registerCoordinatorCommand(program: Command, logger: () => Logge
     .option('--session-timeout-ms <ms>', 'how soon a dead coordinator\'s rounds move to the others', positiveInt)
     .option('--closed-round-grace-ms <ms>', 'how long (log time) a closed round stays in memory, answering late answers with ROUND_CLOSED (default 60000)', positiveInt)
     .option('--metrics-port <port>', metricsPortHelp, metricsPort)
-    .action(async (opts: { prefix: string; sessionTimeoutMs?: number; closedRoundGraceMs?: number; metricsPort?: number }) => {
+    .option('--protocols <module...>', 'modules that add protocols (default-export a protocol or call registerProtocol)', [])
+    .action(async (opts: { prefix: string; sessionTimeoutMs?: number; closedRoundGraceMs?: number; metricsPort?: number; protocols: string[] }) => {
+      const { protocols } = await loadProtocolModules(opts.protocols);
       const endpoints = endpointsFromEnvironment() ?? (await resolveEndpoints(program.opts()['stack'] as string));
       const c = await connect(endpoints, logger(), 'mabeam-coordinator', { defaultMetrics: opts.metricsPort !== undefined });
       const closeMetrics = await startMetricsServer(c.metrics, opts.metricsPort, c.logger);
       const coordinator = new Coordinator({ kafka: c.kafka, codec: c.codec, logger: c.logger, prefix: opts.prefix, definitions: c.definitions, metrics: c.metrics, ...(opts.sessionTimeoutMs ? { sessionTimeoutMs: opts.sessionTimeoutMs } : {}), ...(opts.closedRoundGraceMs ? { closedRoundGraceMs: opts.closedRoundGraceMs } : {}) });
       await coordinator.start();
-      progress(`coordinator ${coordinator.instanceId} running in group ${coordinator.groupId} (protocols: ${sharedProtocols().names().join(', ')})`);
+      progress(`coordinator ${coordinator.instanceId} running in group ${coordinator.groupId} (protocols: ${protocols.names().join(', ')})`);
       process.send?.({ type: 'ready', agents: [], pool: 'coordinators', instanceId: coordinator.instanceId, groupId: coordinator.groupId });
       const shutDown = async () => {
         await coordinator.stop();

@@ -1,0 +1,119 @@
+import type { Kafka } from 'kafkajs';
+import type { DecodedEvent, EventCodec } from '../codec/codec.ts';
+import { forwardedFromHeader } from '../engine/processor.ts';
+import { describeError, isMabeamError, type ErrorCode } from '../errors.ts';
+import { isRetriable, readToEnd, type ReadRecord } from '../kafka/readToEnd.ts';
+
+/** One event of the log, and where it is. */
+export interface LogRecord {
+  topic: string;
+  partition: number;
+  offset: number;
+  /** The record's log timestamp (ms). */
+  timestamp: number;
+  /** The record's key as text (null for a record without one). */
+  key: string | null;
+  decoded: DecodedEvent;
+  /** The partition a record was first written to, when the engine copied it to its key's partition. */
+  forwardedFrom?: number;
+  /** The producer that wrote it, and whether in a transaction (a transactional producer's id and epoch identify its transaction). */
+  producer?: { id: string; epoch: number; transactional: boolean };
+}
+
+/** A record of the log that is not an event this product can read: where it is and why. */
+export interface UndecodableRecord {
+  topic: string;
+  partition: number;
+  offset: number;
+  /** The codec's reason (a dead-letter reason code: BAD_MAGIC_BYTE, UNKNOWN_SCHEMA_ID, …). */
+  code: ErrorCode;
+  message: string;
+}
+
+export interface ScanLogOptions {
+  topics: string[];
+  /** Only these partition numbers of every topic (default all). */
+  partitions?: readonly number[];
+  /** Start offsets per `${topic}/${partition}` (default the beginning). */
+  from?: ReadonlyMap<string, number>;
+  /** Default 120_000 (then LOG_READ_TIMEOUT). */
+  timeoutMs?: number;
+  /** Offsets read so far and offsets to read in all. */
+  onProgress?: (read: number, total: number) => void;
+  /** Each record that did not decode (its consumers dead-lettered it); default: ignored. */
+  onUndecodable?: (record: UndecodableRecord) => void;
+}
+
+interface BatchContext {
+  producerId?: string;
+  producerEpoch?: number;
+  inTransaction?: boolean;
+}
+
+/**
+ * Every committed event of the topics, in partition order, handed to
+ * `onEvent` as it is read, up to the ends the topics had when called
+ * (readToEnd). Built for reading whole histories: events decode without a
+ * promise each once their writer schema is known, and nothing is kept. A
+ * record that does not decode goes to `onUndecodable` with its position and
+ * reason, never dropped silently; a registry that cannot be reached is asked
+ * again, never skipped past. Tombstones (null values of a compacted topic)
+ * are deletions, not events.
+ */
+export async function scanLog(kafka: Kafka, codec: EventCodec, options: ScanLogOptions, onEvent: (record: LogRecord) => void): Promise<{ ends: Map<string, number> }> {
+  const emit = (read: ReadRecord, decoded: DecodedEvent): void => {
+    const { message } = read;
+    const record: LogRecord = {
+      topic: read.topic,
+      partition: read.partition,
+      offset: Number(read.offset),
+      timestamp: Number(message.timestamp),
+      key: message.key ? message.key.toString() : null,
+      decoded,
+    };
+    const forwarded = message.headers?.[forwardedFromHeader];
+    if (forwarded !== undefined) record.forwardedFrom = Number(forwarded.toString());
+    const batch = (message as unknown as { batchContext?: BatchContext }).batchContext;
+    if (batch?.producerId !== undefined) record.producer = { id: String(batch.producerId), epoch: Number(batch.producerEpoch ?? -1), transactional: batch.inTransaction === true };
+    onEvent(record);
+  };
+  const undecodable = (read: ReadRecord, error: unknown): void => {
+    options.onUndecodable?.({
+      topic: read.topic,
+      partition: read.partition,
+      offset: Number(read.offset),
+      code: isMabeamError(error) ? error.code : 'UNDECODABLE_BODY',
+      message: describeError(error),
+    });
+  };
+  return readToEnd(kafka, {
+    topics: options.topics,
+    timeoutMs: options.timeoutMs ?? 120_000,
+    groupPrefix: 'mabeam.replay',
+    ...(options.partitions ? { partitions: options.partitions } : {}),
+    ...(options.from ? { from: options.from } : {}),
+    ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+    onRecord: (read) => {
+      if (read.message.value === null) return;
+      let decoded: DecodedEvent | undefined;
+      try {
+        decoded = codec.decodeNow(read.message.value);
+      } catch (error) {
+        undecodable(read, error);
+        return;
+      }
+      if (decoded) {
+        emit(read, decoded);
+        return;
+      }
+      // The first record of a writer schema: fetch it (once), then decode as above.
+      return codec.decode(read.message.value).then(
+        (d) => emit(read, d),
+        (error: unknown) => {
+          if (isRetriable(error)) throw error; // readToEnd asks again
+          undecodable(read, error);
+        },
+      );
+    },
+  });
+}
