@@ -1,29 +1,30 @@
-import { firstValueFrom, from, toArray } from 'rxjs';
-import type { Bid, BidRequest, Proposal, RoundClosed, RoundOutcome, Vote } from '../events/types.ts';
-import { toRoundEvent } from '../coordinator/events.ts';
-import { coordinate } from '../protocols/coordinate.ts';
+import type { RoundClosed } from '../events/types.ts';
 import type { ProtocolRegistry } from '../protocols/registry.ts';
-import type { Outcome, RoundAnswer, RoundEvent } from '../protocols/types.ts';
+import { applyRoundEvent, emptyRounds } from '../protocols/roundsInternals.ts';
+import type { Outcome, RoundEvent } from '../protocols/types.ts';
+import { differences, sameOutcome, summary, type Difference, type OutcomeSummary } from './outcomes.ts';
+import { RoundHistory, type Position, type RecordedOutcome, type RecordedRound } from './roundHistory.ts';
 import type { LogRecord, UndecodableRecord } from './scanLog.ts';
 
-/** What an outcome decided, as compared: `details` parsed from the recorded JSON. */
-export interface OutcomeSummary {
-  status: RoundOutcome['status'];
-  winners: string[];
-  price: number | null;
-  value: string | null;
-  details: unknown;
-}
+export type { Difference, OutcomeSummary } from './outcomes.ts';
+export type { Position, RecordedOutcome } from './roundHistory.ts';
 
-/** One RoundOutcome record of the log, and where it is. */
-export interface RecordedOutcome extends OutcomeSummary {
-  topic: string;
-  partition: number;
-  offset: number;
-  eventId: string;
-}
+/**
+ * What replay says of a round:
+ * - identical: decided again from its recorded inputs, the outcome equals every recorded one;
+ * - different: it does not (`differences` says which fields);
+ * - contradictory: the log holds outcomes that decide differently;
+ * - duplicate: the log holds the same outcome more than once (exactly once is broken);
+ * - incomplete: its request, a counted answer, a closing or its outcome is missing (`missing`);
+ * - open: not closed for good when the log was read (not a fault);
+ * - refused: the coordinator refused its request (not decided; not a fault).
+ */
+export type Verdict = 'identical' | 'different' | 'contradictory' | 'duplicate' | 'incomplete' | 'open' | 'refused';
 
-/** A round the log holds more than one RoundOutcome for. */
+/** The verdicts that make a replay fail. */
+export const faultVerdicts: readonly Verdict[] = ['different', 'contradictory', 'duplicate', 'incomplete'];
+
+/** A round with more than one RoundOutcome in the log. */
 export interface RepeatedOutcome {
   roundId: string;
   /** contradictory: they decide differently; duplicate: they decide the same (an output written twice). */
@@ -34,148 +35,182 @@ export interface RepeatedOutcome {
 export interface RoundReplay {
   roundId: string;
   protocol: string;
-  cause: RoundClosed['cause'];
-  /** The first outcome the log holds for the round (all of them are in `outcomes` when there are more). */
-  recorded: OutcomeSummary;
-  replayed: OutcomeSummary | undefined;
+  verdict: Verdict;
+  /** verdict === 'identical'. */
+  identical: boolean;
+  /** How the round closed for good (undefined when it did not). */
+  cause?: RoundClosed['cause'];
+  /** Where its request is. */
+  request?: Position;
+  /** The first outcome the log holds for the round (all of them are in `repeated` when there are more). */
+  recorded?: OutcomeSummary;
+  replayed?: OutcomeSummary;
   /** How many RoundOutcome records the log holds for the round. */
   outcomes: number;
+  /** Where the replayed outcome differs from a recorded one (different), or the recorded ones from each other (contradictory). */
+  differences: Difference[];
+  /** What is missing from the log (incomplete). */
+  missing: string[];
   /** The answers counted, as the log recorded them: who took part. */
   counted: Array<{ agentId: string; amount?: number; choice?: string }>;
-  /** The replayed outcome equals every recorded outcome of the round, details included. */
-  identical: boolean;
+  /** Why the coordinator refused the request (refused). */
+  refusal?: { reasonCode: string; reason: string };
 }
 
 export interface ReplayReport {
+  /** Events read. */
+  events: number;
+  /** Every round selected, in the order of their requests in the log. */
   rounds: RoundReplay[];
   identical: number;
   different: number;
-  /** Rounds with a recorded closing whose request or counted answers are missing from the log. */
-  incomplete: string[];
-  /** Every round with more than one RoundOutcome in the log, replayed or not. */
+  contradictory: number;
+  duplicate: number;
+  incomplete: number;
+  open: number;
+  refused: number;
+  /** Every selected round with more than one RoundOutcome in the log. */
   repeated: RepeatedOutcome[];
-  /** Every record of the log that did not decode, with its position (from readLog). */
+  /** Every record read that did not decode, with its position. */
   undecodable: UndecodableRecord[];
+  /** Nothing different, contradictory, duplicate, incomplete or undecodable. */
+  ok: boolean;
+}
+
+/** Which rounds to judge. A round passes when it passes every filter given. */
+export interface RoundFilter {
+  roundIds?: ReadonlySet<string>;
+  protocols?: ReadonlySet<string>;
+  /** Only rounds whose request was written (log time, ms) at or after `since` and before `until`. */
+  since?: number;
+  until?: number;
+  /** Only rounds whose request is at or past this offset of its partition (by partition number; `all` for every partition). */
+  sinceOffset?: OffsetBound;
+  /** Only rounds whose request is before this offset of its partition. */
+  untilOffset?: OffsetBound;
+}
+
+export interface OffsetBound {
+  all?: number;
+  partitions?: ReadonlyMap<number, number>;
+}
+
+/** A round passes the filter: what a filter cannot check (the window of a round whose request is missing) does not pass. */
+export function selected(round: RecordedRound, filter: RoundFilter): boolean {
+  if (filter.roundIds && !filter.roundIds.has(round.roundId)) return false;
+  if (filter.protocols && !filter.protocols.has(protocolOf(round))) return false;
+  const at = round.opened;
+  const windowed = filter.since !== undefined || filter.until !== undefined || filter.sinceOffset !== undefined || filter.untilOffset !== undefined;
+  if (!windowed) return true;
+  if (!at) return false;
+  if (filter.since !== undefined && at.timestamp < filter.since) return false;
+  if (filter.until !== undefined && at.timestamp >= filter.until) return false;
+  const bound = (b: OffsetBound | undefined) => (b ? (b.partitions?.get(at.partition) ?? b.all) : undefined);
+  const low = bound(filter.sinceOffset);
+  const high = bound(filter.untilOffset);
+  if (low !== undefined && at.offset < low) return false;
+  if (high !== undefined && at.offset >= high) return false;
+  return true;
+}
+
+export function protocolOf(round: RecordedRound): string {
+  return round.open?.protocol ?? [...round.stages.values()][0]?.protocol ?? 'unknown';
+}
+
+/** Decides a round again from its inputs, exactly as the coordinator's operator does (coordinate() is applyRoundEvent per event). */
+export function decideAgain(events: readonly RoundEvent[], protocols: ProtocolRegistry): { outcome?: Outcome; decisions: ReturnType<typeof applyRoundEvent> } {
+  const rounds = emptyRounds();
+  const lookup = (name: string) => protocols.get(name);
+  const decisions: ReturnType<typeof applyRoundEvent> = [];
+  for (const event of events) decisions.push(...applyRoundEvent(rounds, event, lookup));
+  const outcome = decisions.find((d): d is Outcome => d.type === 'outcome');
+  return outcome ? { outcome, decisions } : { decisions };
 }
 
 /**
- * Re-runs every decided round of a log through the protocols: its request,
- * the answers its RoundClosed says were counted (in that order) and the
- * recorded cause of closing go through `coordinate()`, and the outcome is
- * compared with the recorded RoundOutcome. What was decided from outside
- * the log (a deadline) is in the log, so the same input gives the same
- * outcome — or the report says which round differs and how. Nothing is
- * left out: every round with more than one RoundOutcome is reported
- * (contradictory or duplicate), a round is identical only when its replay
- * equals every recorded outcome, details included, and the records that
- * did not decode are listed with their positions.
+ * Re-runs the recorded rounds of a history through the protocols — its
+ * request, the answers its closings counted (in that order) and the
+ * recorded causes of closing — and compares each outcome with every
+ * recorded RoundOutcome. What was decided from outside the log (a
+ * deadline) is in the log, so the same input gives the same outcome, or
+ * the report says which round differs and where. Nothing is left out:
+ * rounds with more than one outcome, rounds with inputs missing, and
+ * records that did not decode are all reported.
  */
-export async function replayRounds(log: LogRecord[] & { undecodable?: UndecodableRecord[] }, protocols: ProtocolRegistry): Promise<ReplayReport> {
-  const requests = new Map<string, RoundEvent>();
-  const answers = new Map<string, RoundAnswer>();
-  const closings: RoundClosed[] = [];
-  /** Every outcome of each round, in log order. */
-  const outcomes = new Map<string, RecordedOutcome[]>();
-  for (const { decoded, topic, partition, offset } of log) {
-    switch (decoded.type) {
-      case 'BidRequest':
-      case 'Proposal': {
-        const open = toRoundEvent(decoded)!;
-        const roundId = (decoded.event as unknown as BidRequest | Proposal).roundId;
-        // The request that opened the round; later stages' requests come from the protocol.
-        if (!requests.has(roundId) && open.type === 'open' && open.stage === 0) requests.set(roundId, open);
-        break;
-      }
-      case 'Bid':
-      case 'Vote': {
-        const answer = toRoundEvent(decoded) as RoundAnswer;
-        answers.set((decoded.event as unknown as Bid | Vote).envelope.eventId, answer);
-        break;
-      }
-      case 'RoundClosed':
-        closings.push(decoded.event as unknown as RoundClosed);
-        break;
-      case 'RoundOutcome': {
-        const o = decoded.event as unknown as RoundOutcome;
-        const all = outcomes.get(o.roundId) ?? [];
-        all.push({ topic, partition, offset, eventId: o.envelope.eventId, ...summary(o) });
-        outcomes.set(o.roundId, all);
-        break;
-      }
-    }
+export function replayHistory(history: RoundHistory, protocols: ProtocolRegistry, filter: RoundFilter = {}): ReplayReport {
+  const report: ReplayReport = {
+    events: history.events, rounds: [], identical: 0, different: 0, contradictory: 0, duplicate: 0, incomplete: 0, open: 0, refused: 0,
+    repeated: [], undecodable: [...history.undecodable], ok: true,
+  };
+  const chosen = [...history.rounds.values()].filter((r) => selected(r, filter)).sort(byRequest);
+  for (const round of chosen) {
+    const result = replayOne(history, round, protocols);
+    report.rounds.push(result);
+    report[result.verdict]++;
+    if (round.outcomes.length > 1) report.repeated.push({ roundId: round.roundId, kind: result.verdict === 'contradictory' ? 'contradictory' : repeatedKind(round.outcomes), outcomes: round.outcomes });
   }
-  const report: ReplayReport = { rounds: [], identical: 0, different: 0, incomplete: [], repeated: [], undecodable: [...(log.undecodable ?? [])] };
-  for (const [roundId, all] of outcomes) {
-    if (all.length < 2) continue;
-    const first = canonical(pick(all[0]!));
-    report.repeated.push({ roundId, kind: all.every((o) => canonical(pick(o)) === first) ? 'duplicate' : 'contradictory', outcomes: all });
-  }
-  // Each stage of a round closes once (an iterative round has several stages); the last closes for good.
-  const stagesOf = new Map<string, Map<number, RoundClosed>>();
-  for (const closing of closings) {
-    const stages = stagesOf.get(closing.roundId) ?? new Map<number, RoundClosed>();
-    if (!stages.has(closing.stage ?? 0)) stages.set(closing.stage ?? 0, closing);
-    stagesOf.set(closing.roundId, stages);
-  }
-  for (const [roundId, stages] of stagesOf) {
-    const ordered = [...stages.entries()].sort(([a], [b]) => a - b).map(([, c]) => c);
-    const closing = ordered[ordered.length - 1]!;
-    if (closing.final === false) continue; // still running when the log was read
-    const open = requests.get(roundId);
-    const countedByStage = ordered.map((c) => c.countedEventIds.map((id) => answers.get(id)));
-    const counted = countedByStage.flat();
-    const recordedAll = outcomes.get(roundId) ?? [];
-    const recorded = recordedAll[0];
-    if (!open || counted.some((a) => !a) || !recorded || ordered.some((c, i) => (c.stage ?? 0) !== i)) {
-      report.incomplete.push(roundId);
-      continue;
-    }
-    // The request, then per stage the answers its closing counted and, if a deadline closed it, that closing:
-    // the operator opens the later stages itself, as the coordinator did.
-    const events: RoundEvent[] = [open];
-    ordered.forEach((c, i) => {
-      events.push(...(countedByStage[i] as RoundAnswer[]));
-      if (c.cause !== 'complete') events.push({ type: 'close', roundId, cause: c.cause, eventId: c.envelope.eventId, stage: c.stage ?? 0 });
-    });
-    const decisions = await firstValueFrom(from(events).pipe(coordinate((name) => protocols.get(name)), toArray()));
-    const decided = decisions.find((d): d is Outcome => d.type === 'outcome');
-    const replayed = decided ? pick(decided) : undefined;
-    const identical = replayed !== undefined && recordedAll.every((r) => canonical(pick(r)) === canonical(replayed));
-    report.rounds.push({
-      roundId,
-      protocol: closing.protocol,
-      cause: closing.cause,
-      recorded: pick(recorded),
-      replayed,
-      outcomes: recordedAll.length,
-      counted: (counted as RoundAnswer[]).map((a) => ({ agentId: a.agentId, ...(a.amount !== undefined ? { amount: a.amount } : {}), ...(a.choice !== undefined ? { choice: a.choice } : {}) })),
-      identical,
-    });
-    if (identical) report.identical++;
-    else report.different++;
-  }
+  report.ok = faultVerdicts.every((v) => report[v as 'different'] === 0) && report.undecodable.length === 0;
   return report;
 }
 
-function summary(o: RoundOutcome): OutcomeSummary {
-  let details: unknown = o.details;
-  if (o.details !== null) {
-    try {
-      details = JSON.parse(o.details);
-    } catch {
-      // not JSON: compared as the text it is
-    }
+function repeatedKind(outcomes: readonly RecordedOutcome[]): RepeatedOutcome['kind'] {
+  return outcomes.every((o) => sameOutcome(o, outcomes[0]!)) ? 'duplicate' : 'contradictory';
+}
+
+function replayOne(history: RoundHistory, round: RecordedRound, protocols: ProtocolRegistry): RoundReplay {
+  const stages = [...round.stages.entries()].sort(([a], [b]) => a - b).map(([, c]) => c);
+  const last = stages[stages.length - 1];
+  const base: RoundReplay = {
+    roundId: round.roundId, protocol: protocolOf(round), verdict: 'identical', identical: false, outcomes: round.outcomes.length, differences: [], missing: [], counted: [],
+    ...(round.opened ? { request: round.opened } : {}),
+    ...(round.outcomes[0] ? { recorded: strip(round.outcomes[0]) } : {}),
+    ...(last && last.final !== false ? { cause: last.cause } : {}),
+  };
+  const refusal = history.refusalOf(round);
+  if (refusal && round.outcomes.length === 0 && stages.length === 0) return { ...base, verdict: 'refused', refusal };
+  if (round.outcomes.length === 0 && (!last || last.final === false) && round.open) return { ...base, verdict: 'open' };
+
+  const inputs = history.inputs(round);
+  const missing = inputs.complete ? [] : [...inputs.missing];
+  if (round.outcomes.length === 0) missing.push('its outcome');
+  if (inputs.complete) {
+    base.counted = inputs.countedByStage.flat().map((a) => ({ agentId: a.agentId, ...(a.amount !== undefined ? { amount: a.amount } : {}), ...(a.choice !== undefined ? { choice: a.choice } : {}) }));
   }
-  return { status: o.status, winners: o.winners, price: o.price, value: o.value, details };
+  if (round.outcomes.length > 1 && repeatedKind(round.outcomes) === 'contradictory') {
+    const first = round.outcomes[0]!;
+    const other = round.outcomes.find((o) => !sameOutcome(o, first))!;
+    return withReplay({ ...base, verdict: 'contradictory', differences: differences(first, other), missing }, inputs, protocols);
+  }
+  if (missing.length > 0) return withReplay({ ...base, verdict: 'incomplete', missing }, inputs, protocols);
+  const replayed = withReplay(base, inputs, protocols);
+  if (!replayed.replayed) return { ...replayed, verdict: 'different', differences: [{ field: 'status', recorded: round.outcomes[0]!.status, replayed: 'no outcome' }] };
+  const differing = round.outcomes.find((o) => !sameOutcome(o, replayed.replayed!));
+  if (differing) return { ...replayed, verdict: 'different', differences: differences(differing, replayed.replayed) };
+  if (round.outcomes.length > 1) return { ...replayed, verdict: 'duplicate' };
+  return { ...replayed, verdict: 'identical', identical: true };
 }
 
-function pick(o: OutcomeSummary): OutcomeSummary {
-  return { status: o.status, winners: o.winners, price: o.price, value: o.value, details: o.details ?? {} };
+function withReplay(result: RoundReplay, inputs: ReturnType<RoundHistory['inputs']>, protocols: ProtocolRegistry): RoundReplay {
+  if (!inputs.complete) return result;
+  const { outcome } = decideAgain(inputs.events, protocols);
+  return outcome ? { ...result, replayed: summary(outcome) } : result;
 }
 
-/** JSON with object keys sorted, so equal outcomes compare equal whatever order their details were built in. */
-function canonical(value: unknown): string {
-  return JSON.stringify(value, (_key, v: unknown) =>
-    v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : v,
-  );
+function strip(o: RecordedOutcome): OutcomeSummary {
+  return { status: o.status, winners: o.winners, price: o.price, value: o.value, details: o.details };
+}
+
+function byRequest(a: RecordedRound, b: RecordedRound): number {
+  const ta = a.opened?.timestamp ?? Infinity;
+  const tb = b.opened?.timestamp ?? Infinity;
+  if (ta !== tb) return ta < tb ? -1 : 1;
+  return a.roundId < b.roundId ? -1 : a.roundId > b.roundId ? 1 : 0;
+}
+
+/** replayHistory over records already read (readLog's array). */
+export function replayRounds(log: readonly LogRecord[] & { undecodable?: UndecodableRecord[] }, protocols: ProtocolRegistry, filter: RoundFilter = {}): ReplayReport {
+  const history = new RoundHistory();
+  for (const record of log) history.add(record);
+  history.undecodable.push(...(log.undecodable ?? []));
+  return replayHistory(history, protocols, filter);
 }

@@ -62,13 +62,16 @@ describe('replay reports everything the log holds', () => {
 
     const report = await replayRounds(log, protocols);
     const byId = new Map(report.rounds.map((r) => [r.roundId, r]));
-    expect(report.incomplete).toEqual([]);
-    expect(byId.get(id('clean'))).toMatchObject({ identical: true, outcomes: 1 });
-    expect(byId.get(id('contradicted'))).toMatchObject({ identical: false, outcomes: 2 });
-    expect(byId.get(id('twice'))).toMatchObject({ identical: true, outcomes: 2 });
-    expect(byId.get(id('details'))).toMatchObject({ identical: false, outcomes: 1 });
-    expect(report.identical).toBe(2);
-    expect(report.different).toBe(2);
+    expect(report.incomplete).toBe(0);
+    expect(byId.get(id('clean'))).toMatchObject({ verdict: 'identical', identical: true, outcomes: 1 });
+    expect(byId.get(id('contradicted'))).toMatchObject({ verdict: 'contradictory', identical: false, outcomes: 2 });
+    expect(byId.get(id('contradicted'))!.differences.map((d) => d.field)).toEqual(expect.arrayContaining(['status', 'winners', 'price']));
+    // The same outcome twice is not one outcome: exactly once is broken.
+    expect(byId.get(id('twice'))).toMatchObject({ verdict: 'duplicate', identical: false, outcomes: 2 });
+    expect(byId.get(id('details'))).toMatchObject({ verdict: 'different', identical: false, outcomes: 1 });
+    expect(byId.get(id('details'))!.differences).toEqual([{ field: 'details.bids', recorded: 99, replayed: [{ agentId: 'b', amount: 8 }, { agentId: 'a', amount: 4 }] }]);
+    expect([report.identical, report.different, report.contradictory, report.duplicate]).toEqual([1, 1, 1, 1]);
+    expect(report.ok).toBe(false);
 
     expect(report.repeated.map((r) => [r.roundId, r.kind, r.outcomes.length]).sort()).toEqual([
       [id('contradicted'), 'contradictory', 2],

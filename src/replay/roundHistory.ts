@@ -1,0 +1,143 @@
+import type { Bid, BidRequest, Proposal, Rejection, RoundClosed, RoundOutcome, Vote } from '../events/types.ts';
+import { toRoundEvent } from '../coordinator/events.ts';
+import type { RoundAnswer, RoundEvent, RoundOpen } from '../protocols/types.ts';
+import type { LogRecord, UndecodableRecord } from './scanLog.ts';
+import { summary, type OutcomeSummary } from './outcomes.ts';
+
+/** Where a record is in the log. */
+export interface Position {
+  topic: string;
+  partition: number;
+  offset: number;
+  timestamp: number;
+}
+
+/** One RoundOutcome record of the log, and where it is. */
+export interface RecordedOutcome extends OutcomeSummary {
+  topic: string;
+  partition: number;
+  offset: number;
+  eventId: string;
+}
+
+/** What the log recorded of one round: its request, each stage's closing, its outcomes. */
+export interface RecordedRound {
+  roundId: string;
+  /** The request that opened the round (stage 0), as the coordinator read it. */
+  open?: RoundOpen;
+  /** Where that request is. */
+  opened?: Position;
+  /** The first closing of each stage (an iterative round closes each of its stages once). */
+  stages: Map<number, RoundClosed>;
+  /** Every RoundOutcome of the round, in log order. */
+  outcomes: RecordedOutcome[];
+}
+
+/** The inputs a round was decided from, as the protocols take them; or what is missing from the log. */
+export type RoundInputs =
+  | { complete: true; open: RoundOpen; stages: RoundClosed[]; countedByStage: RoundAnswer[][]; events: RoundEvent[] }
+  | { complete: false; missing: string[] };
+
+/**
+ * The rounds of a log, gathered record by record as the log is read (any
+ * topic order: a round's events are on one partition number of several
+ * topics, read side by side). Only what replay and audit need is kept: the
+ * request, the answers (by event id, so a closing's counted list finds
+ * them), the closings, the outcomes. A record read twice (the engine's copy
+ * of a misplaced record has the same event id) counts once.
+ */
+export class RoundHistory {
+  readonly rounds = new Map<string, RecordedRound>();
+  readonly answers = new Map<string, RoundAnswer>();
+  readonly undecodable: UndecodableRecord[] = [];
+  /** Events read. */
+  events = 0;
+
+  add(record: LogRecord): void {
+    this.events++;
+    const { decoded } = record;
+    switch (decoded.type) {
+      case 'BidRequest':
+      case 'Proposal': {
+        const open = toRoundEvent(decoded) as RoundOpen;
+        if (open.stage !== 0) return; // later stages' requests come from the protocol
+        const round = this.round((decoded.event as unknown as BidRequest | Proposal).roundId);
+        if (round.open) return;
+        round.open = open;
+        round.opened = { topic: record.topic, partition: record.partition, offset: record.offset, timestamp: record.timestamp };
+        return;
+      }
+      case 'Bid':
+      case 'Vote': {
+        const answer = toRoundEvent(decoded) as RoundAnswer;
+        if (!this.answers.has(answer.eventId)) this.answers.set((decoded.event as unknown as Bid | Vote).envelope.eventId, answer);
+        return;
+      }
+      case 'RoundClosed': {
+        const closing = decoded.event as unknown as RoundClosed;
+        const round = this.round(closing.roundId);
+        const stage = closing.stage ?? 0;
+        if (!round.stages.has(stage)) round.stages.set(stage, closing);
+        return;
+      }
+      case 'RoundOutcome': {
+        const o = decoded.event as unknown as RoundOutcome;
+        this.round(o.roundId).outcomes.push({ topic: record.topic, partition: record.partition, offset: record.offset, eventId: o.envelope.eventId, ...summary(o) });
+        return;
+      }
+      case 'Rejection': {
+        // A refusal of a request (no agent): kept by the refused event id, as outcomes may be read before the request.
+        const r = decoded.event as unknown as Rejection;
+        if (r.agentId === null && r.rejectedEventId) this.refusals.set(r.rejectedEventId, { reasonCode: r.reasonCode, reason: r.reason });
+        return;
+      }
+    }
+  }
+
+  /** Refusals of requests, by the refused event id. */
+  private readonly refusals = new Map<string, { reasonCode: string; reason: string }>();
+
+  /** The coordinator's refusal of the round's request, if it refused it. */
+  refusalOf(round: RecordedRound): { reasonCode: string; reason: string } | undefined {
+    return round.open ? this.refusals.get(round.open.eventId) : undefined;
+  }
+
+  /**
+   * What the protocols are given to decide the round again: the request,
+   * then per stage the answers its closing counted (in that order) and, if
+   * a deadline closed it, that closing — the operator opens later stages
+   * itself, as the coordinator did.
+   */
+  inputs(round: RecordedRound): RoundInputs {
+    const missing: string[] = [];
+    if (!round.open) missing.push('the request');
+    const stages = [...round.stages.entries()].sort(([a], [b]) => a - b).map(([, c]) => c);
+    if (stages.length === 0) missing.push('its closing');
+    stages.forEach((c, i) => {
+      if ((c.stage ?? 0) !== i) missing.push(`the closing of stage ${i}`);
+    });
+    const countedByStage = stages.map((c) =>
+      c.countedEventIds.map((id) => {
+        const answer = this.answers.get(id);
+        if (!answer) missing.push(`counted answer ${id}`);
+        return answer!;
+      }),
+    );
+    if (missing.length > 0 || !round.open) return { complete: false, missing };
+    const events: RoundEvent[] = [round.open];
+    stages.forEach((c, i) => {
+      events.push(...countedByStage[i]!);
+      if (c.cause !== 'complete') events.push({ type: 'close', roundId: round.roundId, cause: c.cause, eventId: c.envelope.eventId, stage: c.stage ?? 0 });
+    });
+    return { complete: true, open: round.open, stages, countedByStage, events };
+  }
+
+  private round(roundId: string): RecordedRound {
+    let round = this.rounds.get(roundId);
+    if (!round) {
+      round = { roundId, stages: new Map(), outcomes: [] };
+      this.rounds.set(roundId, round);
+    }
+    return round;
+  }
+}
