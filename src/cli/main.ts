@@ -8,6 +8,8 @@ import { registerCoordinatorCommand } from './commands/coordinator.ts';
 import { registerDemoCommand } from './commands/demo.ts';
 import { registerDevCommands } from './commands/dev.ts';
 import { registerOrchestratorCommands } from './commands/orchestrator.ts';
+import { registerRoundCommands } from './commands/round.ts';
+import { registerReplayCommand } from './commands/replay.ts';
 import { registerSchemaCommands } from './commands/schemas.ts';
 import { registerSuperviseCommand } from './commands/supervise.ts';
 import { registerTopicCommands } from './commands/topics.ts';
@@ -33,6 +35,8 @@ registerSuperviseCommand(program, getLogger);
 registerCoordinatorCommand(program, getLogger);
 registerVariableCommands(program, getLogger);
 registerOrchestratorCommands(program, getLogger);
+registerRoundCommands(program, getLogger);
+registerReplayCommand(program, getLogger);
 registerDemoCommand(program, getLogger);
 
 try {

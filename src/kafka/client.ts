@@ -54,13 +54,13 @@ export function createKafka(options: KafkaClientOptions): Kafka {
  * means). Entry points call this once so that noise does not reach users.
  */
 export function silenceKafkajsTimerWarnings(): void {
-  const listeners = process.listeners('warning');
-  process.removeAllListeners('warning');
-  process.on('warning', (warning) => {
-    if (warning.name === 'TimeoutNegativeWarning') return;
-    if (listeners.length === 0) process.stderr.write(`${warning.name}: ${warning.message}\n`);
-    for (const listener of listeners) listener(warning);
-  });
+  // Node prints a warning whatever listens to 'warning': drop this one where it is emitted.
+  const emit = process.emitWarning.bind(process) as (...args: unknown[]) => void;
+  process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
+    const type = typeof warning === 'string' ? (typeof rest[0] === 'string' ? rest[0] : (rest[0] as { type?: string } | undefined)?.type) : warning.name;
+    if (type === 'TimeoutNegativeWarning') return;
+    emit(warning, ...rest);
+  }) as typeof process.emitWarning;
 }
 
 /**
