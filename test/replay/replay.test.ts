@@ -1,12 +1,15 @@
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newEnvelope } from '../../src/events/envelope.ts';
-import type { Bid, BidRequest, Proposal, Vote } from '../../src/events/types.ts';
+import type { Bid, BidRequest, Proposal, RoundOutcome, Vote } from '../../src/events/types.ts';
 import { EventProducer } from '../../src/producer/eventProducer.ts';
 import { defaultProtocols } from '../../src/protocols/builtins.ts';
 import { readLog } from '../../src/replay/readLog.ts';
 import { replayRounds } from '../../src/replay/replayRounds.ts';
 import { runCliProcess, stopAgentProcess } from '../agentProcesses.ts';
-import { collectRaw, testContext, waitFor, type TestContext } from '../helpers.ts';
+import { collectRaw, testContext, uniqueName, waitFor, type TestContext } from '../helpers.ts';
 
 let ctx: TestContext;
 beforeAll(async () => {
@@ -15,9 +18,27 @@ beforeAll(async () => {
 afterAll(() => ctx?.close());
 
 const roundTopics = ['bid-requests', 'bids', 'proposals', 'votes', 'outcomes'];
+const main = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+const lowestBid = fileURLToPath(new URL('../fixtures/protocols/lowestBid.ts', import.meta.url));
+
+/** `mabeam …` as a user runs it, against the test stack; its exit code and output. */
+async function mabeam(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, [main, ...args], {
+      env: { ...process.env, KAFKA_BROKERS: ctx.stack.kafkaBrokers.join(','), SCHEMA_REGISTRY_URL: ctx.stack.schemaRegistryUrl, REDIS_URL: ctx.stack.redisUrl },
+      timeout: 60_000,
+      maxBuffer: 64 * 1024 * 1024,
+    });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const e = error as { code?: number; stdout?: string; stderr?: string };
+    return { code: e.code ?? -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+  }
+}
+const json = (run: { stdout: string }) => JSON.parse(run.stdout) as Record<string, unknown> & { rounds: Array<Record<string, unknown>> };
 
 describe('replay', () => {
-  it('re-runs 108 mixed rounds (deadlines and a coordinator crash included) from the topics to identical outcomes', { timeout: 120_000 }, async () => {
+  it('re-runs 108 mixed rounds (deadlines and a coordinator crash included) to identical outcomes, from the API and with mabeam replay; names a round given a contradictory outcome; decides first-price rounds again under vickrey and under a protocol module', { timeout: 120_000 }, async () => {
     const events = new EventProducer(await ctx.producer(), ctx.codec);
     const outcomes = await collectRaw(ctx, ctx.topic('outcomes'));
     const coordinator = () => {
@@ -90,5 +111,84 @@ describe('replay', () => {
     const wrongCause = report.rounds.filter((r) => r.cause !== ([1, 5].includes(Number(r.roundId.split('-r').pop()) % 6) ? 'deadline' : 'complete'));
     expect(wrongCause.map((r) => `${r.roundId}: ${r.cause}`)).toEqual([]);
     expect(new Set(report.rounds.map((r) => r.protocol))).toEqual(new Set(['first-price', 'vickrey', 'majority', 'weighted', 'unanimous', 'quorum']));
+
+    // The same from the command line: every round identical, exit 0.
+    const clean = await mabeam(['replay', '--prefix', ctx.prefix, '--json', '--no-progress']);
+    expect(clean.code).toBe(0);
+    expect(json(clean)).toMatchObject({ identical: 108, different: 0, contradictory: 0, duplicate: 0, incomplete: 0, ok: true, rounds: [] });
+    const human = await mabeam(['replay', '--prefix', ctx.prefix]);
+    expect(human.code).toBe(0);
+    expect(human.stdout).toMatch(/replayed 108 rounds from \d[\d,]* events/);
+    expect(human.stdout).toMatch(/the log replays identically/);
+    // The progress bar is on stderr: records read of records to read, and the rate.
+    expect(human.stderr).toMatch(/\d+\/\d+ records \| \d+\/s/);
+    // Filters: one round (only its partition is read), one protocol.
+    const one = json(await mabeam(['replay', '--prefix', ctx.prefix, '--round', `${ctx.prefix}-r7`, '--json', '--all', '--no-progress']));
+    expect(one.rounds.map((r) => [r['roundId'], r['verdict']])).toEqual([[`${ctx.prefix}-r7`, 'identical']]);
+    expect(one['events'] as number).toBeLessThan(report.events);
+    expect(json(await mabeam(['replay', '--prefix', ctx.prefix, '--protocol', 'quorum', '--json', '--no-progress']))['identical']).toBe(18);
+
+    // A second, contradictory outcome of one round written into the log: that round is named, exit 3.
+    const victim = report.rounds.find((r) => r.protocol === 'first-price')!;
+    const forged: RoundOutcome = {
+      envelope: newEnvelope('RoundOutcome', 'another-coordinator', { correlationId: victim.roundId }), roundId: victim.roundId, protocol: 'first-price', status: 'no-decision',
+      winners: [], price: null, value: null, reason: 'deadline', details: '{}', subject: null, kind: 'auction', eligible: [],
+    };
+    await events.send(ctx.topic('outcomes'), victim.roundId, 'RoundOutcome', forged);
+    const broken = await mabeam(['replay', '--prefix', ctx.prefix, '--json', '--no-progress']);
+    expect(broken.code).toBe(3);
+    expect(json(broken)).toMatchObject({ identical: 107, contradictory: 1, ok: false });
+    expect(json(broken).rounds.map((r) => [r['roundId'], r['verdict'], r['outcomes']])).toEqual([[victim.roundId, 'contradictory', 2]]);
+    const brokenHuman = await mabeam(['replay', '--prefix', ctx.prefix, '--no-progress']);
+    expect(brokenHuman.code).toBe(3);
+    expect(brokenHuman.stdout).toContain(victim.roundId);
+    expect(brokenHuman.stdout).toMatch(/does NOT replay identically/);
+
+    // Bad input: exit 2, a clear message.
+    const bad = await mabeam(['replay', '--prefix', ctx.prefix, '--since', 'yesterday-ish']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/"yesterday-ish" is neither a time/);
+    expect((await mabeam(['replay', '--prefix', ctx.prefix, '--with', 'no-such-rule'])).stderr).toMatch(/No protocol "no-such-rule" \(known: .*vickrey/);
+    expect((await mabeam(['replay', '--prefix', ctx.prefix, '--with', 'vickrey', '--write-to', ctx.prefix])).code).toBe(2);
+
+    // Counterfactual: the first-price rounds under vickrey. Each winner pays the second-highest bid instead.
+    const firstPrice = report.rounds.filter((r) => r.protocol === 'first-price');
+    const secondPrices = new Map(firstPrice.map((r) => [r.roundId, r.counted.map((a) => a.amount!).sort((a, b) => b - a)[1]!]));
+    const vickrey = json(await mabeam(['replay', '--prefix', ctx.prefix, '--protocol', 'first-price', '--with', 'vickrey', '--json', '--all', '--no-progress']));
+    expect(vickrey).toMatchObject({ protocol: 'vickrey', considered: 18, changed: 18, same: 0, notComparable: 0 });
+    const byRound = new Map(vickrey.rounds.map((r) => [r['roundId'] as string, r as { counterfactual: { price: number; winners: string[] }; recorded: { winners: string[] }; differences: Array<{ field: string }> }]));
+    for (const [roundId, price] of secondPrices) {
+      expect(byRound.get(roundId)!.counterfactual.price).toBe(price);
+      expect(byRound.get(roundId)!.counterfactual.winners).toEqual(byRound.get(roundId)!.recorded.winners);
+      expect(byRound.get(roundId)!.differences.map((d) => d.field)).toEqual(['price']);
+    }
+    expect((vickrey['firstChanged'] as { roundId: string }).roundId).toBe(firstPrice[0]!.roundId);
+    expect(vickrey['auctions']).toMatchObject({
+      priceTotalRecorded: firstPrice.reduce((t, r) => t + r.recorded!.price!, 0),
+      priceTotalCounterfactual: [...secondPrices.values()].reduce((t, p) => t + p, 0),
+      winnersChanged: 0,
+      pricesChanged: 18,
+    });
+    const vickreyHuman = await mabeam(['replay', '--prefix', ctx.prefix, '--protocol', 'first-price', '--with', 'vickrey', '--no-progress']);
+    expect(vickreyHuman.code).toBe(0);
+    expect(vickreyHuman.stdout).toMatch(new RegExp(`first round that changes: ${firstPrice[0]!.roundId}`));
+
+    // A registered protocol module works the same way: the lowest bid wins now.
+    const lowest = json(await mabeam(['replay', '--prefix', ctx.prefix, '--protocol', 'first-price', '--with', lowestBid, '--json', '--all', '--no-progress']));
+    expect(lowest).toMatchObject({ protocol: 'lowest-bid', considered: 18, changed: 18 });
+    for (const r of firstPrice) {
+      const low = [...r.counted].sort((a, b) => a.amount! - b.amount!)[0]!;
+      expect((lowest.rounds.find((x) => x['roundId'] === r.roundId) as { counterfactual: { winners: string[]; price: number } }).counterfactual).toMatchObject({ winners: [low.agentId], price: low.amount });
+    }
+
+    // --write-to: the counterfactual rounds as a history of their own, which replays identically; the recorded log is untouched.
+    const other = uniqueName('counterfactual');
+    const written = await mabeam(['replay', '--prefix', ctx.prefix, '--protocol', 'first-price', '--with', 'vickrey', '--write-to', other, '--no-progress']);
+    expect(written.code).toBe(0);
+    expect(written.stdout).toMatch(new RegExp(`wrote \\d+ records under ${other}`));
+    const again = json(await mabeam(['replay', '--prefix', other, '--json', '--all', '--no-progress']));
+    expect(again).toMatchObject({ identical: 18, ok: true });
+    expect(new Map(again.rounds.map((r) => [r['roundId'], (r['recorded'] as { price: number }).price]))).toEqual(secondPrices);
+    expect(json(await mabeam(['replay', '--prefix', ctx.prefix, '--json', '--no-progress']))).toMatchObject({ identical: 107, contradictory: 1 });
   });
 });
