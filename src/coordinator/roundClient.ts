@@ -18,6 +18,8 @@ export interface AuctionRequest {
   reservePrice?: number;
   /** How long bids are taken (default 10 s). */
   deadlineMs?: number;
+  /** When bids stop being taken (epoch ms); instead of deadlineMs. */
+  deadline?: number;
   parameters?: Record<string, unknown>;
   roundId?: string;
 }
@@ -29,9 +31,45 @@ export interface ConsensusRequest {
   options?: string[];
   weights?: Record<string, number>;
   quorum?: number;
+  /** How long votes are taken (default 10 s). */
   deadlineMs?: number;
+  /** When votes stop being taken (epoch ms); instead of deadlineMs. */
+  deadline?: number;
   parameters?: Record<string, unknown>;
   roundId?: string;
+}
+
+/** The BidRequest an auction request is produced as (`now` is its event time). */
+export function bidRequestEvent(request: AuctionRequest & { roundId: string }, producerId: string, now = Date.now()): BidRequest {
+  const { roundId } = request;
+  return {
+    envelope: newEnvelope('BidRequest', producerId, { correlationId: roundId, eventTime: now }),
+    roundId,
+    protocol: request.protocol ?? 'first-price',
+    item: JSON.stringify(request.item ?? null),
+    requiredCapabilities: request.requiredCapabilities ?? [],
+    eligibleAgents: request.bidders ?? [],
+    reservePrice: request.reservePrice ?? null,
+    deadline: request.deadline ?? now + (request.deadlineMs ?? 10_000),
+    parameters: request.parameters ? JSON.stringify(request.parameters) : null,
+  };
+}
+
+/** The Proposal a consensus request is produced as (`now` is its event time). */
+export function proposalEvent(request: ConsensusRequest & { roundId: string }, producerId: string, now = Date.now()): Proposal {
+  const { roundId } = request;
+  return {
+    envelope: newEnvelope('Proposal', producerId, { correlationId: roundId, eventTime: now }),
+    roundId,
+    protocol: request.protocol ?? 'majority',
+    subject: JSON.stringify(request.subject ?? null),
+    options: request.options ?? [],
+    eligibleVoters: request.voters,
+    weights: request.weights ?? {},
+    quorum: request.quorum ?? null,
+    deadline: request.deadline ?? now + (request.deadlineMs ?? 10_000),
+    parameters: request.parameters ? JSON.stringify(request.parameters) : null,
+  };
 }
 
 export interface RoundClientOptions {
@@ -97,36 +135,13 @@ export class RoundClient {
   }
 
   auction(request: AuctionRequest): Promise<RoundOutcome> {
-    const roundId = request.roundId ?? `auction-${randomUUID()}`;
-    const event: BidRequest = {
-      envelope: newEnvelope('BidRequest', this.clientId, { correlationId: roundId }),
-      roundId,
-      protocol: request.protocol ?? 'first-price',
-      item: JSON.stringify(request.item ?? null),
-      requiredCapabilities: request.requiredCapabilities ?? [],
-      eligibleAgents: request.bidders ?? [],
-      reservePrice: request.reservePrice ?? null,
-      deadline: Date.now() + (request.deadlineMs ?? 10_000),
-      parameters: request.parameters ? JSON.stringify(request.parameters) : null,
-    };
-    return this.run(roundId, event.envelope.eventId, () => this.events.send(topicName(this.options.prefix, 'bid-requests'), roundId, 'BidRequest', event));
+    const event = bidRequestEvent({ ...request, roundId: request.roundId ?? `auction-${randomUUID()}` }, this.clientId);
+    return this.run(event.roundId, event.envelope.eventId, () => this.events.send(topicName(this.options.prefix, 'bid-requests'), event.roundId, 'BidRequest', event));
   }
 
   consensus(request: ConsensusRequest): Promise<RoundOutcome> {
-    const roundId = request.roundId ?? `consensus-${randomUUID()}`;
-    const event: Proposal = {
-      envelope: newEnvelope('Proposal', this.clientId, { correlationId: roundId }),
-      roundId,
-      protocol: request.protocol ?? 'majority',
-      subject: JSON.stringify(request.subject ?? null),
-      options: request.options ?? [],
-      eligibleVoters: request.voters,
-      weights: request.weights ?? {},
-      quorum: request.quorum ?? null,
-      deadline: Date.now() + (request.deadlineMs ?? 10_000),
-      parameters: request.parameters ? JSON.stringify(request.parameters) : null,
-    };
-    return this.run(roundId, event.envelope.eventId, () => this.events.send(topicName(this.options.prefix, 'proposals'), roundId, 'Proposal', event));
+    const event = proposalEvent({ ...request, roundId: request.roundId ?? `consensus-${randomUUID()}` }, this.clientId);
+    return this.run(event.roundId, event.envelope.eventId, () => this.events.send(topicName(this.options.prefix, 'proposals'), event.roundId, 'Proposal', event));
   }
 
   private async run(roundId: string, requestId: string, send: () => Promise<unknown>): Promise<RoundOutcome> {
