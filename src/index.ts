@@ -90,6 +90,8 @@ export { RoundClient, type AuctionRequest, type ConsensusRequest, type RoundClie
 export { coPartitionedAssigner } from './kafka/coPartitionedAssigner.ts';
 export { readLog, type LogRead, type LogRecord, type UndecodableRecord } from './replay/readLog.ts';
 export { replayRounds, type OutcomeSummary, type RecordedOutcome, type RepeatedOutcome, type ReplayReport, type RoundReplay } from './replay/replayRounds.ts';
+export { auditRound, auditVariable, auditAgent, describeCause, lifecycleStory, roundTopicNames } from './audit/index.ts';
+export type * from './audit/types.ts';
 export { readToEnd, type ReadRecord, type ReadToEndOptions } from './kafka/readToEnd.ts';
 export { Processor, forwardedFromHeader, type ProcessorOptions } from './engine/processor.ts';
 export type { Decider, InputRecord, Lane } from './engine/types.ts';

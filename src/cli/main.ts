@@ -4,6 +4,7 @@ import { MabeamError, describeError } from '../errors.ts';
 import { silenceKafkajsTimerWarnings } from '../kafka/client.ts';
 import { createLogger, type Logger } from '../log/logger.ts';
 import { registerAgentCommands } from './commands/agents.ts';
+import { registerAuditCommands } from './commands/audit.ts';
 import { registerCoordinatorCommand } from './commands/coordinator.ts';
 import { registerDemoCommand } from './commands/demo.ts';
 import { registerDevCommands } from './commands/dev.ts';
@@ -37,6 +38,7 @@ registerVariableCommands(program, getLogger);
 registerOrchestratorCommands(program, getLogger);
 registerRoundCommands(program, getLogger);
 registerReplayCommand(program, getLogger);
+registerAuditCommands(program, getLogger);
 registerDemoCommand(program, getLogger);
 
 try {

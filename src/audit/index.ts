@@ -1,0 +1,4 @@
+export { auditRound, roundTopicNames } from './round.ts';
+export { auditVariable, describeCause } from './variable.ts';
+export { auditAgent, lifecycleStory } from './agent.ts';
+export type * from './types.ts';
