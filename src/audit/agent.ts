@@ -168,7 +168,7 @@ export async function auditAgent(conn: AuditConnection, agentId: string): Promis
       d.handling = 'failed';
       d.failure = failure;
     } else if (lifecycle.some((l) => l.reason.includes(`${d.action} directive ${d.eventId}`))) d.handling = 'carried-out';
-    else if (committed !== undefined) d.handling = committed > d.position.offset ? 'delivered' : 'pending';
+    else if (consumerGroup !== null) d.handling = committed !== undefined && committed > d.position.offset ? 'delivered' : 'pending';
   }
 
   const { instances, restarts, migrations } = lifecycleStory(lifecycle);
