@@ -15,7 +15,8 @@ import { partitionOfKey } from '../engine/routing.ts';
 import type { AgentRecord, Bid, Directive, HandlerFailed, LifecycleChanged, Rejection, RoundClosed, RoundOutcome, Vote } from '../events/types.ts';
 import type { LogRecord } from '../replay/scanLog.ts';
 import { topicName } from '../topics/names.ts';
-import { FirstById, allowedTypes, notInLog, parseJson, partitionCounts, partitionsOfKey, positionOf, refusalOf, scan, whyNotTaken, writtenByOf } from './read.ts';
+import type { Admin } from 'kafkajs';
+import { FirstById, allowedTypes, committedOffset, notInLog, parseJson, partitionCounts, partitionsOfKey, positionOf, refusalOf, scan, whyNotTaken, withAdmin, writtenByOf } from './read.ts';
 import { answerText } from './round.ts';
 import type {
   AgentAnswerInfo,
@@ -31,9 +32,13 @@ import type {
   RoundWonInfo,
 } from './types.ts';
 
-export async function auditAgent(conn: AuditConnection, agentId: string): Promise<AgentAudit> {
+export function auditAgent(conn: AuditConnection, agentId: string): Promise<AgentAudit> {
+  return withAdmin(conn, (admin) => audit(conn, admin, agentId));
+}
+
+async function audit(conn: AuditConnection, admin: Admin, agentId: string): Promise<AgentAudit> {
   const t = (name: string) => topicName(conn.prefix, name);
-  const counts = await partitionCounts(conn, ['bids', 'votes', 'outcomes', 'lifecycle', 'directives', 'agents']);
+  const counts = await partitionCounts(conn, admin, ['bids', 'votes', 'outcomes', 'lifecycle', 'directives', 'agents']);
   const allowed = await allowedTypes(conn);
   const own = new Map([...counts].filter(([topic]) => [t('lifecycle'), t('directives'), t('agents')].includes(topic)));
   const ownPlan = partitionsOfKey(agentId, own);
@@ -160,7 +165,7 @@ export async function auditAgent(conn: AuditConnection, agentId: string): Promis
 
   // Whether each directive was handled: a failure names it, the lifecycle says the host acted on it, or the agent's group read past it.
   const consumerGroup = registration?.consumerGroup ?? null;
-  const committed = consumerGroup ? await committedOffset(conn, consumerGroup, t('directives'), agentPartition) : undefined;
+  const committed = consumerGroup ? await committedOffset(admin, consumerGroup, t('directives'), agentPartition) : undefined;
   const failureOf = new Map(failures.inOrder.filter((f) => f.handler === 'onDirective').map((f) => [f.causeEventId, f]));
   for (const d of directives.inOrder) {
     const failure = failureOf.get(d.eventId);
@@ -207,19 +212,6 @@ function answerOf(r: LogRecord): AgentAnswerInfo {
     };
   }
   return { roundId: e.roundId, type: 'Vote', eventId: e.envelope.eventId, answer: e.choice, choice: e.choice, eventTime: e.envelope.eventTime, position: positionOf(r), verdict: 'neither', duplicates: [] };
-}
-
-/** The group's committed offset on one partition (the next record it will read), or undefined when it never committed there. */
-async function committedOffset(conn: AuditConnection, groupId: string, topic: string, partition: number): Promise<number | undefined> {
-  const admin = conn.kafka.admin();
-  await admin.connect();
-  try {
-    const [offsets] = await admin.fetchOffsets({ groupId, topics: [topic] });
-    const offset = Number(offsets?.partitions.find((p) => p.partition === partition)?.offset ?? -1);
-    return offset >= 0 ? offset : undefined;
-  } finally {
-    await admin.disconnect().catch(() => undefined);
-  }
 }
 
 /**

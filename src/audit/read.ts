@@ -87,24 +87,29 @@ export function whyNotTaken(record: LogRecord, id: string, allowed: ReadonlyMap<
   return undefined;
 }
 
-/** How many partitions each topic has on the cluster (what the engine routes by), or a clear error for a topic that is not there. */
-export async function partitionCounts(conn: AuditConnection, names: readonly string[]): Promise<Map<string, number>> {
-  const admin: Admin = conn.kafka.admin();
+/** Runs `work` with one connected admin client, disconnected after. */
+export async function withAdmin<T>(conn: AuditConnection, work: (admin: Admin) => Promise<T>): Promise<T> {
+  const admin = conn.kafka.admin();
   await admin.connect();
   try {
-    const topics = names.map((n) => topicName(conn.prefix, n));
-    const existing = new Set(await admin.listTopics());
-    const missing = topics.filter((t) => !existing.has(t));
-    if (missing.length > 0) {
-      throw new MabeamError('INVALID_OPTIONS', `No topic ${missing.join(', ')} on the cluster: is the prefix "${conn.prefix}" right (mabeam topics apply --prefix ${conn.prefix || '""'})?`, {
-        details: { missing },
-      });
-    }
-    const metadata = await admin.fetchTopicMetadata({ topics });
-    return new Map(metadata.topics.map((t) => [t.name, t.partitions.length]));
+    return await work(admin);
   } finally {
     await admin.disconnect().catch(() => undefined);
   }
+}
+
+/** How many partitions each topic has on the cluster (what the engine routes by), or a clear error for a topic that is not there. */
+export async function partitionCounts(conn: AuditConnection, admin: Admin, names: readonly string[]): Promise<Map<string, number>> {
+  const topics = names.map((n) => topicName(conn.prefix, n));
+  const existing = new Set(await admin.listTopics());
+  const missing = topics.filter((t) => !existing.has(t));
+  if (missing.length > 0) {
+    throw new MabeamError('INVALID_OPTIONS', `No topic ${missing.join(', ')} on the cluster: is the prefix "${conn.prefix}" right (mabeam topics apply --prefix ${conn.prefix || '""'})?`, {
+      details: { missing },
+    });
+  }
+  const metadata = await admin.fetchTopicMetadata({ topics });
+  return new Map(metadata.topics.map((t) => [t.name, t.partitions.length]));
 }
 
 /** The partition of each topic a key belongs to, as a plan of scans: partition number → topics. */
@@ -163,16 +168,17 @@ export async function scan(
 }
 
 /** Start offsets at or before a time, per topic-partition (the earliest offset whose timestamp is at or after it). */
-export async function offsetsAt(conn: AuditConnection, topic: string, partitions: readonly number[], timestamp: number): Promise<Map<string, number>> {
-  const admin = conn.kafka.admin();
-  await admin.connect();
-  try {
-    const wanted = new Set(partitions);
-    const offsets = await admin.fetchTopicOffsetsByTimestamp(topic, timestamp);
-    return new Map(offsets.filter((o) => wanted.has(o.partition)).map((o) => [partitionKey(topic, o.partition), Number(o.offset)]));
-  } finally {
-    await admin.disconnect().catch(() => undefined);
-  }
+export async function offsetsAt(admin: Admin, topic: string, partitions: readonly number[], timestamp: number): Promise<Map<string, number>> {
+  const wanted = new Set(partitions);
+  const offsets = await admin.fetchTopicOffsetsByTimestamp(topic, timestamp);
+  return new Map(offsets.filter((o) => wanted.has(o.partition)).map((o) => [partitionKey(topic, o.partition), Number(o.offset)]));
+}
+
+/** A group's committed offset on one partition (the next record it reads), or undefined when it never committed there. */
+export async function committedOffset(admin: Admin, groupId: string, topic: string, partition: number): Promise<number | undefined> {
+  const [offsets] = await admin.fetchOffsets({ groupId, topics: [topic] });
+  const offset = Number(offsets?.partitions.find((p) => p.partition === partition)?.offset ?? -1);
+  return offset >= 0 ? offset : undefined;
 }
 
 export function notInLog(what: string, id: string, where: string): MabeamError {

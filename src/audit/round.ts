@@ -9,6 +9,7 @@
  * outcome says whom it awarded — only those winners' partitions of the
  * directives topic, from shortly before the outcome was written.
  */
+import type { Admin } from 'kafkajs';
 import { deterministicEventId } from '../events/envelope.ts';
 import type { Bid, BidRequest, Directive, Proposal, RoundClosed, RoundOutcome, Vote } from '../events/types.ts';
 import { stageEventId } from '../protocols/roundsInternals.ts';
@@ -26,6 +27,7 @@ import {
   refusalOf,
   scan,
   whyNotTaken,
+  withAdmin,
   writtenByOf,
 } from './read.ts';
 import type {
@@ -54,9 +56,13 @@ function ofRound(record: LogRecord, roundId: string): boolean {
   return record.decoded.type === 'Rejection' ? e.subjectId === roundId : e.roundId === roundId;
 }
 
-export async function auditRound(conn: AuditConnection, roundId: string): Promise<RoundAudit> {
+export function auditRound(conn: AuditConnection, roundId: string): Promise<RoundAudit> {
+  return withAdmin(conn, (admin) => audit(conn, admin, roundId));
+}
+
+async function audit(conn: AuditConnection, admin: Admin, roundId: string): Promise<RoundAudit> {
   const allowed = await allowedTypes(conn);
-  const counts = await partitionCounts(conn, [...roundTopicNames, 'directives']);
+  const counts = await partitionCounts(conn, admin, [...roundTopicNames, 'directives']);
   const directivesTopic = topicName(conn.prefix, 'directives');
   const directivePartitions = counts.get(directivesTopic) ?? 1;
   counts.delete(directivesTopic);
@@ -207,7 +213,7 @@ export async function auditRound(conn: AuditConnection, roundId: string): Promis
     const wanted = new Set(winners.flatMap((w) => [...partitionsOfKey(w, count).keys()]));
     readDirectivePartitions.push(...[...wanted].sort((x, y) => x - y));
     const since = Math.min(...awarded.map((o) => o.position.timestamp)) - directiveWindowMs;
-    const from = await offsetsAt(conn, directivesTopic, readDirectivePartitions, since);
+    const from = await offsetsAt(admin, directivesTopic, readDirectivePartitions, since);
     const read = await scan(
       conn,
       new Map(readDirectivePartitions.map((p) => [p, [directivesTopic]])),

@@ -222,6 +222,20 @@ describe('auditRound', () => {
     expect(a.directives).toEqual([expect.objectContaining({ agentId: 'e2', action: 'award' })]);
   });
 
+  it('a refused request: the round is refused, with the reason code, and so are its answers', { timeout: 30_000 }, async () => {
+    const roundId = uniqueName('lottery');
+    await events.send(ctx.topic('bid-requests'), roundId, 'BidRequest', bidRequest(roundId, 'lottery', ['a']));
+    const a = await waitFor(async () => {
+      const r = await auditRound(audit.conn, roundId);
+      return r.request?.refused && r;
+    }, { what: 'the refusal of the request' });
+    expect(a).toMatchObject({ state: 'refused', protocol: 'lottery', request: { refused: { reasonCode: 'UNKNOWN_PROTOCOL', reason: expect.stringContaining('lottery') } } });
+    expect(a.request!.refused!.position).toMatchObject({ topic: ctx.topic('outcomes'), partition: a.partition });
+    expect(a.outcomes).toEqual([]);
+    expect(a.directives).toEqual([]);
+    expect(a.read.directivePartitions).toEqual([]);
+  });
+
   it('a round the log does not hold is NOT_IN_LOG', async () => {
     await expect(auditRound(audit.conn, uniqueName('never'))).rejects.toMatchObject({ code: 'NOT_IN_LOG' });
   });
@@ -273,6 +287,11 @@ describe('auditVariable', () => {
     ]);
     expect(a.refused[0]!.reason).toMatch(/is at version 3, not 2/);
     expect(a.unanswered).toEqual([]);
+    const story = await mabeam(['audit', 'variable', id, '--prefix', ctx.prefix]);
+    expect(story.code).toBe(0);
+    expect(story.stdout).toMatch(/^Variable \S+: version 3, value 0\.3$/m);
+    expect(story.stdout).toMatch(/3\s+0\.3\s+0\.2\s+\S+\s+compare-and-set on version 2/);
+    expect(story.stdout).toMatch(/STALE_VERSION: \S+ is at version 3, not 2/);
   });
 
   it('a consensus-gated change names its round; the round audit shows the vote', { timeout: 60_000 }, async () => {
