@@ -109,7 +109,9 @@ export async function partitionCounts(conn: AuditConnection, admin: Admin, names
     });
   }
   const metadata = await admin.fetchTopicMetadata({ topics });
-  return new Map(metadata.topics.map((t) => [t.name, t.partitions.length]));
+  const found = new Map(metadata.topics.map((t) => [t.name, t.partitions.length]));
+  // In the order asked.
+  return new Map(topics.map((t) => [t, found.get(t) ?? 1]));
 }
 
 /** The partition of each topic a key belongs to, as a plan of scans: partition number → topics. */

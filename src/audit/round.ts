@@ -68,7 +68,7 @@ async function audit(conn: AuditConnection, admin: Admin, roundId: string): Prom
   counts.delete(directivesTopic);
   const plan = partitionsOfKey(roundId, counts);
   const partition = plan.keys().next().value ?? 0;
-  const topics = [...counts.keys()];
+  const topics = roundTopicNames.map((n) => topicName(conn.prefix, n));
 
   const mine: LogRecord[] = [];
   const { records, undecodable } = await scan(conn, plan, (r) => {

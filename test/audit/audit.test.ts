@@ -248,7 +248,7 @@ describe('auditRound', () => {
     expect(parsed.answers.filter((x) => x.verdict === 'refused').map((x) => x.refusal!.reasonCode)).toEqual(['NOT_ELIGIBLE', 'BELOW_RESERVE', 'DUPLICATE_ANSWER', 'ROUND_CLOSED']);
     const story = await mabeam(['audit', 'round', sealed, '--prefix', ctx.prefix]);
     expect(story.code).toBe(0);
-    expect(story.stdout).toMatch(/first-price auction, decided\n\s+b won at 30: highest bid 30/);
+    expect(story.stdout).toMatch(/first-price auction, decided\n\s+b won at 30 — highest bid 30/);
     expect(story.stdout).toMatch(/e2\s+12\s+\S+\s+refused NOT_ELIGIBLE/);
     expect(story.stdout).toMatch(/award to b/);
     const missing = await mabeam(['audit', 'round', 'no-such-round', '--prefix', ctx.prefix]);

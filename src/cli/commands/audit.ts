@@ -52,6 +52,7 @@ export function registerAuditCommands(program: Command, logger: () => Logger): v
 const time = (ms: number): string => (Number.isFinite(ms) ? new Date(ms).toISOString() : String(ms));
 const json = (value: unknown): string => (value === null || value === undefined ? '—' : typeof value === 'string' ? value : JSON.stringify(value));
 const list = (items: readonly string[], none = '—'): string => (items.length > 0 ? items.join(', ') : none);
+const count = (n: number, one: string, many = `${one}s`): string => `${n} ${n === 1 ? one : many}`;
 
 export function where(p: LogPosition): string {
   const moved = p.forwardedFrom === undefined ? '' : p.forwardedFrom === null ? ' (moved here from another partition)' : ` (moved here from partition ${p.forwardedFrom})`;
@@ -88,8 +89,8 @@ export function roundStory(a: RoundAudit): string {
   const o = a.outcome;
   const headline = o
     ? o.status === 'decided'
-      ? `${o.winners.length > 0 ? `${list(o.winners)} won` : 'decided'}${o.price !== null ? ` at ${o.price}` : ''}${o.value !== null && o.price === null ? ` (${json(o.value)})` : ''}: ${o.reason}`
-      : `${o.status}: ${o.reason}`
+      ? `${o.winners.length > 0 ? `${list(o.winners)} won` : 'decided'}${o.price !== null ? ` at ${o.price}` : ''}${o.value !== null && o.price === null ? ` (${json(o.value)})` : ''} — ${o.reason}`
+      : `${o.status} — ${o.reason}`
     : a.state === 'open'
       ? 'open: no outcome yet'
       : a.state === 'refused'
@@ -166,7 +167,7 @@ export function roundStory(a: RoundAudit): string {
   lines.push(...undecodableLines(a.undecodable, `partition ${a.partition}`));
   lines.push(
     '',
-    `Read partition ${a.read.partition} of ${a.read.topics.join(', ')} (${a.read.records} records)${a.read.directivePartitions.length > 0 ? `; partitions ${a.read.directivePartitions.join(', ')} of directives (${a.read.directiveRecords} records)` : ''}.`,
+    `Read partition ${a.read.partition} of ${a.read.topics.join(', ')} (${count(a.read.records, 'record')})${a.read.directivePartitions.length > 0 ? `; ${a.read.directivePartitions.length === 1 ? 'partition' : 'partitions'} ${a.read.directivePartitions.join(', ')} of directives (${count(a.read.directiveRecords, 'record')})` : ''}.`,
   );
   return lines.join('\n');
 }
@@ -192,7 +193,7 @@ export function variableStory(a: VariableAudit): string {
   }
   if (a.unanswered.length > 0) lines.push('', `Requests not answered (${a.unanswered.length})`, ...a.unanswered.map((q) => `  ${q.eventId} from ${q.requesterId}: ${json(q.value)} (${q.cause}) at ${where(q.position)}`));
   lines.push(...undecodableLines(a.undecodable, 'the partitions read'));
-  lines.push('', `Read ${Object.entries(a.read.partitions).map(([t, p]) => `${t}/${p}`).join(', ')} (${a.read.records} records).`);
+  lines.push('', `Read ${Object.entries(a.read.partitions).map(([t, p]) => `${t}/${p}`).join(', ')} (${count(a.read.records, 'record')}).`);
   return lines.join('\n');
 }
 
@@ -201,7 +202,7 @@ export function agentStory(a: AgentAudit): string {
   const lines = [`Agent ${a.agentId}${r ? `: ${r.role}, capabilities ${list(r.capabilities)}, consumer group ${r.consumerGroup}` : ' (no registration in the log)'}`];
   const counted = a.answers.filter((x) => x.verdict === 'counted').length;
   const refused = a.answers.filter((x) => x.verdict === 'refused').length;
-  lines.push(`  ${a.answers.length} answers (${counted} counted, ${refused} refused), ${a.roundsWon.length} rounds won, ${a.directives.length} directives, ${a.handlerFailures.length} handler failures, ${a.restarts.length} restarts, ${a.migrations.length} migrations`);
+  lines.push(`  ${count(a.answers.length, 'answer')} (${counted} counted, ${refused} refused), ${count(a.roundsWon.length, 'round')} won, ${count(a.directives.length, 'directive')}, ${count(a.handlerFailures.length, 'handler failure')}, ${count(a.restarts.length, 'restart')}, ${count(a.migrations.length, 'migration')}`);
 
   lines.push('', `Lifecycle (${a.lifecycle.length})`);
   if (a.lifecycle.length > 0) {
@@ -235,6 +236,6 @@ export function agentStory(a: AgentAudit): string {
     lines.push(indent(table([['TIME', 'HANDLER', 'ABOUT', 'INSTANCE', 'ERROR'], ...a.handlerFailures.map((f) => [time(f.eventTime), f.handler, f.subjectId, f.instanceId, f.error])])));
   }
   lines.push(...undecodableLines(a.undecodable, 'the partitions read'));
-  lines.push('', `Read ${a.read.topics.join(', ')} (partition ${a.read.agentPartition} of the agent-keyed topics; ${a.read.records} records).`);
+  lines.push('', `Read ${a.read.topics.join(', ')} (partition ${a.read.agentPartition} of the agent-keyed topics; ${count(a.read.records, 'record')}).`);
   return lines.join('\n');
 }
