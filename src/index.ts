@@ -89,9 +89,16 @@ export { Coordinator, type CoordinatorOptions } from './coordinator/coordinator.
 export { RoundClient, type AuctionRequest, type ConsensusRequest, type RoundClientOptions } from './coordinator/roundClient.ts';
 export { coPartitionedAssigner } from './kafka/coPartitionedAssigner.ts';
 export { readLog, type LogRead, type LogRecord, type UndecodableRecord } from './replay/readLog.ts';
-export { replayRounds, type OutcomeSummary, type RecordedOutcome, type RepeatedOutcome, type ReplayReport, type RoundReplay } from './replay/replayRounds.ts';
+export { replayRounds, replayHistory, decideAgain, faultVerdicts, type OutcomeSummary, type RecordedOutcome, type RepeatedOutcome, type ReplayReport, type RoundReplay, type RoundFilter, type OffsetBound, type Verdict as ReplayVerdict, type Difference, type Position } from './replay/replayRounds.ts';
 export { auditRound, auditVariable, auditAgent, describeCause, lifecycleStory, roundTopicNames } from './audit/index.ts';
 export type * from './audit/types.ts';
+export { scanLog, type ScanLogOptions } from './replay/scanLog.ts';
+export { RoundHistory, type RecordedRound, type RoundInputs } from './replay/roundHistory.ts';
+export { readHistory, roundTopics, type ReadHistoryOptions } from './replay/readHistory.ts';
+export { counterfactual, type CounterfactualReport, type CounterfactualRound, type CounterfactualDecision } from './replay/counterfactual.ts';
+export { writeCounterfactual, type WriteCounterfactualOptions } from './replay/writeCounterfactual.ts';
+export { parseBound, type Bound } from './replay/window.ts';
+export { loadProtocolModules } from './protocols/modules.ts';
 export { readToEnd, type ReadRecord, type ReadToEndOptions } from './kafka/readToEnd.ts';
 export { Processor, forwardedFromHeader, type ProcessorOptions } from './engine/processor.ts';
 export type { Decider, InputRecord, Lane } from './engine/types.ts';

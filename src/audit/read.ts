@@ -24,7 +24,7 @@ export function parseJson(text: string | null | undefined): unknown {
 
 export function positionOf(record: LogRecord): LogPosition {
   const position: LogPosition = { topic: record.topic, partition: record.partition, offset: record.offset, timestamp: record.timestamp };
-  if (record.forwardedFrom !== undefined) position.forwardedFrom = Number.isInteger(record.forwardedFrom) ? record.forwardedFrom : null;
+  if (record.forwardedFrom) position.forwardedFrom = { partition: record.forwardedFrom.partition, offset: record.forwardedFrom.offset };
   return position;
 }
 
@@ -143,6 +143,9 @@ export async function scan(
   plan: ReadonlyMap<number, readonly string[]> | { all: readonly string[] },
   onEvent: (record: LogRecord) => void,
   from?: ReadonlyMap<string, number>,
+  /** Only records with these keys (or none) are decoded: the others on the partition are about other rounds, agents or variables. */
+  keys?: ReadonlySet<string>,
+  until?: ReadonlyMap<string, number>,
 ): Promise<ScanResult> {
   const undecodable: UndecodableRecord[] = [];
   let records = 0;
@@ -154,6 +157,8 @@ export async function scan(
     topics: [...topics],
     ...(partitions ? { partitions } : {}),
     ...(from ? { from } : {}),
+    ...(until ? { until } : {}),
+    ...(keys ? { keys } : {}),
     timeoutMs: conn.timeoutMs ?? defaultAuditTimeoutMs,
     onUndecodable: (u: UndecodableRecord) => {
       records++;
@@ -169,11 +174,15 @@ export async function scan(
   return { records, undecodable };
 }
 
-/** Start offsets at or before a time, per topic-partition (the earliest offset whose timestamp is at or after it). */
+/**
+ * The offset of a time, per topic-partition: the earliest offset whose
+ * timestamp is at or after it; past the end (as a start, nothing to read;
+ * as an end, the end) when no record is that late.
+ */
 export async function offsetsAt(admin: Admin, topic: string, partitions: readonly number[], timestamp: number): Promise<Map<string, number>> {
   const wanted = new Set(partitions);
   const offsets = await admin.fetchTopicOffsetsByTimestamp(topic, timestamp);
-  return new Map(offsets.filter((o) => wanted.has(o.partition)).map((o) => [partitionKey(topic, o.partition), Number(o.offset)]));
+  return new Map(offsets.filter((o) => wanted.has(o.partition)).map((o) => [partitionKey(topic, o.partition), Number(o.offset) >= 0 ? Number(o.offset) : Number.MAX_SAFE_INTEGER]));
 }
 
 /** A group's committed offset on one partition (the next record it reads), or undefined when it never committed there. */

@@ -71,9 +71,15 @@ async function audit(conn: AuditConnection, admin: Admin, roundId: string): Prom
   const topics = roundTopicNames.map((n) => topicName(conn.prefix, n));
 
   const mine: LogRecord[] = [];
-  const { records, undecodable } = await scan(conn, plan, (r) => {
-    if (ofRound(r, roundId)) mine.push(r);
-  });
+  const { records, undecodable } = await scan(
+    conn,
+    plan,
+    (r) => {
+      if (ofRound(r, roundId)) mine.push(r);
+    },
+    undefined,
+    new Set([roundId]),
+  );
   if (mine.length === 0) throw notInLog('round', roundId, `partition ${partition} of ${topics.join(', ')}`);
 
 
@@ -214,6 +220,8 @@ async function audit(conn: AuditConnection, admin: Admin, roundId: string): Prom
     readDirectivePartitions.push(...[...wanted].sort((x, y) => x - y));
     const since = Math.min(...awarded.map((o) => o.position.timestamp)) - directiveWindowMs;
     const from = await offsetsAt(admin, directivesTopic, readDirectivePartitions, since);
+    // Written in the outcome's transaction: nothing after the last outcome's time (and a window) is about the round.
+    const until = await offsetsAt(admin, directivesTopic, readDirectivePartitions, Math.max(...awarded.map((o) => o.position.timestamp)) + directiveWindowMs);
     const read = await scan(
       conn,
       new Map(readDirectivePartitions.map((p) => [p, [directivesTopic]])),
@@ -228,6 +236,8 @@ async function audit(conn: AuditConnection, admin: Admin, roundId: string): Prom
         }));
       },
       from,
+      new Set(winners),
+      until,
     );
     directiveRecords = read.records;
     undecodable.push(...read.undecodable);

@@ -28,12 +28,8 @@ export interface LogPosition {
   offset: number;
   /** The record's log timestamp (ms). */
   timestamp: number;
-  /**
-   * Set when the engine copied the record here from the partition a
-   * producer had put it on (its key belongs here): that partition, or null
-   * when the copy does not say which.
-   */
-  forwardedFrom?: number | null;
+  /** Set when the engine copied the record here from where a producer had put it (its key belongs here): that partition and offset. */
+  forwardedFrom?: { partition: number; offset: number };
 }
 
 /** The producer that wrote a record: for a transactional producer, id and epoch name the transactions it wrote (a fenced one has a lower epoch). */

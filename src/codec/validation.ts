@@ -13,27 +13,48 @@ const lifecycleStates = new Set(['registered', 'starting', 'running', 'stopping'
 /** String fields that carry JSON (see the schemas' docs). */
 const jsonFields = new Set(['value', 'previousValue', 'attemptedValue', 'item', 'parameters', 'attributes', 'details', 'subject', 'definition', 'trigger']);
 
-function walk(value: unknown, path: string, problems: string[]): void {
+/** The path of the field at `trail` (keys and indexes from the event), as problems name it. */
+function pathOf(trail: ReadonlyArray<string | number>): string {
+  return trail.reduce<string>((path, part) => (typeof part === 'number' ? `${path}[${part}]` : path ? `${path}.${part}` : part), '');
+}
+
+/** Walks every field; paths are only built for a problem (readers of whole logs validate millions of events). */
+function walk(value: unknown, trail: Array<string | number>, problems: string[]): void {
   if (typeof value === 'number') {
-    if (!Number.isFinite(value)) problems.push(`${path}: ${value} is not a finite number`);
+    if (!Number.isFinite(value)) problems.push(`${pathOf(trail)}: ${value} is not a finite number`);
     return;
   }
+  if (value === null || typeof value !== 'object') return;
   if (Array.isArray(value)) {
-    value.forEach((v, i) => walk(v, `${path}[${i}]`, problems));
+    for (let i = 0; i < value.length; i++) {
+      const v: unknown = value[i];
+      if (v !== null && (typeof v === 'object' || typeof v === 'number')) {
+        trail.push(i);
+        walk(v, trail, problems);
+        trail.pop();
+      }
+    }
     return;
   }
-  if (value && typeof value === 'object' && !Buffer.isBuffer(value)) {
-    for (const [k, v] of Object.entries(value)) {
-      const p = path ? `${path}.${k}` : k;
-      if (typeof v === 'string' && /Id$/.test(k) && v.trim() === '') problems.push(`${p}: must not be empty`);
-      if (typeof v === 'string' && jsonFields.has(k) && path === '') {
+  if (Buffer.isBuffer(value)) return;
+  const top = trail.length === 0;
+  for (const k of Object.keys(value)) {
+    const v = (value as Record<string, unknown>)[k];
+    if (typeof v === 'string') {
+      if (k.endsWith('Id') && v.trim() === '') problems.push(`${pathOf([...trail, k])}: must not be empty`);
+      if (top && jsonFields.has(k)) {
         try {
           JSON.parse(v);
         } catch {
-          problems.push(`${p}: must be JSON`);
+          problems.push(`${pathOf([...trail, k])}: must be JSON`);
         }
       }
-      walk(v, p, problems);
+      continue;
+    }
+    if (v !== null && (typeof v === 'object' || typeof v === 'number')) {
+      trail.push(k);
+      walk(v, trail, problems);
+      trail.pop();
     }
   }
 }
@@ -71,7 +92,7 @@ const typeRules: Record<string, Validator> = {
 
 export function validateEvent(event: Record<string, unknown>, shortName: string): string[] {
   const problems = envelopeProblems(event, shortName);
-  walk(event, '', problems);
+  walk(event, [], problems);
   problems.push(...(typeRules[shortName]?.(event) ?? []));
   return problems;
 }

@@ -32,6 +32,8 @@ export interface ReadToEndOptions {
   partitions?: readonly number[];
   /** Start offsets per `${topic}/${partition}`; default the beginning (low watermark). */
   from?: ReadonlyMap<string, number>;
+  /** End offsets (exclusive) per `${topic}/${partition}`, where less than the partition's end; default its end. */
+  until?: ReadonlyMap<string, number>;
   /**
    * Called for each committed record, in partition order; awaited. A
    * retriable error (a MabeamError or KafkaJS error with retriable true) is
@@ -199,7 +201,10 @@ function backoff(attempt: number): number {
 export async function readToEnd(kafka: Kafka, options: ReadToEndOptions): Promise<{ ends: Map<string, number> }> {
   const timeoutMs = options.timeoutMs ?? 30_000;
   const deadline = Date.now() + timeoutMs;
-  const all = await fetchEnds(kafka, options.topics, options.partitions, deadline);
+  const all = (await fetchEnds(kafka, options.topics, options.partitions, deadline)).map((e) => {
+    const until = options.until?.get(partitionKey(e.topic, e.partition));
+    return until !== undefined && until < e.high ? { ...e, high: Math.max(e.low, until) } : e;
+  });
   const ends = new Map(all.map((e) => [partitionKey(e.topic, e.partition), e.high]));
   const positions = new ReadPositions();
   // What is to be read: from the start asked (never before the low watermark) to the end.

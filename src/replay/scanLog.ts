@@ -14,8 +14,8 @@ export interface LogRecord {
   /** The record's key as text (null for a record without one). */
   key: string | null;
   decoded: DecodedEvent;
-  /** The partition a record was first written to, when the engine copied it to its key's partition. */
-  forwardedFrom?: number;
+  /** Where a record was first written, when the engine copied it to its key's partition. */
+  forwardedFrom?: { topic: string; partition: number; offset: number };
   /** The producer that wrote it, and whether in a transaction (a transactional producer's id and epoch identify its transaction). */
   producer?: { id: string; epoch: number; transactional: boolean };
 }
@@ -28,6 +28,8 @@ export interface UndecodableRecord {
   /** The codec's reason (a dead-letter reason code: BAD_MAGIC_BYTE, UNKNOWN_SCHEMA_ID, …). */
   code: ErrorCode;
   message: string;
+  /** The record's key as text, if it has one. */
+  key?: string;
 }
 
 export interface ScanLogOptions {
@@ -36,6 +38,14 @@ export interface ScanLogOptions {
   partitions?: readonly number[];
   /** Start offsets per `${topic}/${partition}` (default the beginning). */
   from?: ReadonlyMap<string, number>;
+  /** End offsets (exclusive) per `${topic}/${partition}` (default the end when called). */
+  until?: ReadonlyMap<string, number>;
+  /**
+   * Only records with one of these keys (or with no key) are decoded and
+   * handed over; the others are passed by without decoding (an audit of one
+   * round reads its partition, shared with many other rounds).
+   */
+  keys?: ReadonlySet<string>;
   /** Default 120_000 (then LOG_READ_TIMEOUT). */
   timeoutMs?: number;
   /** Offsets read so far and offsets to read in all. */
@@ -72,7 +82,10 @@ export async function scanLog(kafka: Kafka, codec: EventCodec, options: ScanLogO
       decoded,
     };
     const forwarded = message.headers?.[forwardedFromHeader];
-    if (forwarded !== undefined) record.forwardedFrom = Number(forwarded.toString());
+    if (forwarded !== undefined) {
+      const origin = parseOrigin(forwarded.toString());
+      if (origin) record.forwardedFrom = origin;
+    }
     const batch = (message as unknown as { batchContext?: BatchContext }).batchContext;
     if (batch?.producerId !== undefined) record.producer = { id: String(batch.producerId), epoch: Number(batch.producerEpoch ?? -1), transactional: batch.inTransaction === true };
     onEvent(record);
@@ -84,17 +97,21 @@ export async function scanLog(kafka: Kafka, codec: EventCodec, options: ScanLogO
       offset: Number(read.offset),
       code: isMabeamError(error) ? error.code : 'UNDECODABLE_BODY',
       message: describeError(error),
+      ...(read.message.key ? { key: read.message.key.toString() } : {}),
     });
   };
+  const keys = options.keys;
   return readToEnd(kafka, {
     topics: options.topics,
     timeoutMs: options.timeoutMs ?? 120_000,
     groupPrefix: 'mabeam.replay',
     ...(options.partitions ? { partitions: options.partitions } : {}),
     ...(options.from ? { from: options.from } : {}),
+    ...(options.until ? { until: options.until } : {}),
     ...(options.onProgress ? { onProgress: options.onProgress } : {}),
     onRecord: (read) => {
       if (read.message.value === null) return;
+      if (keys && read.message.key && !keys.has(read.message.key.toString())) return;
       let decoded: DecodedEvent | undefined;
       try {
         decoded = codec.decodeNow(read.message.value);
@@ -116,4 +133,13 @@ export async function scanLog(kafka: Kafka, codec: EventCodec, options: ScanLogO
       );
     },
   });
+}
+
+/** The engine's forwarded-from header: `topic/partition/offset` (topic names hold no "/"). */
+function parseOrigin(text: string): { topic: string; partition: number; offset: number } | undefined {
+  const parts = text.split('/');
+  if (parts.length !== 3) return undefined;
+  const partition = Number(parts[1]);
+  const offset = Number(parts[2]);
+  return Number.isInteger(partition) && Number.isInteger(offset) ? { topic: parts[0]!, partition, offset } : undefined;
 }

@@ -39,8 +39,8 @@ describe('reading the log', () => {
     const log = await readLog(ctx.kafka, ctx.codec, [topic]);
     expect(log.filter((r) => (r.decoded.event as unknown as MetricSample).name === 'mixed').map((r) => (r.decoded.event as unknown as MetricSample).value)).toEqual([1, 2]);
     expect(log.undecodable.map(({ message: _, ...where }) => where)).toEqual([
-      { topic, partition: garbage!.partition, offset: Number(garbage!.baseOffset), code: 'BAD_MAGIC_BYTE' },
-      { topic, partition: unknownId!.partition, offset: Number(unknownId!.baseOffset), code: 'UNKNOWN_SCHEMA_ID' },
+      { topic, partition: garbage!.partition, offset: Number(garbage!.baseOffset), code: 'BAD_MAGIC_BYTE', key },
+      { topic, partition: unknownId!.partition, offset: Number(unknownId!.baseOffset), code: 'UNKNOWN_SCHEMA_ID', key },
     ]);
   });
 });

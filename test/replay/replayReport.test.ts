@@ -81,6 +81,6 @@ describe('replay reports everything the log holds', () => {
     expect(contradicted.outcomes.map((o) => o.status)).toEqual(['decided', 'no-decision']);
     expect(contradicted.outcomes.every((o) => o.topic === ctx.topic('outcomes') && Number.isInteger(o.offset))).toBe(true);
 
-    expect(report.undecodable).toEqual([{ topic: ctx.topic('bids'), partition: garbage!.partition, offset: Number(garbage!.baseOffset), code: 'BAD_MAGIC_BYTE', message: expect.any(String) }]);
+    expect(report.undecodable).toEqual([{ topic: ctx.topic('bids'), partition: garbage!.partition, offset: Number(garbage!.baseOffset), code: 'BAD_MAGIC_BYTE', message: expect.any(String), key: id('clean') }]);
   });
 });

@@ -55,7 +55,7 @@ const list = (items: readonly string[], none = '—'): string => (items.length >
 const count = (n: number, one: string, many = `${one}s`): string => `${n} ${n === 1 ? one : many}`;
 
 export function where(p: LogPosition): string {
-  const moved = p.forwardedFrom === undefined ? '' : p.forwardedFrom === null ? ' (moved here from another partition)' : ` (moved here from partition ${p.forwardedFrom})`;
+  const moved = p.forwardedFrom ? ` (moved here from partition ${p.forwardedFrom.partition} offset ${p.forwardedFrom.offset})` : '';
   return `${p.topic}/${p.partition}@${p.offset}${moved}`;
 }
 
