@@ -17,6 +17,11 @@ import { registerTopicCommands } from './commands/topics.ts';
 import { registerVariableCommands } from './commands/variables.ts';
 
 silenceKafkajsTimerWarnings();
+// Output piped into a reader that stops early (`| head`): stop quietly, as other command-line tools do.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw error;
+});
 
 const program = new Command()
   .name('mabeam')

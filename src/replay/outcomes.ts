@@ -37,7 +37,24 @@ export function canonical(value: unknown): string {
 }
 
 export function sameOutcome(a: OutcomeSummary, b: OutcomeSummary): boolean {
-  return canonical(pick(a)) === canonical(pick(b));
+  return a.status === b.status && a.price === b.price && a.value === b.value && equal(a.winners, b.winners) && equal(a.details ?? {}, b.details ?? {});
+}
+
+/** Deep equality of JSON values, object keys in any order (what canonical() compares, without building text). */
+export function equal(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (Array.isArray(a)) {
+    if (!Array.isArray(b) || a.length !== b.length) return false;
+    for (let i = 0; i < a.length; i++) if (!equal(a[i], b[i])) return false;
+    return true;
+  }
+  if (Array.isArray(b)) return false;
+  const ka = Object.keys(a).filter((k) => (a as Record<string, unknown>)[k] !== undefined);
+  const kb = Object.keys(b).filter((k) => (b as Record<string, unknown>)[k] !== undefined);
+  if (ka.length !== kb.length) return false;
+  for (const k of ka) if (!equal((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k])) return false;
+  return true;
 }
 
 /** The fields (and, inside details, the paths) where two outcomes differ, in a stable order. */
@@ -59,7 +76,3 @@ function diffValues(path: string, a: unknown, b: unknown, found: Difference[]): 
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => !!v && typeof v === 'object' && !Array.isArray(v);
-
-function pick(o: OutcomeSummary): OutcomeSummary {
-  return { status: o.status, winners: o.winners, price: o.price, value: o.value, details: o.details ?? {} };
-}

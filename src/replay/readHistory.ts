@@ -4,7 +4,7 @@ import { partitionOfKey } from '../engine/routing.ts';
 import { partitionKey } from '../kafka/readToEnd.ts';
 import { topicName } from '../topics/names.ts';
 import type { RoundFilter } from './replayRounds.ts';
-import { RoundHistory } from './roundHistory.ts';
+import { RoundHistory, type RecordedRound } from './roundHistory.ts';
 import { scanLog } from './scanLog.ts';
 
 /** The topics a round's story is on, by name without the prefix. */
@@ -23,8 +23,12 @@ export interface ReadHistoryOptions {
   prefix: string;
   /** Read no more than the filter needs: only the named rounds' partitions, only from a window's start. */
   filter?: RoundFilter;
+  /** Only these partition numbers (a share of the work among several readers); default all (or the named rounds'). */
+  partitions?: readonly number[];
   onProgress?: (read: number, total: number) => void;
   timeoutMs?: number;
+  /** Called for each round as soon as the log has all of it (settleAsRead decides it then and lets its answers go). */
+  onComplete?: (round: RecordedRound, history: RoundHistory) => void;
 }
 
 /**
@@ -38,35 +42,40 @@ export interface ReadHistoryOptions {
 export async function readHistory(options: ReadHistoryOptions): Promise<RoundHistory> {
   const { kafka, codec, prefix, filter = {} } = options;
   const topics = roundTopics.map((t) => topicName(prefix, t));
-  const history = new RoundHistory();
+  const history = new RoundHistory(options.onComplete);
   const admin = kafka.admin();
   await admin.connect();
-  let partitions: number[] | undefined;
+  let partitions: number[] | undefined = options.partitions ? [...options.partitions] : undefined;
   let from: Map<string, number> | undefined;
+  let counts: Map<string, number>;
   try {
+    const { topics: metadata } = await admin.fetchTopicMetadata({ topics });
+    counts = new Map(metadata.map((t) => [t.name, t.partitions.length]));
     if (filter.roundIds && filter.roundIds.size > 0) {
-      const { topics: metadata } = await admin.fetchTopicMetadata({ topics: [topics[0]!] });
-      const count = metadata[0]!.partitions.length;
-      partitions = [...new Set([...filter.roundIds].map((id) => partitionOfKey(Buffer.from(id), count)))].sort((a, b) => a - b);
+      const count = counts.get(topics[0]!) ?? 1;
+      const named = new Set([...filter.roundIds].map((id) => partitionOfKey(Buffer.from(id), count)));
+      partitions = [...named].filter((p) => !partitions || partitions.includes(p)).sort((a, b) => a - b);
     }
     if (filter.since !== undefined) {
       from = new Map();
       for (const topic of topics) {
         for (const { partition, offset } of await admin.fetchTopicOffsetsByTimestamp(topic, filter.since - windowSkewMs)) {
           // -1: nothing at or after that time; read from the end (nothing).
-          if (Number(offset) >= 0) from.set(partitionKey(topic, partition), Number(offset));
-          else from.set(partitionKey(topic, partition), Number.MAX_SAFE_INTEGER);
+          from.set(partitionKey(topic, partition), Number(offset) >= 0 ? Number(offset) : Number.MAX_SAFE_INTEGER);
         }
       }
     }
   } finally {
     await admin.disconnect();
   }
+  if (partitions && partitions.length === 0) return history;
   await scanLog(
     kafka,
     codec,
     {
       topics,
+      lean: true,
+      placedOnly: counts,
       ...(partitions ? { partitions } : {}),
       ...(from ? { from } : {}),
       ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}),

@@ -3,7 +3,7 @@ import type { ProtocolRegistry } from '../protocols/registry.ts';
 import { applyRoundEvent, emptyRounds } from '../protocols/roundsInternals.ts';
 import type { Outcome, RoundEvent } from '../protocols/types.ts';
 import { differences, sameOutcome, summary, type Difference, type OutcomeSummary } from './outcomes.ts';
-import { RoundHistory, type Position, type RecordedOutcome, type RecordedRound } from './roundHistory.ts';
+import { RoundHistory, type Position, type RecordedOutcome, type RecordedRound, type SettledRound } from './roundHistory.ts';
 import type { LogRecord, UndecodableRecord } from './scanLog.ts';
 
 export type { Difference, OutcomeSummary } from './outcomes.ts';
@@ -142,7 +142,8 @@ export function replayHistory(history: RoundHistory, protocols: ProtocolRegistry
     events: history.events, rounds: [], identical: 0, different: 0, contradictory: 0, duplicate: 0, incomplete: 0, open: 0, refused: 0,
     repeated: [], undecodable: [...history.undecodable], ok: true,
   };
-  const chosen = [...history.rounds.values()].filter((r) => selected(r, filter)).sort(byRequest);
+  // Answers to a round id the log has nothing else of (no request, closing or outcome) are not a round: the coordinator refused them (UNKNOWN_ROUND).
+  const chosen = [...history.rounds.values()].filter((r) => (r.open || r.stages.size > 0 || r.outcomes.length > 0) && selected(r, filter)).sort(byRequest);
   for (const round of chosen) {
     const result = replayOne(history, round, protocols);
     report.rounds.push(result);
@@ -170,19 +171,17 @@ function replayOne(history: RoundHistory, round: RecordedRound, protocols: Proto
   if (refusal && round.outcomes.length === 0 && stages.length === 0) return { ...base, verdict: 'refused', refusal };
   if (round.outcomes.length === 0 && (!last || last.final === false) && round.open) return { ...base, verdict: 'open' };
 
-  const inputs = history.inputs(round);
-  const missing = inputs.complete ? [] : [...inputs.missing];
+  const decided = round.settled ?? decideRound(history, round, protocols);
+  const missing = [...decided.missing];
   if (round.outcomes.length === 0) missing.push('its outcome');
-  if (inputs.complete) {
-    base.counted = inputs.countedByStage.flat().map((a) => ({ agentId: a.agentId, ...(a.amount !== undefined ? { amount: a.amount } : {}), ...(a.choice !== undefined ? { choice: a.choice } : {}) }));
-  }
+  base.counted = decided.counted;
+  const replayed = decided.replayed ? { ...base, replayed: decided.replayed } : base;
   if (round.outcomes.length > 1 && repeatedKind(round.outcomes) === 'contradictory') {
     const first = round.outcomes[0]!;
     const other = round.outcomes.find((o) => !sameOutcome(o, first))!;
-    return withReplay({ ...base, verdict: 'contradictory', differences: differences(first, other), missing }, inputs, protocols);
+    return { ...replayed, verdict: 'contradictory', differences: differences(first, other), missing };
   }
-  if (missing.length > 0) return withReplay({ ...base, verdict: 'incomplete', missing }, inputs, protocols);
-  const replayed = withReplay(base, inputs, protocols);
+  if (missing.length > 0) return { ...replayed, verdict: 'incomplete', missing };
   if (!replayed.replayed) return { ...replayed, verdict: 'different', differences: [{ field: 'status', recorded: round.outcomes[0]!.status, replayed: 'no outcome' }] };
   const differing = round.outcomes.find((o) => !sameOutcome(o, replayed.replayed!));
   if (differing) return { ...replayed, verdict: 'different', differences: differences(differing, replayed.replayed) };
@@ -190,10 +189,27 @@ function replayOne(history: RoundHistory, round: RecordedRound, protocols: Proto
   return { ...replayed, verdict: 'identical', identical: true };
 }
 
-function withReplay(result: RoundReplay, inputs: ReturnType<RoundHistory['inputs']>, protocols: ProtocolRegistry): RoundReplay {
-  if (!inputs.complete) return result;
+/** A round decided again from its recorded inputs (or what is missing for that). */
+export function decideRound(history: RoundHistory, round: RecordedRound, protocols: ProtocolRegistry): SettledRound {
+  const inputs = history.inputs(round);
+  if (!inputs.complete) return { missing: inputs.missing, counted: [] };
+  const counted = inputs.countedByStage.flat().map((a) => ({ agentId: a.agentId, ...(a.amount !== undefined ? { amount: a.amount } : {}), ...(a.choice !== undefined ? { choice: a.choice } : {}) }));
   const { outcome } = decideAgain(inputs.events, protocols);
-  return outcome ? { ...result, replayed: summary(outcome) } : result;
+  return outcome ? { missing: [], counted, replayed: summary(outcome) } : { missing: [], counted };
+}
+
+/**
+ * For reading long logs: decides each round again as soon as the log has
+ * all of it (request, final closing, an outcome, every counted answer) and
+ * lets go of its answers, so memory holds the rounds still open rather than
+ * the whole history. A later record of a settled round (a second outcome)
+ * is still judged: the verdict is made at the end from every outcome.
+ */
+export function settleAsRead(protocols: ProtocolRegistry): (round: RecordedRound, history: RoundHistory) => void {
+  return (round, history) => {
+    round.settled = decideRound(history, round, protocols);
+    round.answers.clear();
+  };
 }
 
 function strip(o: RecordedOutcome): OutcomeSummary {

@@ -31,6 +31,17 @@ export interface RecordedRound {
   stages: Map<number, RoundClosed>;
   /** Every RoundOutcome of the round, in log order. */
   outcomes: RecordedOutcome[];
+  /** Every answer (bid or vote) given in the round, by event id, so its closings find the ones they counted. */
+  answers: Map<string, RoundAnswer>;
+  /** Decided again while the log was read (see settleAsRead); its answers are let go. */
+  settled?: SettledRound;
+}
+
+/** A round decided again: the outcome, the answers counted, or what was missing to decide it. */
+export interface SettledRound {
+  replayed?: OutcomeSummary;
+  counted: Array<{ agentId: string; amount?: number; choice?: string }>;
+  missing: string[];
 }
 
 /** The inputs a round was decided from, as the protocols take them; or what is missing from the log. */
@@ -42,13 +53,18 @@ export type RoundInputs =
  * The rounds of a log, gathered record by record as the log is read (any
  * topic order: a round's events are on one partition number of several
  * topics, read side by side). Only what replay and audit need is kept: the
- * request, the answers (by event id, so a closing's counted list finds
- * them), the closings, the outcomes. A record read twice (the engine's copy
+ * request, the answers (per round, by event id, so a closing's counted
+ * list finds them), the closings, the outcomes. A record read twice (the engine's copy
  * of a misplaced record has the same event id) counts once.
  */
 export class RoundHistory {
   readonly rounds = new Map<string, RecordedRound>();
-  readonly answers = new Map<string, RoundAnswer>();
+  /** Called once for each round the log has all of, as soon as it has (see settleAsRead). */
+  private readonly onComplete: ((round: RecordedRound, history: RoundHistory) => void) | undefined;
+
+  constructor(onComplete?: (round: RecordedRound, history: RoundHistory) => void) {
+    this.onComplete = onComplete;
+  }
   readonly undecodable: UndecodableRecord[] = [];
   /** Events read. */
   events = 0;
@@ -59,18 +75,22 @@ export class RoundHistory {
     switch (decoded.type) {
       case 'BidRequest':
       case 'Proposal': {
-        const open = toRoundEvent(decoded) as RoundOpen;
-        if (open.stage !== 0) return; // later stages' requests come from the protocol
-        const round = this.round((decoded.event as unknown as BidRequest | Proposal).roundId);
+        const request = decoded.event as unknown as BidRequest | Proposal;
+        if ((request.stage ?? 0) !== 0) return; // later stages' requests come from the protocol
+        const round = this.round(request.roundId);
         if (round.open) return;
-        round.open = open;
+        round.open = toRoundEvent(decoded) as RoundOpen;
         round.opened = { topic: record.topic, partition: record.partition, offset: record.offset, timestamp: record.timestamp };
         return;
       }
       case 'Bid':
       case 'Vote': {
-        const answer = toRoundEvent(decoded) as RoundAnswer;
-        if (!this.answers.has(answer.eventId)) this.answers.set((decoded.event as unknown as Bid | Vote).envelope.eventId, answer);
+        const answer = decoded.event as unknown as Bid | Vote;
+        const round = this.round(answer.roundId);
+        if (round.settled || round.answers.has(answer.envelope.eventId)) return;
+        round.answers.set(answer.envelope.eventId, toRoundEvent(decoded) as RoundAnswer);
+        // Late answers are refused and counted by no closing: only a round still waiting for a counted one is checked.
+        if (round.outcomes.length > 0) this.checkComplete(round);
         return;
       }
       case 'RoundClosed': {
@@ -78,11 +98,14 @@ export class RoundHistory {
         const round = this.round(closing.roundId);
         const stage = closing.stage ?? 0;
         if (!round.stages.has(stage)) round.stages.set(stage, closing);
+        if (round.outcomes.length > 0) this.checkComplete(round);
         return;
       }
       case 'RoundOutcome': {
         const o = decoded.event as unknown as RoundOutcome;
-        this.round(o.roundId).outcomes.push({ topic: record.topic, partition: record.partition, offset: record.offset, eventId: o.envelope.eventId, ...summary(o) });
+        const round = this.round(o.roundId);
+        round.outcomes.push({ topic: record.topic, partition: record.partition, offset: record.offset, eventId: o.envelope.eventId, ...summary(o) });
+        this.checkComplete(round);
         return;
       }
       case 'Rejection': {
@@ -118,7 +141,7 @@ export class RoundHistory {
     });
     const countedByStage = stages.map((c) =>
       c.countedEventIds.map((id) => {
-        const answer = this.answers.get(id);
+        const answer = round.answers.get(id);
         if (!answer) missing.push(`counted answer ${id}`);
         return answer!;
       }),
@@ -132,10 +155,25 @@ export class RoundHistory {
     return { complete: true, open: round.open, stages, countedByStage, events };
   }
 
+  private checkComplete(round: RecordedRound): void {
+    if (!this.onComplete || round.settled || !round.open) return;
+    let last: RoundClosed | undefined;
+    let top = -1;
+    for (const [stage, closing] of round.stages) {
+      if (stage > top) {
+        top = stage;
+        last = closing;
+      }
+    }
+    if (!last || last.final === false || round.stages.size !== top + 1) return;
+    for (const closing of round.stages.values()) for (const id of closing.countedEventIds) if (!round.answers.has(id)) return;
+    this.onComplete(round, this);
+  }
+
   private round(roundId: string): RecordedRound {
     let round = this.rounds.get(roundId);
     if (!round) {
-      round = { roundId, stages: new Map(), outcomes: [] };
+      round = { roundId, stages: new Map(), outcomes: [], answers: new Map() };
       this.rounds.set(roundId, round);
     }
     return round;

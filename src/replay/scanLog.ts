@@ -1,6 +1,7 @@
 import type { Kafka } from 'kafkajs';
 import type { DecodedEvent, EventCodec } from '../codec/codec.ts';
 import { forwardedFromHeader } from '../engine/processor.ts';
+import { partitionOfKey } from '../engine/routing.ts';
 import { describeError, isMabeamError, type ErrorCode } from '../errors.ts';
 import { isRetriable, readToEnd, type ReadRecord } from '../kafka/readToEnd.ts';
 
@@ -46,6 +47,16 @@ export interface ScanLogOptions {
    * round reads its partition, shared with many other rounds).
    */
   keys?: ReadonlySet<string>;
+  /**
+   * Topic → partition count: pass by the keyed records that are not on
+   * their key's partition, as the engine does — it copies such a record to
+   * its key's partition (with the forwarded-from header) and decides on
+   * the copy. Readers that split the partitions between them need this, so
+   * a record and its copy are not both taken.
+   */
+  placedOnly?: ReadonlyMap<string, number>;
+  /** Hand over only position, timestamp and event: no key, producer or forwarded-from (what replay needs, for less work per record). Default false. */
+  lean?: boolean;
   /** Default 120_000 (then LOG_READ_TIMEOUT). */
   timeoutMs?: number;
   /** Offsets read so far and offsets to read in all. */
@@ -71,6 +82,9 @@ interface BatchContext {
  * are deletions, not events.
  */
 export async function scanLog(kafka: Kafka, codec: EventCodec, options: ScanLogOptions, onEvent: (record: LogRecord) => void): Promise<{ ends: Map<string, number> }> {
+  const keys = options.keys;
+  const lean = options.lean === true;
+  const placedOnly = options.placedOnly;
   const emit = (read: ReadRecord, decoded: DecodedEvent): void => {
     const { message } = read;
     const record: LogRecord = {
@@ -78,9 +92,13 @@ export async function scanLog(kafka: Kafka, codec: EventCodec, options: ScanLogO
       partition: read.partition,
       offset: Number(read.offset),
       timestamp: Number(message.timestamp),
-      key: message.key ? message.key.toString() : null,
+      key: lean ? null : message.key ? message.key.toString() : null,
       decoded,
     };
+    if (lean) {
+      onEvent(record);
+      return;
+    }
     const forwarded = message.headers?.[forwardedFromHeader];
     if (forwarded !== undefined) {
       const origin = parseOrigin(forwarded.toString());
@@ -100,7 +118,7 @@ export async function scanLog(kafka: Kafka, codec: EventCodec, options: ScanLogO
       ...(read.message.key ? { key: read.message.key.toString() } : {}),
     });
   };
-  const keys = options.keys;
+
   return readToEnd(kafka, {
     topics: options.topics,
     timeoutMs: options.timeoutMs ?? 120_000,
@@ -112,6 +130,10 @@ export async function scanLog(kafka: Kafka, codec: EventCodec, options: ScanLogO
     onRecord: (read) => {
       if (read.message.value === null) return;
       if (keys && read.message.key && !keys.has(read.message.key.toString())) return;
+      if (placedOnly && read.message.key) {
+        const count = placedOnly.get(read.topic);
+        if (count !== undefined && partitionOfKey(read.message.key, count) !== read.partition) return;
+      }
       let decoded: DecodedEvent | undefined;
       try {
         decoded = codec.decodeNow(read.message.value);

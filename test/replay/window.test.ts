@@ -22,7 +22,7 @@ describe('replay windows', () => {
   });
 
   it('selects rounds by the position and time of their request; a round without a request passes no window', () => {
-    const round = (partition: number, offset: number, timestamp: number): RecordedRound => ({ roundId: `r-${partition}-${offset}`, stages: new Map(), outcomes: [], opened: { topic: 't', partition, offset, timestamp } });
+    const round = (partition: number, offset: number, timestamp: number): RecordedRound => ({ roundId: `r-${partition}-${offset}`, stages: new Map(), outcomes: [], answers: new Map(), opened: { topic: 't', partition, offset, timestamp } });
     const a = round(3, 100, now - 1_000);
     const b = round(4, 50, now + 1_000);
     expect([a, b].filter((r) => selected(r, { since: now }))).toEqual([b]);
@@ -30,7 +30,7 @@ describe('replay windows', () => {
     expect([a, b].filter((r) => selected(r, { sinceOffset: { all: 60 } }))).toEqual([a]);
     expect([a, b].filter((r) => selected(r, { sinceOffset: { partitions: new Map([[4, 10]]) } }))).toEqual([a, b]);
     expect([a, b].filter((r) => selected(r, { untilOffset: { partitions: new Map([[3, 100]]), all: 1_000 } }))).toEqual([b]);
-    const orphan: RecordedRound = { roundId: 'orphan', stages: new Map(), outcomes: [] };
+    const orphan: RecordedRound = { roundId: 'orphan', stages: new Map(), outcomes: [], answers: new Map() };
     expect(selected(orphan, {})).toBe(true);
     expect(selected(orphan, { since: 0 })).toBe(false);
   });

@@ -5,12 +5,14 @@ import type { Logger } from '../../log/logger.ts';
 import { loadProtocolModules } from '../../protocols/modules.ts';
 import { counterfactual, type CounterfactualDecision, type CounterfactualReport } from '../../replay/counterfactual.ts';
 import type { Difference } from '../../replay/outcomes.ts';
+import { defaultReplayWorkers, parallelReplay } from '../../replay/parallelReplay.ts';
 import { readHistory } from '../../replay/readHistory.ts';
-import { faultVerdicts, replayHistory, type ReplayReport, type RoundFilter, type RoundReplay } from '../../replay/replayRounds.ts';
+import { faultVerdicts, replayHistory, settleAsRead, type ReplayReport, type RoundFilter, type RoundReplay } from '../../replay/replayRounds.ts';
 import { parseBound } from '../../replay/window.ts';
 import { writeCounterfactual } from '../../replay/writeCounterfactual.ts';
 import { endpointsFromEnvironment, resolveEndpoints } from '../../stack/index.ts';
 import { defaultTopicPrefix } from '../../topics/index.ts';
+import { positiveInt } from './topics.ts';
 import { connect } from '../connect.ts';
 import { out, table } from '../output.ts';
 
@@ -29,6 +31,7 @@ interface ReplayOptions {
   json?: boolean;
   all?: boolean;
   progress: boolean;
+  workers: number;
 }
 
 const collect = (value: string, previous: string[]): string[] => [...previous, ...value.split(',').filter(Boolean)];
@@ -47,6 +50,7 @@ export function registerReplayCommand(program: Command, logger: () => Logger): v
     .option('--write-to <prefix>', 'with --with: write the counterfactual rounds as a history under this other prefix')
     .option('--json', 'one JSON report on stdout')
     .option('--all', 'list every round, not only those that are not identical (or that change)')
+    .option('--workers <n>', 'threads that read and decide, each a share of the partitions (1: in this thread)', positiveInt, defaultReplayWorkers())
     .option('--no-progress', 'no progress bar on stderr')
     .addHelpText('after', '\nExit codes: 0 identical (or a counterfactual report), 3 something is not identical, 2 bad input, 1 other errors.')
     .action(async (opts: ReplayOptions) => {
@@ -77,17 +81,11 @@ export function registerReplayCommand(program: Command, logger: () => Logger): v
       const started = Date.now();
       const bar = opts.progress ? progressBar() : undefined;
       try {
-        const history = await readHistory({
-          kafka: c.kafka,
-          codec: c.codec,
-          prefix: opts.prefix,
-          filter,
-          timeoutMs: 600_000,
-          ...(bar ? { onProgress: (read: number, total: number) => bar.update(read, total) } : {}),
-        });
-        bar?.stop();
-        const seconds = (Date.now() - started) / 1000;
+        const onProgress = bar ? { onProgress: (read: number, total: number) => bar.update(read, total) } : {};
         if (rule !== undefined) {
+          const history = await readHistory({ kafka: c.kafka, codec: c.codec, prefix: opts.prefix, filter, timeoutMs: 600_000, ...onProgress });
+          bar?.stop();
+          const seconds = (Date.now() - started) / 1000;
           const decided: CounterfactualDecision[] = [];
           const report = counterfactual(history, protocols, rule, filter, opts.writeTo ? (d) => decided.push(d) : undefined);
           const written = opts.writeTo ? await writeCounterfactual({ admin: c.admin, producer: c.producer, codec: c.codec, definitions: c.definitions, sourcePrefix: opts.prefix, prefix: opts.writeTo }, decided) : undefined;
@@ -95,8 +93,12 @@ export function registerReplayCommand(program: Command, logger: () => Logger): v
           process.exitCode = replayExitCodes.ok;
           return;
         }
-        const report = replayHistory(history, protocols, filter);
-        printReplay(report, opts, seconds);
+        const report =
+          opts.workers > 1
+            ? await parallelReplay({ kafka: c.kafka, brokers: endpoints.kafkaBrokers, registryUrl: endpoints.schemaRegistryUrl, prefix: opts.prefix, filter, protocolModules: opts.protocols, workers: opts.workers, timeoutMs: 600_000, ...onProgress })
+            : replayHistory(await readHistory({ kafka: c.kafka, codec: c.codec, prefix: opts.prefix, filter, timeoutMs: 600_000, onComplete: settleAsRead(protocols), ...onProgress }), protocols, filter);
+        bar?.stop();
+        printReplay(report, opts, (Date.now() - started) / 1000);
         process.exitCode = report.ok ? replayExitCodes.ok : replayExitCodes.notIdentical;
       } finally {
         bar?.stop();

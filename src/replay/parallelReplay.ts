@@ -1,0 +1,100 @@
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import type { Kafka } from 'kafkajs';
+import { MabeamError, type ErrorCode } from '../errors.ts';
+import { partitionOfKey } from '../engine/routing.ts';
+import { topicName } from '../topics/names.ts';
+import { faultVerdicts, type ReplayReport, type RoundFilter } from './replayRounds.ts';
+import type { ReplayShare, WorkerMessage } from './replayWorker.ts';
+
+export interface ParallelReplayOptions {
+  kafka: Kafka;
+  brokers: string[];
+  registryUrl: string;
+  prefix: string;
+  filter?: RoundFilter;
+  /** Modules that add protocols, loaded in every worker. */
+  protocolModules?: string[];
+  /** Worker threads; default the machine's parallelism, at most 4 (and never more than the partitions). */
+  workers?: number;
+  onProgress?: (read: number, total: number) => void;
+  timeoutMs?: number;
+}
+
+export function defaultReplayWorkers(): number {
+  return Math.max(1, Math.min(4, availableParallelism()));
+}
+
+/**
+ * Replay split by partition number among worker threads. A round's
+ * records are all on one partition number of the round topics (they are
+ * co-partitioned, and each share passes by the records the engine copied
+ * to their key's partition, see scanLog placedOnly), so each worker reads
+ * and decides its own rounds and the reports add up to the whole.
+ */
+export async function parallelReplay(options: ParallelReplayOptions): Promise<ReplayReport> {
+  const filter = options.filter ?? {};
+  const admin = options.kafka.admin();
+  await admin.connect();
+  let count: number;
+  try {
+    const { topics } = await admin.fetchTopicMetadata({ topics: [topicName(options.prefix, 'bid-requests')] });
+    count = topics[0]!.partitions.length;
+  } finally {
+    await admin.disconnect();
+  }
+  let all = Array.from({ length: count }, (_, p) => p);
+  if (filter.roundIds && filter.roundIds.size > 0) {
+    const named = new Set([...filter.roundIds].map((id) => partitionOfKey(Buffer.from(id), count)));
+    all = all.filter((p) => named.has(p));
+  }
+  const workers = Math.max(1, Math.min(options.workers ?? defaultReplayWorkers(), all.length));
+  const shares = Array.from({ length: workers }, (_, w) => all.filter((_, i) => i % workers === w));
+  const progress = shares.map(() => ({ read: 0, total: 0 }));
+  const reports = await Promise.all(
+    shares.map(
+      (partitions, w) =>
+        new Promise<ReplayReport>((resolve, reject) => {
+          const share: ReplayShare = { brokers: options.brokers, registryUrl: options.registryUrl, prefix: options.prefix, partitions, filter, protocolModules: options.protocolModules ?? [], ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}) };
+          const worker = new Worker(new URL('./replayWorker.ts', import.meta.url), { workerData: share });
+          let settled = false;
+          worker.on('message', (message: WorkerMessage) => {
+            if (message.type === 'progress') {
+              progress[w] = { read: message.read, total: message.total };
+              options.onProgress?.(progress.reduce((t, p) => t + p.read, 0), progress.reduce((t, p) => t + p.total, 0));
+            } else if (message.type === 'report') {
+              settled = true;
+              resolve(message.report);
+            } else {
+              settled = true;
+              reject(new MabeamError((message.code as ErrorCode | undefined) ?? 'LOG_READ_TIMEOUT', message.message));
+            }
+          });
+          worker.on('error', (error) => {
+            settled = true;
+            reject(error);
+          });
+          worker.on('exit', (code) => {
+            if (!settled) reject(new Error(`A replay worker (partitions ${partitions.join(', ')}) exited with code ${code} before its report.`));
+          });
+        }),
+    ),
+  );
+  return mergeReports(reports);
+}
+
+/** The reports of the shares as one: rounds in request order, counts added, every repeated outcome and undecodable record kept. */
+export function mergeReports(reports: readonly ReplayReport[]): ReplayReport {
+  const merged: ReplayReport = { events: 0, rounds: [], identical: 0, different: 0, contradictory: 0, duplicate: 0, incomplete: 0, open: 0, refused: 0, repeated: [], undecodable: [], ok: true };
+  for (const r of reports) {
+    merged.events += r.events;
+    merged.rounds.push(...r.rounds);
+    for (const v of ['identical', 'different', 'contradictory', 'duplicate', 'incomplete', 'open', 'refused'] as const) merged[v] += r[v];
+    merged.repeated.push(...r.repeated);
+    merged.undecodable.push(...r.undecodable);
+  }
+  merged.rounds.sort((a, b) => (a.request?.timestamp ?? Infinity) - (b.request?.timestamp ?? Infinity) || (a.roundId < b.roundId ? -1 : a.roundId > b.roundId ? 1 : 0));
+  merged.undecodable.sort((a, b) => (a.topic < b.topic ? -1 : a.topic > b.topic ? 1 : a.partition - b.partition || a.offset - b.offset));
+  merged.ok = faultVerdicts.every((v) => merged[v as 'different'] === 0) && merged.undecodable.length === 0;
+  return merged;
+}
