@@ -145,7 +145,8 @@ export async function scan(
   from?: ReadonlyMap<string, number>,
   /** Only records with these keys (or none) are decoded: the others on the partition are about other rounds, agents or variables. */
   keys?: ReadonlySet<string>,
-  until?: ReadonlyMap<string, number>,
+  /** True once the audit has what it looked for: the read ends there. */
+  enough?: () => boolean,
 ): Promise<ScanResult> {
   const undecodable: UndecodableRecord[] = [];
   let records = 0;
@@ -157,7 +158,7 @@ export async function scan(
     topics: [...topics],
     ...(partitions ? { partitions } : {}),
     ...(from ? { from } : {}),
-    ...(until ? { until } : {}),
+    ...(enough ? { enough } : {}),
     ...(keys ? { keys } : {}),
     timeoutMs: conn.timeoutMs ?? defaultAuditTimeoutMs,
     onUndecodable: (u: UndecodableRecord) => {

@@ -220,8 +220,6 @@ async function audit(conn: AuditConnection, admin: Admin, roundId: string): Prom
     readDirectivePartitions.push(...[...wanted].sort((x, y) => x - y));
     const since = Math.min(...awarded.map((o) => o.position.timestamp)) - directiveWindowMs;
     const from = await offsetsAt(admin, directivesTopic, readDirectivePartitions, since);
-    // Written in the outcome's transaction: nothing after the last outcome's time (and a window) is about the round.
-    const until = await offsetsAt(admin, directivesTopic, readDirectivePartitions, Math.max(...awarded.map((o) => o.position.timestamp)) + directiveWindowMs);
     const read = await scan(
       conn,
       new Map(readDirectivePartitions.map((p) => [p, [directivesTopic]])),
@@ -237,7 +235,8 @@ async function audit(conn: AuditConnection, admin: Admin, roundId: string): Prom
       },
       from,
       new Set(winners),
-      until,
+      // Each winner's award has an id of its own (deterministic): once all are found, later records are of other rounds.
+      () => winners.every((w) => directives.byId.has(deterministicEventId('Directive', roundId, w))),
     );
     directiveRecords = read.records;
     undecodable.push(...read.undecodable);

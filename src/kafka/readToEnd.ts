@@ -34,6 +34,8 @@ export interface ReadToEndOptions {
   from?: ReadonlyMap<string, number>;
   /** End offsets (exclusive) per `${topic}/${partition}`, where less than the partition's end; default its end. */
   until?: ReadonlyMap<string, number>;
+  /** Asked after each record handed over: true ends the read there (the reader has what it looked for). */
+  enough?: () => boolean;
   /**
    * Called for each committed record, in partition order; awaited. A
    * retriable error (a MabeamError or KafkaJS error with retriable true) is
@@ -219,7 +221,8 @@ export async function readToEnd(kafka: Kafka, options: ReadToEndOptions): Promis
   const progress = () => toRead.reduce((sum, e) => sum + Math.min(e.high, positions.get(e.topic, e.partition) ?? e.low) - e.low, 0);
   const reading = new Map(toRead.map((e) => [partitionKey(e.topic, e.partition), e]));
 
-  const consumer = kafka.consumer({ groupId: `${options.groupPrefix ?? 'mabeam.read'}.${randomBytes(6).toString('hex')}`, maxWaitTimeInMs: 100, readUncommitted: false });
+  // Large fetches: a reader to the end wants as much per round trip as the broker gives.
+  const consumer = kafka.consumer({ groupId: `${options.groupPrefix ?? 'mabeam.read'}.${randomBytes(6).toString('hex')}`, maxWaitTimeInMs: 100, readUncommitted: false, maxBytes: 64 * 1024 * 1024, maxBytesPerPartition: 8 * 1024 * 1024 });
   let finished = false;
   /** The last retriable failure of onRecord, said when the read times out. */
   let lastFailure: unknown;
@@ -307,6 +310,10 @@ export async function readToEnd(kafka: Kafka, options: ReadToEndOptions): Promis
               failure = error;
             }
             if (failed && !(await retried(record, failure, heartbeat))) return;
+            if (options.enough?.()) {
+              done();
+              return;
+            }
           }
           resolveOffset(message.offset);
           positions.advance(batch.topic, batch.partition, offset + 1);

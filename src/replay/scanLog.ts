@@ -41,6 +41,8 @@ export interface ScanLogOptions {
   from?: ReadonlyMap<string, number>;
   /** End offsets (exclusive) per `${topic}/${partition}` (default the end when called). */
   until?: ReadonlyMap<string, number>;
+  /** Asked after each event handed over: true ends the read there (the reader has found what it looked for). */
+  enough?: () => boolean;
   /**
    * Only records with one of these keys (or with no key) are decoded and
    * handed over; the others are passed by without decoding (an audit of one
@@ -126,6 +128,7 @@ export async function scanLog(kafka: Kafka, codec: EventCodec, options: ScanLogO
     ...(options.partitions ? { partitions: options.partitions } : {}),
     ...(options.from ? { from: options.from } : {}),
     ...(options.until ? { until: options.until } : {}),
+    ...(options.enough ? { enough: options.enough } : {}),
     ...(options.onProgress ? { onProgress: options.onProgress } : {}),
     onRecord: (read) => {
       if (read.message.value === null) return;
