@@ -4,6 +4,8 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newEnvelope } from '../../src/events/envelope.ts';
 import type { Bid, BidRequest, Proposal, RoundOutcome, Vote } from '../../src/events/types.ts';
+import { partitionOfKey } from '../../src/engine/routing.ts';
+import { createTransactionalProducer } from '../../src/kafka/client.ts';
 import { EventProducer } from '../../src/producer/eventProducer.ts';
 import { defaultProtocols } from '../../src/protocols/builtins.ts';
 import { readLog } from '../../src/replay/readLog.ts';
@@ -39,7 +41,8 @@ const json = (run: { stdout: string }) => JSON.parse(run.stdout) as Record<strin
 
 describe('replay', () => {
   it('re-runs 108 mixed rounds (deadlines and a coordinator crash included) to identical outcomes, from the API and with mabeam replay; names a round given a contradictory outcome; decides first-price rounds again under vickrey and under a protocol module', { timeout: 120_000 }, async () => {
-    const events = new EventProducer(await ctx.producer(), ctx.codec);
+    const raw = await ctx.producer();
+    const events = new EventProducer(raw, ctx.codec);
     const outcomes = await collectRaw(ctx, ctx.topic('outcomes'));
     const coordinator = () => {
       const p = runCliProcess(ctx.stack, ['coordinator', 'run', '--prefix', ctx.prefix, '--session-timeout-ms', '3000']);
@@ -56,11 +59,19 @@ describe('replay', () => {
       const env = (type: 'BidRequest' | 'Proposal' | 'Bid' | 'Vote', producer: string) => newEnvelope(type, producer, { correlationId: roundId });
       if (kind <= 1) {
         const request: BidRequest = { envelope: env('BidRequest', 'client'), roundId, protocol: kind === 0 ? 'first-price' : 'vickrey', item: '"slot"', requiredCapabilities: [], eligibleAgents: ['a', 'b', 'c'], reservePrice: kind === 1 ? 3 : null, deadline: kind === 0 ? later : soon, parameters: null };
-        await events.send(ctx.topic('bid-requests'), roundId, 'BidRequest', request);
+        // And every twelfth round (others than those) its request so.
+        if (i % 12 === 6) {
+          const wrong = (partitionOfKey(Buffer.from(roundId), 12) + 1) % 12;
+          await raw.send({ topic: ctx.topic('bid-requests'), messages: [{ key: roundId, value: await ctx.codec.encode('BidRequest', request), partition: wrong }] });
+        } else await events.send(ctx.topic('bid-requests'), roundId, 'BidRequest', request);
         const bidders = kind === 0 ? ['a', 'b', 'c'] : ['a', 'b'];
         for (const [j, agentId] of bidders.entries()) {
           const bid: Bid = { envelope: env('Bid', agentId), roundId, agentId, amount: ((i * 7 + j * 13) % 50) + 5, bundle: [], attributes: null };
-          await events.send(ctx.topic('bids'), roundId, 'Bid', bid);
+          // Every twelfth round gets one bid on another partition than its key's, as another client's partitioner may put it: the coordinator moves it.
+          if (i % 12 === 0 && j === 2) {
+            const wrong = (partitionOfKey(Buffer.from(roundId), 12) + 1) % 12;
+            await raw.send({ topic: ctx.topic('bids'), messages: [{ key: roundId, value: await ctx.codec.encode('Bid', bid), partition: wrong }] });
+          } else await events.send(ctx.topic('bids'), roundId, 'Bid', bid);
         }
         return;
       }
@@ -90,6 +101,17 @@ describe('replay', () => {
     await second.ready;
     for (let i = 60; i < 108; i++) await round(i);
     await waitFor(async () => (await outcomeCount()) >= 108, { what: 'all 108 outcomes', crashed: outcomes.crashed, timeoutMs: 60_000 });
+    // A contradictory outcome written in a transaction that aborts is not in the committed log.
+    const aborting = createTransactionalProducer(ctx.kafka, uniqueName('aborting'));
+    await aborting.connect();
+    ctx.defer(() => aborting.disconnect());
+    const tx = await aborting.transaction();
+    const r3 = `${ctx.prefix}-r3`;
+    await tx.send({ topic: ctx.topic('outcomes'), messages: [{ key: r3, value: await ctx.codec.encode('RoundOutcome', {
+      envelope: newEnvelope('RoundOutcome', 'aborted', { correlationId: r3 }), roundId: r3, protocol: 'weighted', status: 'no-decision', winners: [], price: null, value: null,
+      reason: 'aborted', details: '{}', subject: null, kind: 'consensus', eligible: [],
+    }) }] });
+    await tx.abort();
 
     const log = await readLog(ctx.kafka, ctx.codec, roundTopics.map((t) => ctx.topic(t)));
     // Exactly one outcome per round, across the crash.
@@ -112,10 +134,13 @@ describe('replay', () => {
     expect(wrongCause.map((r) => `${r.roundId}: ${r.cause}`)).toEqual([]);
     expect(new Set(report.rounds.map((r) => r.protocol))).toEqual(new Set(['first-price', 'vickrey', 'majority', 'weighted', 'unanimous', 'quorum']));
 
-    // The same from the command line: every round identical, exit 0.
-    const clean = await mabeam(['replay', '--prefix', ctx.prefix, '--json', '--no-progress']);
-    expect(clean.code).toBe(0);
-    expect(json(clean)).toMatchObject({ identical: 108, different: 0, contradictory: 0, duplicate: 0, incomplete: 0, ok: true, rounds: [] });
+    // The same from the command line, in one thread and split among worker threads by partition
+    // (the moved bids' first copies are on another share than their rounds): every round identical, exit 0.
+    for (const workers of ['1', '3']) {
+      const clean = await mabeam(['replay', '--prefix', ctx.prefix, '--json', '--no-progress', '--workers', workers]);
+      expect(clean.code).toBe(0);
+      expect(json(clean)).toMatchObject({ identical: 108, different: 0, contradictory: 0, duplicate: 0, incomplete: 0, open: 0, refused: 0, ok: true, rounds: [] });
+    }
     const human = await mabeam(['replay', '--prefix', ctx.prefix]);
     expect(human.code).toBe(0);
     expect(human.stdout).toMatch(/replayed 108 rounds from \d[\d,]* events/);
