@@ -1138,6 +1138,7 @@ export async function writeHistory(options: HistoryOptions): Promise<HistorySumm
     const total = found ? Object.values(found).reduce((a, b) => a + b, 0) : 0;
     if (found && total >= events) {
       say(`history: prefix ${prefix} already holds ${total} records (at least ${events}): reused, nothing written`);
+      await commitAsCoordinators(c, prefix);
       const seconds = (Date.now() - started) / 1000;
       return {
         prefix, reused: true, seed: null, workers: 0, before: total, perTopic: found, events: total, rounds: {}, closings: {}, statuses: {}, rejections: {}, stages: 0,
@@ -1173,6 +1174,7 @@ export async function writeHistory(options: HistoryOptions): Promise<HistorySumm
     const parts = workers === 1
       ? [await writePart(c, partOptions(0), progress)]
       : await Promise.all(Array.from({ length: workers }, (_, k) => partInWorker(partOptions(k), progress)));
+    await commitAsCoordinators(c, prefix);
     const seconds = (Date.now() - started) / 1000;
     const sum = (pick: (p: PartSummary) => Record<string, number>) => {
       const out: Record<string, number> = {};
@@ -1203,6 +1205,22 @@ export async function writeHistory(options: HistoryOptions): Promise<HistorySumm
     };
   } finally {
     if (!options.connections) await c.close();
+  }
+}
+
+/**
+ * The writer plays the coordinators: its outputs are their decisions. So the
+ * coordinators group's committed offsets are where theirs would be after
+ * deciding the whole history: at the end of every request and answer
+ * partition (what an audit checks before it reads a round's partition only
+ * from just before the round).
+ */
+async function commitAsCoordinators(c: Connections, prefix: string): Promise<void> {
+  const groupId = `${prefix}.coordinators`;
+  for (const name of ['bid-requests', 'bids', 'proposals', 'votes']) {
+    const topic = topicName(prefix, name);
+    const ends = await c.admin.fetchTopicOffsets(topic);
+    await c.admin.setOffsets({ groupId, topic, partitions: ends.map((e) => ({ partition: e.partition, offset: e.high })) });
   }
 }
 

@@ -147,6 +147,7 @@ export async function scan(
   keys?: ReadonlySet<string>,
   /** True once the audit has what it looked for: the read ends there. */
   enough?: () => boolean,
+  until?: ReadonlyMap<string, number>,
 ): Promise<ScanResult> {
   const undecodable: UndecodableRecord[] = [];
   let records = 0;
@@ -158,7 +159,9 @@ export async function scan(
     topics: [...topics],
     ...(partitions ? { partitions } : {}),
     ...(from ? { from } : {}),
-    ...(enough ? { enough } : {}),
+    // A read that stops once it has what it looks for fetches a little at a time.
+    ...(enough ? { enough, fetchBytesPerPartition: 128 * 1024 } : {}),
+    ...(until ? { until } : {}),
     ...(keys ? { keys } : {}),
     timeoutMs: conn.timeoutMs ?? defaultAuditTimeoutMs,
     onUndecodable: (u: UndecodableRecord) => {

@@ -26,6 +26,7 @@ import {
   positionOf,
   refusalOf,
   scan,
+  type ScanResult,
   whyNotTaken,
   withAdmin,
   writtenByOf,
@@ -56,6 +57,98 @@ function ofRound(record: LogRecord, roundId: string): boolean {
   return record.decoded.type === 'Rejection' ? e.subjectId === roundId : e.roundId === roundId;
 }
 
+/** How far before the first coordinator output of a round its request is looked for first (then eight times as far, and so on). */
+export const requestWindowMs = 60_000;
+
+/**
+ * The round's records of its partition: first the outcomes topic (the
+ * coordinator's closings, outcomes and refusals name every answer and
+ * request it decided on, and say when), then the request and answer topics
+ * — from a little before the round's first output until every record those
+ * name is found, when the round is closed for good and the coordinators
+ * have decided on everything on the partition (so no answer of the round
+ * is left that nothing names); else, or when nothing names them, whole.
+ * Only records keyed by the round are decoded.
+ */
+async function readRound(conn: AuditConnection, admin: Admin, roundId: string, partition: number, topics: string[], mine: LogRecord[], outputsRead: (outputs: readonly LogRecord[]) => void): Promise<{ records: number; whole: boolean; undecodable: ScanResult['undecodable'] }> {
+  const keys = new Set([roundId]);
+  const outcomesTopic = topicName(conn.prefix, 'outcomes');
+  const inputs = topics.filter((t) => t !== outcomesTopic);
+  /** Records read of each event id (a copy has the id of the event it copies). */
+  const seen = new Map<string, number>();
+  const see = (id: string) => seen.set(id, (seen.get(id) ?? 0) + 1);
+  const take = (r: LogRecord) => {
+    if (!ofRound(r, roundId)) return;
+    mine.push(r);
+    const id = (r.decoded.event as { envelope?: { eventId?: string } }).envelope?.eventId;
+    if (id) see(id);
+    if ((r.decoded.type === 'BidRequest' || r.decoded.type === 'Proposal') && ((r.decoded.event as { stage?: number }).stage ?? 0) === 0) see('stage 0');
+  };
+  const first = await scan(conn, new Map([[partition, [outcomesTopic]]]), take, undefined, keys);
+  outputsRead([...mine]);
+  /** The records the coordinator's outputs name, by event id: how many of each there are at least (each refused copy adds one). */
+  const named = new Map<string, number>([['stage 0', 1]]);
+  const name = (id: string, copies = 1) => named.set(id, Math.max(named.get(id) ?? 0, copies));
+  const duplicates = new Map<string, number>();
+  let final = false;
+  for (const r of mine) {
+    if (r.decoded.type === 'RoundClosed') {
+      const c = r.decoded.event as unknown as RoundClosed;
+      for (const id of c.countedEventIds) name(id);
+      if ((c.stage ?? 0) > 0) name(stageEventId(roundId, c.stage ?? 0));
+      if (c.final !== false) final = true;
+    } else if (r.decoded.type === 'Rejection') {
+      const f = r.decoded.event as { rejectedEventId: string | null; reasonCode: string };
+      if (!f.rejectedEventId) continue;
+      if (f.reasonCode === 'DUPLICATE_EVENT') duplicates.set(f.rejectedEventId, (duplicates.get(f.rejectedEventId) ?? 0) + 1);
+      name(f.rejectedEventId);
+    }
+  }
+  for (const [id, refused] of duplicates) name(id, refused + 1);
+  const result = { records: first.records, whole: true, undecodable: [...first.undecodable] };
+  const add = (read: ScanResult) => {
+    result.records += read.records;
+    result.undecodable.push(...read.undecodable);
+  };
+  const plan = new Map([[partition, inputs]]);
+  if (mine.length === 0 || !final || !(await caughtUp(admin, `${conn.prefix}.coordinators`, inputs, partition))) {
+    add(await scan(conn, plan, take, undefined, keys));
+    return result;
+  }
+  result.whole = false;
+  const enough = () => [...named].every(([id, copies]) => (seen.get(id) ?? 0) >= copies);
+  // From a little before the round's first output, then further back each time (the request of a round with a long deadline), until the outputs' records are all found.
+  const firstOutput = Math.min(...mine.map((r) => r.timestamp));
+  let until: Map<string, number> | undefined;
+  for (let windowMs = requestWindowMs; ; windowMs *= 8) {
+    const start = new Map<string, number>();
+    for (const topic of inputs) for (const [key, offset] of await offsetsAt(admin, topic, [partition], firstOutput - windowMs)) start.set(key, offset);
+    // Nothing earlier to read: the window starts where the partitions begin (or where the last one did).
+    const atBeginning = [...start.values()].every((o) => o === 0) || (until !== undefined && [...start].every(([key, o]) => o >= (until!.get(key) ?? 0)));
+    add(await scan(conn, plan, take, atBeginning ? undefined : start, keys, enough, until));
+    if (enough()) break;
+    if (atBeginning || windowMs > 365 * 86_400_000) {
+      // Not all found back to the beginning: what is there has been read, the rest is not in the log.
+      if (!atBeginning) add(await scan(conn, plan, take, undefined, keys, enough, start));
+      result.whole = true;
+      break;
+    }
+    until = start;
+  }
+  return result;
+}
+
+/** The group has committed, on the partition of every topic, the partition's end: it has decided on everything there. */
+async function caughtUp(admin: Admin, groupId: string, topics: readonly string[], partition: number): Promise<boolean> {
+  const committed = await admin.fetchOffsets({ groupId, topics: [...topics] });
+  for (const topic of topics) {
+    const end = Number((await admin.fetchTopicOffsets(topic)).find((p) => p.partition === partition)?.high ?? 0);
+    const at = Number(committed.find((t) => t.topic === topic)?.partitions.find((p) => p.partition === partition)?.offset ?? -1);
+    if (end > 0 && at < end) return false;
+  }
+  return true;
+}
+
 export function auditRound(conn: AuditConnection, roundId: string): Promise<RoundAudit> {
   return withAdmin(conn, (admin) => audit(conn, admin, roundId));
 }
@@ -71,15 +164,12 @@ async function audit(conn: AuditConnection, admin: Admin, roundId: string): Prom
   const topics = roundTopicNames.map((n) => topicName(conn.prefix, n));
 
   const mine: LogRecord[] = [];
-  const { records, undecodable } = await scan(
-    conn,
-    plan,
-    (r) => {
-      if (ofRound(r, roundId)) mine.push(r);
-    },
-    undefined,
-    new Set([roundId]),
-  );
+  let awards: Promise<AwardsRead> = Promise.resolve({ directives: new FirstById<RoundDirectiveInfo>(), directiveRecords: 0, readDirectivePartitions: [], undecodable: [] });
+  const { records, whole, undecodable } = await readRound(conn, admin, roundId, partition, topics, mine, (outputs) => {
+    // The outcome is known once the outcomes topic is read: the awards are read beside the requests and answers.
+    awards = readAwards(conn, admin, roundId, outputs.filter((r) => r.decoded.type === 'RoundOutcome').map(outcomeInfo), directivesTopic, directivePartitions);
+    awards.catch(() => undefined);
+  });
   if (mine.length === 0) throw notInLog('round', roundId, `partition ${partition} of ${topics.join(', ')}`);
 
 
@@ -208,39 +298,8 @@ async function audit(conn: AuditConnection, admin: Admin, roundId: string): Prom
     });
   }
 
-  // The award directives: only on the winners' partitions of the directives topic, once the outcome says whom it awarded.
-  const awarded = outcomes.filter((o) => o.status === 'decided' && o.winners.length > 0 && o.price !== null);
-  const winners = [...new Set(awarded.flatMap((o) => o.winners))];
-  const directives = new FirstById<RoundDirectiveInfo>();
-  let directiveRecords = 0;
-  const readDirectivePartitions: number[] = [];
-  if (winners.length > 0) {
-    const count = new Map([[directivesTopic, directivePartitions]]);
-    const wanted = new Set(winners.flatMap((w) => [...partitionsOfKey(w, count).keys()]));
-    readDirectivePartitions.push(...[...wanted].sort((x, y) => x - y));
-    const since = Math.min(...awarded.map((o) => o.position.timestamp)) - directiveWindowMs;
-    const from = await offsetsAt(admin, directivesTopic, readDirectivePartitions, since);
-    const read = await scan(
-      conn,
-      new Map(readDirectivePartitions.map((p) => [p, [directivesTopic]])),
-      (r) => {
-        if (r.decoded.type !== 'Directive') return;
-        const d = r.decoded.event as unknown as Directive;
-        if (d.roundId !== roundId) return;
-        directives.add(d.envelope.eventId, r, () => ({
-          agentId: d.agentId, action: d.action, parameters: parseJson(d.parameters), eventId: d.envelope.eventId,
-          expectedId: d.envelope.eventId === deterministicEventId('Directive', roundId, d.agentId),
-          eventTime: d.envelope.eventTime, position: positionOf(r), writtenBy: writtenByOf(r), duplicates: [],
-        }));
-      },
-      from,
-      new Set(winners),
-      // Each winner's award has an id of its own (deterministic): once all are found, later records are of other rounds.
-      () => winners.every((w) => directives.byId.has(deterministicEventId('Directive', roundId, w))),
-    );
-    directiveRecords = read.records;
-    undecodable.push(...read.undecodable);
-  }
+  const { directives, directiveRecords, readDirectivePartitions, undecodable: directiveUndecodable } = await awards;
+  undecodable.push(...directiveUndecodable);
   const told = new Set(directives.inOrder.filter((d) => d.action === 'award').map((d) => d.agentId));
 
   const kind = request?.kind ?? (outcome?.kind === 'auction' || outcome?.kind === 'consensus' ? outcome.kind : null);
@@ -250,7 +309,7 @@ async function audit(conn: AuditConnection, admin: Admin, roundId: string): Prom
     protocol: request?.protocol ?? outcome?.protocol ?? null,
     kind,
     partition,
-    read: { topics, partition, records, directivePartitions: readDirectivePartitions, directiveRecords },
+    read: { topics, partition, records, whole, directivePartitions: readDirectivePartitions, directiveRecords },
     ...(request ? { request } : {}),
     requests: requests.inOrder,
     answers: answers.inOrder,
@@ -259,7 +318,7 @@ async function audit(conn: AuditConnection, admin: Admin, roundId: string): Prom
     ...(outcome ? { outcome } : {}),
     outcomes,
     directives: directives.inOrder,
-    missingDirectives: (awarded[0]?.winners ?? []).filter((w) => !told.has(w)),
+    missingDirectives: (outcomes.find((o) => o.status === 'decided' && o.winners.length > 0 && o.price !== null)?.winners ?? []).filter((w) => !told.has(w)),
     otherRefusals,
     ignored,
     undecodable,
@@ -328,6 +387,46 @@ function answerInfo(r: LogRecord): AnswerInfo {
   }
   const vote = { type: 'Vote' as const, choice: e.choice };
   return { ...base, ...vote, answer: answerText(vote), weight: e.weight, reason: e.reason };
+}
+
+interface AwardsRead {
+  directives: FirstById<RoundDirectiveInfo>;
+  directiveRecords: number;
+  readDirectivePartitions: number[];
+  undecodable: ScanResult['undecodable'];
+}
+
+/** The award directives: only on the winners' partitions of the directives topic, from just before the outcome until each winner's is found. */
+async function readAwards(conn: AuditConnection, admin: Admin, roundId: string, outcomes: readonly OutcomeInfo[], directivesTopic: string, directivePartitions: number): Promise<AwardsRead> {
+  const awarded = outcomes.filter((o) => o.status === 'decided' && o.winners.length > 0 && o.price !== null);
+  const winners = [...new Set(awarded.flatMap((o) => o.winners))];
+  const directives = new FirstById<RoundDirectiveInfo>();
+  const readDirectivePartitions: number[] = [];
+  if (winners.length === 0) return { directives, directiveRecords: 0, readDirectivePartitions, undecodable: [] };
+  const count = new Map([[directivesTopic, directivePartitions]]);
+  const wanted = new Set(winners.flatMap((w) => [...partitionsOfKey(w, count).keys()]));
+  readDirectivePartitions.push(...[...wanted].sort((x, y) => x - y));
+  const since = Math.min(...awarded.map((o) => o.position.timestamp)) - directiveWindowMs;
+  const from = await offsetsAt(admin, directivesTopic, readDirectivePartitions, since);
+  const read = await scan(
+    conn,
+    new Map(readDirectivePartitions.map((p) => [p, [directivesTopic]])),
+    (r) => {
+      if (r.decoded.type !== 'Directive') return;
+      const d = r.decoded.event as unknown as Directive;
+      if (d.roundId !== roundId) return;
+      directives.add(d.envelope.eventId, r, () => ({
+        agentId: d.agentId, action: d.action, parameters: parseJson(d.parameters), eventId: d.envelope.eventId,
+        expectedId: d.envelope.eventId === deterministicEventId('Directive', roundId, d.agentId),
+        eventTime: d.envelope.eventTime, position: positionOf(r), writtenBy: writtenByOf(r), duplicates: [],
+      }));
+    },
+    from,
+    new Set(winners),
+    // Each winner's award has an id of its own (deterministic): once all are found, later records are of other rounds.
+    () => winners.every((w) => directives.byId.has(deterministicEventId('Directive', roundId, w))),
+  );
+  return { directives, directiveRecords: read.records, readDirectivePartitions, undecodable: read.undecodable };
 }
 
 function outcomeInfo(r: LogRecord): OutcomeInfo {

@@ -200,7 +200,13 @@ export interface RoundAudit {
   kind: 'auction' | 'consensus' | null;
   /** The partition of the round topics its id belongs to, and what was read. */
   partition: number;
-  read: { topics: string[]; partition: number; records: number; directivePartitions: number[]; directiveRecords: number };
+  /**
+   * What was read: the round's partition of the round topics (`whole`: the
+   * request and answer topics whole; else from a little before the round's
+   * first output until every record the coordinator named was found), and
+   * the winners' partitions of directives.
+   */
+  read: { topics: string[]; partition: number; records: number; whole: boolean; directivePartitions: number[]; directiveRecords: number };
   /** The request that opened it (stage 0), when the log has one. */
   request?: RoundRequestInfo;
   /** Every request of the round in log order: the opening one, later stages, and refused ones. */

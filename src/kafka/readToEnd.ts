@@ -37,6 +37,12 @@ export interface ReadToEndOptions {
   /** Asked after each record handed over: true ends the read there (the reader has what it looked for). */
   enough?: () => boolean;
   /**
+   * Bytes fetched per partition per round trip (default 8 MB: a reader to
+   * the end wants as much as the broker gives). A reader that stops early
+   * (`enough`) wants less: kafkajs decodes all of a fetch before handing it over.
+   */
+  fetchBytesPerPartition?: number;
+  /**
    * Called for each committed record, in partition order; awaited. A
    * retriable error (a MabeamError or KafkaJS error with retriable true) is
    * retried with backoff — the same record again, never skipped; any other
@@ -221,8 +227,11 @@ export async function readToEnd(kafka: Kafka, options: ReadToEndOptions): Promis
   const progress = () => toRead.reduce((sum, e) => sum + Math.min(e.high, positions.get(e.topic, e.partition) ?? e.low) - e.low, 0);
   const reading = new Map(toRead.map((e) => [partitionKey(e.topic, e.partition), e]));
 
-  // Large fetches: a reader to the end wants as much per round trip as the broker gives.
-  const consumer = kafka.consumer({ groupId: `${options.groupPrefix ?? 'mabeam.read'}.${randomBytes(6).toString('hex')}`, maxWaitTimeInMs: 100, readUncommitted: false, maxBytes: 64 * 1024 * 1024, maxBytesPerPartition: 8 * 1024 * 1024 });
+  const perPartition = options.fetchBytesPerPartition ?? 8 * 1024 * 1024;
+  const consumer = kafka.consumer({
+    groupId: `${options.groupPrefix ?? 'mabeam.read'}.${randomBytes(6).toString('hex')}`, maxWaitTimeInMs: 100, readUncommitted: false,
+    maxBytesPerPartition: perPartition, maxBytes: Math.max(perPartition, Math.min(64 * 1024 * 1024, perPartition * toRead.length)),
+  });
   let finished = false;
   /** The last retriable failure of onRecord, said when the read times out. */
   let lastFailure: unknown;

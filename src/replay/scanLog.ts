@@ -43,6 +43,8 @@ export interface ScanLogOptions {
   until?: ReadonlyMap<string, number>;
   /** Asked after each event handed over: true ends the read there (the reader has found what it looked for). */
   enough?: () => boolean;
+  /** Bytes fetched per partition per round trip (readToEnd: default 8 MB; less for a reader that stops early). */
+  fetchBytesPerPartition?: number;
   /**
    * Only records with one of these keys (or with no key) are decoded and
    * handed over; the others are passed by without decoding (an audit of one
@@ -129,6 +131,7 @@ export async function scanLog(kafka: Kafka, codec: EventCodec, options: ScanLogO
     ...(options.from ? { from: options.from } : {}),
     ...(options.until ? { until: options.until } : {}),
     ...(options.enough ? { enough: options.enough } : {}),
+    ...(options.fetchBytesPerPartition ? { fetchBytesPerPartition: options.fetchBytesPerPartition } : {}),
     ...(options.onProgress ? { onProgress: options.onProgress } : {}),
     onRecord: (read) => {
       if (read.message.value === null) return;

@@ -132,6 +132,8 @@ describe('auditRound', () => {
       const r = await auditRound(audit.conn, sealed);
       return answersOf(r, 'c').some((x) => x.amount === 25 && x.verdict === 'refused') && r;
     }, { what: 'the late bid refused', timeoutMs: 30_000 });
+    // The coordinator has decided on everything: the audit read the request and answer topics from just before the round until it had every record the outputs name.
+    expect(a.read.whole).toBe(false);
 
     expect(a).toMatchObject({ roundId: sealed, state: 'decided', protocol: 'first-price', kind: 'auction', partition });
     expect(a.read.partition).toBe(partition);
