@@ -3,7 +3,7 @@ import type { DecodedEvent, EventCodec } from '../codec/codec.ts';
 import { forwardedFromHeader } from '../engine/processor.ts';
 import { partitionOfKey } from '../engine/routing.ts';
 import { describeError, isMabeamError, type ErrorCode } from '../errors.ts';
-import { isRetriable, readToEnd, type ReadRecord } from '../kafka/readToEnd.ts';
+import { isRetriable, readToEnd, type ReadRecord, type ReadToEndOptions } from '../kafka/readToEnd.ts';
 
 /** One event of the log, and where it is. */
 export interface LogRecord {
@@ -33,18 +33,10 @@ export interface UndecodableRecord {
   key?: string;
 }
 
-export interface ScanLogOptions {
-  topics: string[];
-  /** Only these partition numbers of every topic (default all). */
-  partitions?: readonly number[];
-  /** Start offsets per `${topic}/${partition}` (default the beginning). */
-  from?: ReadonlyMap<string, number>;
-  /** End offsets (exclusive) per `${topic}/${partition}` (default the end when called). */
-  until?: ReadonlyMap<string, number>;
-  /** Asked after each event handed over: true ends the read there (the reader has found what it looked for). */
-  enough?: () => boolean;
-  /** Bytes fetched per partition per round trip (readToEnd: default 8 MB; less for a reader that stops early). */
-  fetchBytesPerPartition?: number;
+/** What readToEnd takes (the topics, partitions and offsets to read, when to stop), and what scanning adds. */
+export interface ScanLogOptions extends Pick<ReadToEndOptions, 'topics' | 'partitions' | 'from' | 'until' | 'enough' | 'fetchBytesPerPartition' | 'onProgress'> {
+  /** Default 120_000 (then LOG_READ_TIMEOUT). */
+  timeoutMs?: number;
   /**
    * Only records with one of these keys (or with no key) are decoded and
    * handed over; the others are passed by without decoding (an audit of one
@@ -61,10 +53,6 @@ export interface ScanLogOptions {
   placedOnly?: ReadonlyMap<string, number>;
   /** Hand over only position, timestamp and event: no key, producer or forwarded-from (what replay needs, for less work per record). Default false. */
   lean?: boolean;
-  /** Default 120_000 (then LOG_READ_TIMEOUT). */
-  timeoutMs?: number;
-  /** Offsets read so far and offsets to read in all. */
-  onProgress?: (read: number, total: number) => void;
   /** Each record that did not decode (its consumers dead-lettered it); default: ignored. */
   onUndecodable?: (record: UndecodableRecord) => void;
 }
@@ -123,16 +111,13 @@ export async function scanLog(kafka: Kafka, codec: EventCodec, options: ScanLogO
     });
   };
 
+  const { topics, partitions, from, until, enough, fetchBytesPerPartition, onProgress } = options;
   return readToEnd(kafka, {
-    topics: options.topics,
+    topics,
     timeoutMs: options.timeoutMs ?? 120_000,
     groupPrefix: 'mabeam.replay',
-    ...(options.partitions ? { partitions: options.partitions } : {}),
-    ...(options.from ? { from: options.from } : {}),
-    ...(options.until ? { until: options.until } : {}),
-    ...(options.enough ? { enough: options.enough } : {}),
-    ...(options.fetchBytesPerPartition ? { fetchBytesPerPartition: options.fetchBytesPerPartition } : {}),
-    ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+    // Only what was given: readToEnd's options are exact (no undefined where a value is expected).
+    ...Object.fromEntries(Object.entries({ partitions, from, until, enough, fetchBytesPerPartition, onProgress }).filter(([, v]) => v !== undefined)),
     onRecord: (read) => {
       if (read.message.value === null) return;
       if (keys && read.message.key && !keys.has(read.message.key.toString())) return;

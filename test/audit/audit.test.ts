@@ -1,6 +1,3 @@
-import { execFile } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defineAgent } from '../../src/agents/defineAgent.ts';
 import { AgentHost } from '../../src/agents/host.ts';
@@ -16,6 +13,7 @@ import { VariablesClient } from '../../src/variables/client.ts';
 import { proposeVariableChange } from '../../src/variables/consensus.ts';
 import { adaptationRate, agentSelection } from '../../src/variables/model.ts';
 import { VariableOwner } from '../../src/variables/owner.ts';
+import { runCli } from '../agentProcesses.ts';
 import { testContext, uniqueName, waitFor, type TestContext } from '../helpers.ts';
 
 /**
@@ -84,19 +82,7 @@ const bidRequest = (roundId: string, protocol: string, eligibleAgents: string[],
 const bid = (roundId: string, agentId: string, amount: number): Bid => ({ envelope: newEnvelope('Bid', agentId, { correlationId: roundId }), roundId, agentId, amount, bundle: [], attributes: null });
 const answersOf = (a: RoundAudit, agentId: string): AnswerInfo[] => a.answers.filter((x) => x.agentId === agentId);
 
-const main = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
-async function mabeam(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, [main, ...args], {
-      env: { ...process.env, KAFKA_BROKERS: ctx.stack.kafkaBrokers.join(','), SCHEMA_REGISTRY_URL: ctx.stack.schemaRegistryUrl, REDIS_URL: ctx.stack.redisUrl },
-      timeout: 60_000,
-    });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const e = error as { code?: number; stdout?: string; stderr?: string };
-    return { code: e.code ?? -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-  }
-}
+const mabeam = (args: string[]) => runCli(ctx.stack, args);
 
 let sealed: string;
 

@@ -1,26 +1,10 @@
-import { execFile } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { describe, expect, inject, it } from 'vitest';
 import { uniqueName } from '../helpers.ts';
+import { runCli } from '../agentProcesses.ts';
 
-const run = promisify(execFile);
-const main = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+/** Runs the CLI as a user would, against the test stack. */
+const mabeam = (args: string[], env: Record<string, string> = {}) => runCli(inject('stack'), args, env);
 
-/** Runs the CLI as a user would, against the test stack named in the environment. */
-async function mabeam(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  const stack = inject('stack');
-  try {
-    const { stdout, stderr } = await run(process.execPath, [main, ...args], {
-      env: { ...process.env, KAFKA_BROKERS: stack.kafkaBrokers.join(','), SCHEMA_REGISTRY_URL: stack.schemaRegistryUrl, REDIS_URL: stack.redisUrl, ...env },
-      timeout: 60_000,
-    });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const e = error as { code?: number; stdout?: string; stderr?: string };
-    return { code: e.code ?? -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-  }
-}
 
 describe('mabeam CLI', () => {
   it('applies topics idempotently and registers schemas', async () => {

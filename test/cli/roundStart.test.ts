@@ -1,34 +1,19 @@
-import { execFile } from 'node:child_process';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readLog } from '../../src/replay/readLog.ts';
 import { applyTopics } from '../../src/topics/index.ts';
-import { runAgentProcess, runCliProcess, stopAgentProcess } from '../agentProcesses.ts';
+import { runAgentProcess, runCli, runCliProcess, stopAgentProcess } from '../agentProcesses.ts';
 import { testContext, type TestContext } from '../helpers.ts';
 
-const run = promisify(execFile);
-const main = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+const roundStart = (args: string[]) => runCli(ctx.stack, ['round', 'start', '--prefix', ctx.prefix, ...args]);
 const bidder = fileURLToPath(new URL('../fixtures/agents/bidder.ts', import.meta.url));
 
 let ctx: TestContext;
 
 /** Runs `mabeam round start …` as a user would, on this file's prefix; its exit code and output. */
-async function roundStart(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [main, 'round', 'start', '--prefix', ctx.prefix, ...args], {
-      env: { ...process.env, KAFKA_BROKERS: ctx.stack.kafkaBrokers.join(','), SCHEMA_REGISTRY_URL: ctx.stack.schemaRegistryUrl, REDIS_URL: ctx.stack.redisUrl },
-      timeout: 60_000,
-    });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const e = error as { code?: number; stdout?: string; stderr?: string };
-    return { code: e.code ?? -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-  }
-}
 
 /** The round ids of every request (stage 0) on the request topics, sorted. */
 async function requestedRounds(): Promise<string[]> {

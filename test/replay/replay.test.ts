@@ -1,6 +1,4 @@
-import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newEnvelope } from '../../src/events/envelope.ts';
 import type { Bid, BidRequest, Proposal, RoundOutcome, Vote } from '../../src/events/types.ts';
@@ -10,7 +8,7 @@ import { EventProducer } from '../../src/producer/eventProducer.ts';
 import { defaultProtocols } from '../../src/protocols/builtins.ts';
 import { readLog } from '../../src/replay/readLog.ts';
 import { replayRounds } from '../../src/replay/replayRounds.ts';
-import { runCliProcess, stopAgentProcess } from '../agentProcesses.ts';
+import { runCli, runCliProcess, stopAgentProcess } from '../agentProcesses.ts';
 import { collectRaw, testContext, uniqueName, waitFor, type TestContext } from '../helpers.ts';
 
 let ctx: TestContext;
@@ -20,23 +18,9 @@ beforeAll(async () => {
 afterAll(() => ctx?.close());
 
 const roundTopics = ['bid-requests', 'bids', 'proposals', 'votes', 'outcomes'];
-const main = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 const lowestBid = fileURLToPath(new URL('../fixtures/protocols/lowestBid.ts', import.meta.url));
 
-/** `mabeam …` as a user runs it, against the test stack; its exit code and output. */
-async function mabeam(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, [main, ...args], {
-      env: { ...process.env, KAFKA_BROKERS: ctx.stack.kafkaBrokers.join(','), SCHEMA_REGISTRY_URL: ctx.stack.schemaRegistryUrl, REDIS_URL: ctx.stack.redisUrl },
-      timeout: 60_000,
-      maxBuffer: 64 * 1024 * 1024,
-    });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const e = error as { code?: number; stdout?: string; stderr?: string };
-    return { code: e.code ?? -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-  }
-}
+const mabeam = (args: string[]) => runCli(ctx.stack, args);
 const json = (run: { stdout: string }) => JSON.parse(run.stdout) as Record<string, unknown> & { rounds: Array<Record<string, unknown>> };
 
 describe('replay', () => {

@@ -1,6 +1,3 @@
-import { execFile } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { filter, firstValueFrom } from 'rxjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,6 +14,7 @@ import { proposeVariableChange } from '../../src/variables/consensus.ts';
 import { adaptationRate, agentSelection, typedVariable } from '../../src/variables/model.ts';
 import { VariableOwner } from '../../src/variables/owner.ts';
 import { testContext, waitFor, type TestContext } from '../helpers.ts';
+import { runCli } from '../agentProcesses.ts';
 
 let ctx: TestContext;
 let redis: Redis;
@@ -43,21 +41,9 @@ async function client(options: { redis?: boolean } = {}): Promise<VariablesClien
   return c;
 }
 
-const main = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+/** `mabeam var …` as a separate OS process. */
+const mabeamVar = (args: string[]) => runCli(ctx.stack, ['var', ...args, '--prefix', ctx.prefix]);
 
-/** `mabeam var …` as a separate OS process; resolves with its exit code and output. */
-async function mabeamVar(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, [main, 'var', ...args, '--prefix', ctx.prefix], {
-      env: { ...process.env, KAFKA_BROKERS: ctx.stack.kafkaBrokers.join(','), SCHEMA_REGISTRY_URL: ctx.stack.schemaRegistryUrl, REDIS_URL: ctx.stack.redisUrl },
-      timeout: 60_000,
-    });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const e = error as { code?: number; stdout?: string; stderr?: string };
-    return { code: e.code ?? -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-  }
-}
 
 /** What the variable-changes log says about a variable, in order. */
 async function history(variableId: string) {
