@@ -6,6 +6,7 @@ import { partitionKey } from '../kafka/readToEnd.ts';
 import { scanLog, type LogRecord, type UndecodableRecord } from '../replay/scanLog.ts';
 import { loadTopicDefinitions } from '../topics/definitions.ts';
 import { topicName } from '../topics/names.ts';
+import { partitionCounts as countPartitions } from '../topics/partitions.ts';
 import type { TopicDefinition } from '../topics/types.ts';
 import type { AuditConnection, LogPosition, Refusal, WrittenBy } from './types.ts';
 import type { Rejection } from '../events/types.ts';
@@ -98,20 +99,9 @@ export async function withAdmin<T>(conn: AuditConnection, work: (admin: Admin) =
   }
 }
 
-/** How many partitions each topic has on the cluster (what the engine routes by), or a clear error for a topic that is not there. */
-export async function partitionCounts(conn: AuditConnection, admin: Admin, names: readonly string[]): Promise<Map<string, number>> {
-  const topics = names.map((n) => topicName(conn.prefix, n));
-  const existing = new Set(await admin.listTopics());
-  const missing = topics.filter((t) => !existing.has(t));
-  if (missing.length > 0) {
-    throw new MabeamError('INVALID_OPTIONS', `No topic ${missing.join(', ')} on the cluster: is the prefix "${conn.prefix}" right (mabeam topics apply --prefix ${conn.prefix || '""'})?`, {
-      details: { missing },
-    });
-  }
-  const metadata = await admin.fetchTopicMetadata({ topics });
-  const found = new Map(metadata.topics.map((t) => [t.name, t.partitions.length]));
-  // In the order asked.
-  return new Map(topics.map((t) => [t, found.get(t) ?? 1]));
+/** How many partitions each of the audit's topics has (see topics/partitions.ts). */
+export function partitionCounts(conn: AuditConnection, admin: Admin, names: readonly string[]): Promise<Map<string, number>> {
+  return countPartitions(admin, conn.prefix, names);
 }
 
 /** The partition of each topic a key belongs to, as a plan of scans: partition number → topics. */

@@ -4,7 +4,9 @@ import type { Kafka } from 'kafkajs';
 import { MabeamError, type ErrorCode } from '../errors.ts';
 import { partitionOfKey } from '../engine/routing.ts';
 import { topicName } from '../topics/names.ts';
-import { faultVerdicts, type ReplayReport, type RoundFilter } from './replayRounds.ts';
+import { partitionCounts } from '../topics/partitions.ts';
+import { roundTopics } from './readHistory.ts';
+import { judged, type ReplayReport, type RoundFilter } from './replayRounds.ts';
 import type { ReplayShare, WorkerMessage } from './replayWorker.ts';
 
 export interface ParallelReplayOptions {
@@ -38,8 +40,7 @@ export async function parallelReplay(options: ParallelReplayOptions): Promise<Re
   await admin.connect();
   let count: number;
   try {
-    const { topics } = await admin.fetchTopicMetadata({ topics: [topicName(options.prefix, 'bid-requests')] });
-    count = topics[0]!.partitions.length;
+    count = (await partitionCounts(admin, options.prefix, roundTopics)).get(topicName(options.prefix, 'bid-requests')) ?? 1;
   } finally {
     await admin.disconnect();
   }
@@ -80,12 +81,12 @@ export async function parallelReplay(options: ParallelReplayOptions): Promise<Re
         }),
     ),
   );
-  return mergeReports(reports);
+  return mergeReports(reports, filter);
 }
 
 /** The reports of the shares as one: rounds in request order, counts added, every repeated outcome and undecodable record kept. */
-export function mergeReports(reports: readonly ReplayReport[]): ReplayReport {
-  const merged: ReplayReport = { events: 0, rounds: [], identical: 0, different: 0, contradictory: 0, duplicate: 0, incomplete: 0, open: 0, refused: 0, repeated: [], undecodable: [], ok: true };
+export function mergeReports(reports: readonly ReplayReport[], filter: RoundFilter = {}): ReplayReport {
+  const merged: ReplayReport = { events: 0, rounds: [], identical: 0, different: 0, contradictory: 0, duplicate: 0, incomplete: 0, open: 0, refused: 0, repeated: [], undecodable: [], notFound: [], ok: true };
   for (const r of reports) {
     merged.events += r.events;
     merged.rounds.push(...r.rounds);
@@ -95,6 +96,5 @@ export function mergeReports(reports: readonly ReplayReport[]): ReplayReport {
   }
   merged.rounds.sort((a, b) => (a.request?.timestamp ?? Infinity) - (b.request?.timestamp ?? Infinity) || (a.roundId < b.roundId ? -1 : a.roundId > b.roundId ? 1 : 0));
   merged.undecodable.sort((a, b) => (a.topic < b.topic ? -1 : a.topic > b.topic ? 1 : a.partition - b.partition || a.offset - b.offset));
-  merged.ok = faultVerdicts.every((v) => merged[v as 'different'] === 0) && merged.undecodable.length === 0;
-  return merged;
+  return judged(merged, filter);
 }

@@ -3,6 +3,7 @@ import type { EventCodec } from '../codec/codec.ts';
 import { partitionOfKey } from '../engine/routing.ts';
 import { partitionKey } from '../kafka/readToEnd.ts';
 import { topicName } from '../topics/names.ts';
+import { partitionCounts } from '../topics/partitions.ts';
 import type { RoundFilter } from './replayRounds.ts';
 import { RoundHistory, type RecordedRound } from './roundHistory.ts';
 import { scanLog } from './scanLog.ts';
@@ -49,8 +50,7 @@ export async function readHistory(options: ReadHistoryOptions): Promise<RoundHis
   let from: Map<string, number> | undefined;
   let counts: Map<string, number>;
   try {
-    const { topics: metadata } = await admin.fetchTopicMetadata({ topics });
-    counts = new Map(metadata.map((t) => [t.name, t.partitions.length]));
+    counts = await partitionCounts(admin, prefix, roundTopics);
     if (filter.roundIds && filter.roundIds.size > 0) {
       const count = counts.get(topics[0]!) ?? 1;
       const named = new Set([...filter.roundIds].map((id) => partitionOfKey(Buffer.from(id), count)));

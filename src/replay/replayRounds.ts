@@ -71,9 +71,11 @@ export interface ReplayReport {
   refused: number;
   /** Every selected round with more than one RoundOutcome in the log. */
   repeated: RepeatedOutcome[];
-  /** Every record read that did not decode, with its position. */
+  /** Every record read that did not decode, with its position (with --round, those keyed by the rounds named, or by nothing). */
   undecodable: UndecodableRecord[];
-  /** Nothing different, contradictory, duplicate, incomplete or undecodable. */
+  /** Rounds named in the filter that the log holds nothing of. */
+  notFound: string[];
+  /** Nothing different, contradictory, duplicate, incomplete, undecodable or not found. */
   ok: boolean;
 }
 
@@ -140,7 +142,7 @@ export function decideAgain(events: readonly RoundEvent[], protocols: ProtocolRe
 export function replayHistory(history: RoundHistory, protocols: ProtocolRegistry, filter: RoundFilter = {}): ReplayReport {
   const report: ReplayReport = {
     events: history.events, rounds: [], identical: 0, different: 0, contradictory: 0, duplicate: 0, incomplete: 0, open: 0, refused: 0,
-    repeated: [], undecodable: [...history.undecodable], ok: true,
+    repeated: [], undecodable: [...history.undecodable], notFound: [], ok: true,
   };
   // Answers to a round id the log has nothing else of (no request, closing or outcome) are not a round: the coordinator refused them (UNKNOWN_ROUND).
   const chosen = [...history.rounds.values()].filter((r) => (r.open || r.stages.size > 0 || r.outcomes.length > 0) && selected(r, filter)).sort(byRequest);
@@ -150,7 +152,19 @@ export function replayHistory(history: RoundHistory, protocols: ProtocolRegistry
     report[result.verdict]++;
     if (round.outcomes.length > 1) report.repeated.push({ roundId: round.roundId, kind: result.verdict === 'contradictory' ? 'contradictory' : repeatedKind(round.outcomes), outcomes: round.outcomes });
   }
-  report.ok = faultVerdicts.every((v) => report[v as 'different'] === 0) && report.undecodable.length === 0;
+  return judged(report, filter);
+}
+
+/** The parts of a report that depend on the filter (what was named and not found, which undecodable records concern it), and its verdict. */
+export function judged(report: ReplayReport, filter: RoundFilter): ReplayReport {
+  const named = filter.roundIds;
+  if (named && named.size > 0) {
+    const found = new Set(report.rounds.map((r) => r.roundId));
+    report.notFound = [...named].filter((id) => !found.has(id));
+    // The partition is shared with other rounds: a record keyed by another round is not about these.
+    report.undecodable = report.undecodable.filter((u) => u.key === undefined || named.has(u.key));
+  }
+  report.ok = faultVerdicts.every((v) => report[v as 'different'] === 0) && report.undecodable.length === 0 && report.notFound.length === 0;
   return report;
 }
 

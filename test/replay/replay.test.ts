@@ -159,6 +159,13 @@ describe('replay', () => {
     expect(bad.stderr).toMatch(/"yesterday-ish" is neither a time/);
     expect((await mabeam(['replay', '--prefix', ctx.prefix, '--with', 'no-such-rule'])).stderr).toMatch(/No protocol "no-such-rule" \(known: .*vickrey/);
     expect((await mabeam(['replay', '--prefix', ctx.prefix, '--with', 'vickrey', '--write-to', ctx.prefix])).code).toBe(2);
+    const noTopics = await mabeam(['replay', '--prefix', `${ctx.prefix}-typo`]);
+    expect(noTopics.code).toBe(2);
+    expect(noTopics.stderr).toMatch(/No topic .*-typo\.bid-requests.* is the prefix ".*-typo" right/);
+    // A round named that the log knows nothing of is said, and fails the replay.
+    const unknown = await mabeam(['replay', '--prefix', ctx.prefix, '--round', `${ctx.prefix}-r7,no-such-round`, '--json', '--no-progress']);
+    expect(unknown.code).toBe(3);
+    expect(json(unknown)).toMatchObject({ identical: 1, notFound: ['no-such-round'], ok: false });
 
     // Counterfactual: the first-price rounds under vickrey. Each winner pays the second-highest bid instead.
     const firstPrice = report.rounds.filter((r) => r.protocol === 'first-price');

@@ -1,6 +1,6 @@
 import { Presets, SingleBar } from 'cli-progress';
 import { InvalidArgumentError, type Command } from 'commander';
-import { MabeamError } from '../../errors.ts';
+import { MabeamError, isMabeamError } from '../../errors.ts';
 import type { Logger } from '../../log/logger.ts';
 import { loadProtocolModules } from '../../protocols/modules.ts';
 import { counterfactual, type CounterfactualDecision, type CounterfactualReport } from '../../replay/counterfactual.ts';
@@ -100,6 +100,10 @@ export function registerReplayCommand(program: Command, logger: () => Logger): v
         bar?.stop();
         printReplay(report, opts, (Date.now() - started) / 1000);
         process.exitCode = report.ok ? replayExitCodes.ok : replayExitCodes.notIdentical;
+      } catch (error) {
+        // A prefix without the round topics is bad input, like a bad flag.
+        if (isMabeamError(error) && error.code === 'INVALID_OPTIONS') return badInput(error);
+        throw error;
       } finally {
         bar?.stop();
         await c.close();
@@ -197,6 +201,7 @@ function printReplay(report: ReplayReport, opts: ReplayOptions, seconds: number)
     out();
     out(table([['ROUND', 'PROTOCOL', 'VERDICT', 'DETAIL'], ...listed.map((r) => [r.roundId, r.protocol, r.verdict, detail(r)])]));
   }
+  for (const id of report.notFound) out(`round ${id}: not in the log`);
   if (report.undecodable.length > 0) {
     out();
     out(table([['UNDECODABLE AT', 'REASON', 'MESSAGE'], ...report.undecodable.map((u) => [`${u.topic}/${u.partition}@${u.offset}`, u.code, u.message])]));
