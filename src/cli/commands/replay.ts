@@ -207,7 +207,9 @@ function printReplay(report: ReplayReport, opts: ReplayOptions, seconds: number)
     out(table([['UNDECODABLE AT', 'REASON', 'MESSAGE'], ...report.undecodable.map((u) => [`${u.topic}/${u.partition}@${u.offset}`, u.code, u.message])]));
   }
   out();
-  out(report.ok ? 'the log replays identically' : 'the log does NOT replay identically');
+  const roundsFine = faultVerdicts.every((v) => report[v as 'different'] === 0) && report.notFound.length === 0;
+  const unread = report.undecodable.length;
+  out(report.ok ? 'the log replays identically' : roundsFine ? `every round replays identically, but ${count(unread)} record${unread === 1 ? '' : 's'} of the log do${unread === 1 ? 'es' : ''} not decode (listed above; their consumers dead-lettered them)` : 'the log does NOT replay identically');
 }
 
 function printCounterfactual(report: CounterfactualReport, opts: ReplayOptions, seconds: number, written: number | undefined): void {
