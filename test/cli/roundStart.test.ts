@@ -10,6 +10,7 @@ import { testContext, type TestContext } from '../helpers.ts';
 
 const roundStart = (args: string[]) => runCli(ctx.stack, ['round', 'start', '--prefix', ctx.prefix, ...args]);
 const bidder = fileURLToPath(new URL('../fixtures/agents/bidder.ts', import.meta.url));
+const lowestBid = fileURLToPath(new URL('../fixtures/protocols/lowestBid.ts', import.meta.url));
 
 let ctx: TestContext;
 
@@ -23,7 +24,8 @@ async function requestedRounds(): Promise<string[]> {
 
 beforeAll(async () => {
   ctx = await testContext('round-start');
-  const coordinator = runCliProcess(ctx.stack, ['coordinator', 'run', '--prefix', ctx.prefix]);
+  // The coordinator also runs a protocol of a user's own module.
+  const coordinator = runCliProcess(ctx.stack, ['coordinator', 'run', '--prefix', ctx.prefix, '--protocols', lowestBid]);
   ctx.defer(() => stopAgentProcess(coordinator));
   // Three bidders, one process each: alpha bids 10, bravo 30, charlie 20; alpha and bravo vote yes, charlie no.
   const agents = [
@@ -51,6 +53,12 @@ describe('mabeam round start', () => {
     const roundId = /^round\s+(\S+)$/m.exec(r.stdout)?.[1];
     expect(roundId).toMatch(/^auction-/);
     expect(await requestedRounds()).toContain(roundId);
+  });
+
+  it('runs a round under a protocol of a module given to both the coordinator and the command', { timeout: 90_000 }, async () => {
+    const r = await roundStart(['--protocols', lowestBid, '--protocol', 'lowest-bid', '--bidders', 'alpha,bravo,charlie', '--deadline', '30s', '--json']);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ protocol: 'lowest-bid', status: 'decided', winners: ['alpha'], price: 10 });
   });
 
   it('prints one JSON object with --json; a round file gives the fields and flags override it', { timeout: 90_000 }, async () => {
