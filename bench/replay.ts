@@ -12,7 +12,9 @@
  * - the raw kafkajs ceiling: the round topics read to their end (readToEnd,
  *   no decode) on the same broker;
  * - replay end to end (read + decode + decide again + compare), as
- *   `mabeam replay` runs it: split among worker threads, and in one thread;
+ *   `mabeam replay` runs it (split among worker threads, the report listing
+ *   the rounds that fail), and in one thread listing every round (what
+ *   `replayHistory()` returns by default);
  * then the audit of `audits` rounds picked at random (auditRound: the round's
  * partition of the round topics, then the winners' partitions of
  * directives), p50 / p95 / max. A one-line JSON summary ends the output.
@@ -56,7 +58,7 @@ async function replay(workers: number): Promise<{ report: ReplayReport; ms: numb
   const started = Date.now();
   const report =
     workers > 1
-      ? await parallelReplay({ kafka: c.kafka, brokers: endpoints.kafkaBrokers, registryUrl: endpoints.schemaRegistryUrl, prefix, workers, timeoutMs: 600_000 })
+      ? await parallelReplay({ kafka: c.kafka, brokers: endpoints.kafkaBrokers, registryUrl: endpoints.schemaRegistryUrl, prefix, workers, timeoutMs: 600_000, keep: 'faults' })
       : replayHistory(await readHistory({ kafka: c.kafka, codec: c.codec, prefix, timeoutMs: 600_000, onComplete: settleAsRead(sharedProtocols()) }), sharedProtocols());
   return { report, ms: Date.now() - started, rssMb: Math.round(process.memoryUsage().rss / 1024 / 1024) };
 }
@@ -64,6 +66,8 @@ async function replay(workers: number): Promise<{ report: ReplayReport; ms: numb
 const workers = defaultReplayWorkers();
 const results: Array<{ what: string; records: number; ms: number; perSecond: number; rssMb?: number }> = [];
 let last: ReplayReport | undefined;
+/** The one-thread run's report: every round, to pick audits from. */
+let every: ReplayReport | undefined;
 for (let run = 1; run <= runs; run++) {
   const r = await raw();
   results.push({ what: 'raw kafkajs read', records: r.records, ms: r.ms, perSecond: rate(r.records, r.ms) });
@@ -71,6 +75,7 @@ for (let run = 1; run <= runs; run++) {
   for (const w of [workers, 1]) {
     const { report, ms, rssMb } = await replay(w);
     last = report;
+    if (w === 1) every = report;
     const what = w > 1 ? `replay, ${w} worker threads` : 'replay, one thread';
     results.push({ what, records: report.events, ms, perSecond: rate(report.events, ms), rssMb });
     say(`run ${run}: ${what}: ${report.events} events, ${report.rounds.length} rounds (${report.identical} identical, ${report.refused} refused, ${report.undecodable.length} undecodable records) in ${ms} ms (${rate(report.events, ms)}/s), RSS ${rssMb} MB`);
@@ -78,7 +83,7 @@ for (let run = 1; run <= runs; run++) {
 }
 
 // Audit: rounds picked at random among those the replay judged.
-const judged = last!.rounds.filter((r) => r.outcomes > 0);
+const judged = every!.rounds.filter((r) => r.outcomes > 0);
 const picked = Array.from({ length: Math.min(audits, judged.length) }, () => judged[Math.floor(Math.random() * judged.length)]!);
 const latencies: number[] = [];
 let read = 0;
@@ -101,7 +106,7 @@ process.stdout.write(
   `${JSON.stringify({
     prefix,
     events: last!.events,
-    rounds: last!.rounds.length,
+    rounds: every!.rounds.length,
     identical: last!.identical,
     // Nothing different, contradictory, duplicate or incomplete; the undecodable records are the garbage the history holds on purpose.
     notIdentical: last!.different + last!.contradictory + last!.duplicate + last!.incomplete,

@@ -21,6 +21,8 @@ export interface ParallelReplayOptions {
   workers?: number;
   onProgress?: (read: number, total: number) => void;
   timeoutMs?: number;
+  /** Which rounds the report lists (see ReplayOptions). */
+  keep?: 'all' | 'faults';
 }
 
 export function defaultReplayWorkers(): number {
@@ -56,7 +58,7 @@ export async function parallelReplay(options: ParallelReplayOptions): Promise<Re
     shares.map(
       (partitions, w) =>
         new Promise<ReplayReport>((resolve, reject) => {
-          const share: ReplayShare = { brokers: options.brokers, registryUrl: options.registryUrl, prefix: options.prefix, partitions, filter, protocolModules: options.protocolModules ?? [], ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}) };
+          const share: ReplayShare = { brokers: options.brokers, registryUrl: options.registryUrl, prefix: options.prefix, partitions, filter, protocolModules: options.protocolModules ?? [], ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}), ...(options.keep ? { keep: options.keep } : {}) };
           const worker = new Worker(new URL('./replayWorker.ts', import.meta.url), { workerData: share });
           let settled = false;
           worker.on('message', (message: WorkerMessage) => {

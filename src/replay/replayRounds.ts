@@ -60,7 +60,7 @@ export interface RoundReplay {
 export interface ReplayReport {
   /** Events read. */
   events: number;
-  /** Every round selected, in the order of their requests in the log. */
+  /** Every round selected, in the order of their requests in the log (with keep: 'faults', only those that fail, and those named). */
   rounds: RoundReplay[];
   identical: number;
   different: number;
@@ -77,6 +77,16 @@ export interface ReplayReport {
   notFound: string[];
   /** Nothing different, contradictory, duplicate, incomplete, undecodable or not found. */
   ok: boolean;
+}
+
+export interface ReplayOptions {
+  /**
+   * Which rounds the report lists: every round judged (default), or only
+   * those that fail (and those named in the filter) — what a command that
+   * prints the faults needs, for far less memory on a long log. The counts
+   * are of every round either way.
+   */
+  keep?: 'all' | 'faults';
 }
 
 /** Which rounds to judge. A round passes when it passes every filter given. */
@@ -139,7 +149,7 @@ export function decideAgain(events: readonly RoundEvent[], protocols: ProtocolRe
  * rounds with more than one outcome, rounds with inputs missing, and
  * records that did not decode are all reported.
  */
-export function replayHistory(history: RoundHistory, protocols: ProtocolRegistry, filter: RoundFilter = {}): ReplayReport {
+export function replayHistory(history: RoundHistory, protocols: ProtocolRegistry, filter: RoundFilter = {}, options: ReplayOptions = {}): ReplayReport {
   const report: ReplayReport = {
     events: history.events, rounds: [], identical: 0, different: 0, contradictory: 0, duplicate: 0, incomplete: 0, open: 0, refused: 0,
     repeated: [], undecodable: [...history.undecodable], notFound: [], ok: true,
@@ -148,7 +158,8 @@ export function replayHistory(history: RoundHistory, protocols: ProtocolRegistry
   const chosen = [...history.rounds.values()].filter((r) => (r.open || r.stages.size > 0 || r.outcomes.length > 0) && selected(r, filter)).sort(byRequest);
   for (const round of chosen) {
     const result = replayOne(history, round, protocols);
-    report.rounds.push(result);
+    // Rounds named in the filter are always listed (they are few, and say what was found).
+    if (options.keep !== 'faults' || faultVerdicts.includes(result.verdict) || filter.roundIds?.has(round.roundId)) report.rounds.push(result);
     report[result.verdict]++;
     if (round.outcomes.length > 1) report.repeated.push({ roundId: round.roundId, kind: result.verdict === 'contradictory' ? 'contradictory' : repeatedKind(round.outcomes), outcomes: round.outcomes });
   }

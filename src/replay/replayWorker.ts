@@ -12,7 +12,7 @@ import { loadProtocolModules } from '../protocols/modules.ts';
 import { loadCatalog } from '../schemas/catalog.ts';
 import { createRegistryClient } from '../schemas/registry.ts';
 import { readHistory } from './readHistory.ts';
-import { replayHistory, settleAsRead, type RoundFilter } from './replayRounds.ts';
+import { replayHistory, settleAsRead, type ReplayOptions, type RoundFilter } from './replayRounds.ts';
 
 export interface ReplayShare {
   brokers: string[];
@@ -22,6 +22,7 @@ export interface ReplayShare {
   filter: RoundFilter;
   protocolModules: string[];
   timeoutMs?: number;
+  keep?: ReplayOptions['keep'];
 }
 
 export type WorkerMessage =
@@ -49,7 +50,7 @@ try {
       post({ type: 'progress', read, total });
     },
   });
-  post({ type: 'report', report: replayHistory(history, protocols, share.filter) });
+  post({ type: 'report', report: replayHistory(history, protocols, share.filter, share.keep ? { keep: share.keep } : {}) });
 } catch (error) {
   post({ type: 'failed', message: error instanceof Error ? error.message : String(error), ...((error as { code?: string }).code ? { code: (error as { code: string }).code } : {}) });
 }

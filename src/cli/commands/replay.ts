@@ -93,10 +93,12 @@ export function registerReplayCommand(program: Command, logger: () => Logger): v
           process.exitCode = replayExitCodes.ok;
           return;
         }
+        // The rounds printed: only those that fail unless --all.
+        const keep = opts.all ? 'all' : 'faults';
         const report =
           opts.workers > 1
-            ? await parallelReplay({ kafka: c.kafka, brokers: endpoints.kafkaBrokers, registryUrl: endpoints.schemaRegistryUrl, prefix: opts.prefix, filter, protocolModules: opts.protocols, workers: opts.workers, timeoutMs: 600_000, ...onProgress })
-            : replayHistory(await readHistory({ kafka: c.kafka, codec: c.codec, prefix: opts.prefix, filter, timeoutMs: 600_000, onComplete: settleAsRead(protocols), ...onProgress }), protocols, filter);
+            ? await parallelReplay({ kafka: c.kafka, brokers: endpoints.kafkaBrokers, registryUrl: endpoints.schemaRegistryUrl, prefix: opts.prefix, filter, protocolModules: opts.protocols, workers: opts.workers, timeoutMs: 600_000, keep, ...onProgress })
+            : replayHistory(await readHistory({ kafka: c.kafka, codec: c.codec, prefix: opts.prefix, filter, timeoutMs: 600_000, onComplete: settleAsRead(protocols), ...onProgress }), protocols, filter, { keep });
         bar?.stop();
         printReplay(report, opts, (Date.now() - started) / 1000);
         process.exitCode = report.ok ? replayExitCodes.ok : replayExitCodes.notIdentical;
@@ -185,7 +187,7 @@ function printReplay(report: ReplayReport, opts: ReplayOptions, seconds: number)
     out(JSON.stringify({ prefix: opts.prefix, seconds, eventsPerSecond: Math.round(report.events / Math.max(seconds, 0.001)), ...report, rounds: listed }));
     return;
   }
-  const judged = report.rounds.length;
+  const judged = report.identical + report.different + report.contradictory + report.duplicate + report.incomplete + report.open + report.refused;
   out(`replayed ${count(judged)} round${judged === 1 ? '' : 's'} from ${count(report.events)} events under ${opts.prefix} in ${seconds.toFixed(1)} s (${count(Math.round(report.events / Math.max(seconds, 0.001)))} events/s)`);
   out(table([
     ['identical', count(report.identical)],
