@@ -78,7 +78,8 @@ for (let run = 1; run <= runs; run++) {
     if (w === 1) every = report;
     const what = w > 1 ? `replay, ${w} worker threads` : 'replay, one thread';
     results.push({ what, records: report.events, ms, perSecond: rate(report.events, ms), rssMb });
-    say(`run ${run}: ${what}: ${report.events} events, ${report.rounds.length} rounds (${report.identical} identical, ${report.refused} refused, ${report.undecodable.length} undecodable records) in ${ms} ms (${rate(report.events, ms)}/s), RSS ${rssMb} MB`);
+    const rounds = report.identical + report.different + report.contradictory + report.duplicate + report.incomplete + report.open + report.refused;
+    say(`run ${run}: ${what}: ${report.events} events, ${rounds} rounds (${report.identical} identical, ${report.refused} refused, ${report.undecodable.length} undecodable records) in ${ms} ms (${rate(report.events, ms)}/s), RSS ${rssMb} MB`);
   }
 }
 

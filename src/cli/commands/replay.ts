@@ -53,6 +53,8 @@ export function registerReplayCommand(program: Command, logger: () => Logger): v
     .option('--workers <n>', 'threads that read and decide, each a share of the partitions (1: in this thread)', positiveInt, defaultReplayWorkers())
     .option('--no-progress', 'no progress bar on stderr')
     .addHelpText('after', '\nExit codes: 0 identical (or a counterfactual report), 3 something is not identical, 2 bad input, 1 other errors.')
+    // A usage error (an unknown flag, a bad number) is bad input too: exit 2, before anything runs.
+    .exitOverride((error) => process.exit(error.exitCode === 0 ? 0 : replayExitCodes.badInput))
     .action(async (opts: ReplayOptions) => {
       let filter: RoundFilter;
       try {
