@@ -29,6 +29,8 @@ export interface Connections {
 export interface ConnectOptions {
   /** Also collect the process and Node.js default metrics (for commands that serve /metrics). */
   defaultMetrics?: boolean;
+  /** Connect to Redis now (default), so a command that reads it fails at once when it does not answer; false: only on a first command. */
+  redis?: boolean;
 }
 
 export async function connect(endpoints: StackEndpoints, logger: Logger, clientId = 'mabeam-cli', options: ConnectOptions = {}): Promise<Connections> {
@@ -37,7 +39,8 @@ export async function connect(endpoints: StackEndpoints, logger: Logger, clientI
   const producer = createProducer(kafka);
   const redis = new Redis(endpoints.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 2 });
   redis.on('error', (error: Error) => logger.warn({ ns: 'redis', pid: process.pid, error: error.message }, 'redis connection error'));
-  await Promise.all([admin.connect(), producer.connect(), redis.connect()]);
+  // A command that does not use Redis (replay, audit, round start) works without it: it would connect on a first command.
+  await Promise.all([admin.connect(), producer.connect(), ...(options.redis === false ? [] : [redis.connect()])]);
   const registry = createRegistryClient(endpoints.schemaRegistryUrl);
   const [catalog, definitions] = await Promise.all([loadCatalog(), loadTopicDefinitions()]);
   return {
@@ -53,7 +56,7 @@ export async function connect(endpoints: StackEndpoints, logger: Logger, clientI
     codec: new EventCodec({ registry, registryUrl: endpoints.schemaRegistryUrl, catalog }),
     metrics: createMetrics({ registry: new Registry(), ...(options.defaultMetrics ? { defaults: true } : {}) }),
     close: async () => {
-      await Promise.allSettled([admin.disconnect(), producer.disconnect(), redis.quit()]);
+      await Promise.allSettled([admin.disconnect(), producer.disconnect(), redis.status === 'wait' ? Promise.resolve(redis.disconnect()) : redis.quit()]);
     },
   };
 }

@@ -79,7 +79,7 @@ export function registerReplayCommand(program: Command, logger: () => Logger): v
       }
       const { protocols } = await loadProtocolModules([]);
       const endpoints = endpointsFromEnvironment() ?? (await resolveEndpoints(program.opts()['stack'] as string));
-      const c = await connect(endpoints, logger(), 'mabeam-replay');
+      const c = await connect(endpoints, logger(), 'mabeam-replay', { redis: false });
       const started = Date.now();
       const bar = opts.progress ? progressBar() : undefined;
       try {

@@ -95,7 +95,7 @@ type Waited = { outcome: RoundOutcome } | { refused: MabeamError } | { failed: u
 
 async function startRound(program: Command, logger: () => Logger, opts: StartOptions, plan: RoundPlan): Promise<void> {
   const endpoints = endpointsFromEnvironment() ?? (await resolveEndpoints(program.opts()['stack'] as string));
-  const c = await connect(endpoints, logger(), 'mabeam-round');
+  const c = await connect(endpoints, logger(), 'mabeam-round', { redis: false });
   const requestTopic = topicName(opts.prefix, plan.kind === 'auction' ? 'bid-requests' : 'proposals');
   const answerTopic = topicName(opts.prefix, plan.kind === 'auction' ? 'bids' : 'votes');
   const client = new RoundClient({ kafka: c.kafka, codec: c.codec, producer: c.producer, logger: c.logger, prefix: opts.prefix, clientId: 'mabeam-cli' });
