@@ -1,0 +1,3 @@
+export type { AskResult, BaseSearcherConfig, Direction, PendingTrial, Proposal, Searcher, TrialResult, TrialStatus } from './types.ts';
+export { randomSearcher, type RandomSearcherState } from './random.ts';
+export { tpeSearcher, tpeDefaults, type ResolvedTpeConfig, type TpeConfig, type TpeObservation, type TpeState } from './tpe.ts';

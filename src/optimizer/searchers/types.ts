@@ -1,0 +1,64 @@
+/**
+ * A searcher is a pure fold over a study's events:
+ *
+ *   init(space, config, seed)     → state        (StudyCreated)
+ *   ask(state, n, pending)        → state + n proposals   (TrialProposed × n)
+ *   tell(state, trial)            → state        (TrialCompleted / TrialPruned / TrialFailed)
+ *
+ * The state is plain JSON (it can be snapshotted and compared) and every
+ * function is deterministic: no clock, no Math.random. Each proposal carries
+ * the seed its draws came from and a digest of everything it was computed
+ * from, so a replayed study can check it proposes the same thing.
+ */
+import type { Params, SearchSpace } from '../space.ts';
+
+export type Direction = 'minimize' | 'maximize';
+
+export type TrialStatus = 'complete' | 'pruned' | 'failed';
+
+/** A finished trial, as the searcher is told it. */
+export interface TrialResult {
+  id: string;
+  params: Params;
+  /**
+   * One value per objective for a complete trial; for a pruned trial its last
+   * intermediate value(s) when there are any, else null; null for a failed one.
+   */
+  values: number[] | null;
+  status: TrialStatus;
+  /** For a pruned trial: the step of its last intermediate value (later steps rank better). */
+  step?: number;
+}
+
+/** A trial proposed and not yet told (running on some worker). */
+export interface PendingTrial {
+  id?: string;
+  params: Params;
+}
+
+export interface Proposal {
+  params: Params;
+  /** The seed of the random stream this proposal's draws came from (unsigned 32-bit). */
+  seed: number;
+  /** A short hash of the searcher state and the pending trials this proposal was computed from. */
+  digest: string;
+}
+
+export interface AskResult<S> {
+  state: S;
+  proposals: Proposal[];
+}
+
+/** Options every searcher takes. */
+export interface BaseSearcherConfig {
+  /** One direction per objective. */
+  directions: Direction[];
+}
+
+export interface Searcher<S, C extends BaseSearcherConfig = BaseSearcherConfig> {
+  readonly name: string;
+  init(space: SearchSpace, config: C, seed: number): S;
+  /** n proposals; each one also treats the earlier proposals of this same ask as pending. */
+  ask(state: S, n: number, pending?: readonly PendingTrial[]): AskResult<S>;
+  tell(state: S, trial: TrialResult): S;
+}
