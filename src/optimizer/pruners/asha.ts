@@ -39,20 +39,22 @@ export const ashaDefaults = Object.freeze({
   bootstrapCount: 0,
 });
 
+const minResourceRule = "must be 'auto' or a whole number ≥ 1";
+
 export const ashaConfigSchema = z
   .strictObject({
     minResource: z
-      .union([z.literal('auto'), z.int().min(1)], { error: "minResource must be 'auto' or a whole number ≥ 1" })
+      .union([z.literal('auto', minResourceRule), z.int(minResourceRule).min(1, minResourceRule)], { error: minResourceRule })
       .default(ashaDefaults.minResource),
-    reductionFactor: z.int('reductionFactor must be a whole number').min(2, 'reductionFactor must be at least 2').default(ashaDefaults.reductionFactor),
+    reductionFactor: z.int('must be a whole number').min(2, 'must be at least 2').default(ashaDefaults.reductionFactor),
     minEarlyStoppingRate: z
-      .int('minEarlyStoppingRate must be a whole number')
-      .min(0, 'minEarlyStoppingRate must be at least 0')
+      .int('must be a whole number')
+      .min(0, 'must be at least 0')
       .default(ashaDefaults.minEarlyStoppingRate),
-    bootstrapCount: z.int('bootstrapCount must be a whole number').min(0, 'bootstrapCount must be at least 0').default(ashaDefaults.bootstrapCount),
+    bootstrapCount: z.int('must be a whole number').min(0, 'must be at least 0').default(ashaDefaults.bootstrapCount),
   })
   .refine((c) => !(c.bootstrapCount > 0 && c.minResource === 'auto'), {
-    error: "bootstrapCount > 0 needs a fixed minResource (a whole number ≥ 1), not 'auto'",
+    error: "must be 0 while minResource is 'auto'; give minResource as a whole number ≥ 1 to use it",
     path: ['bootstrapCount'],
   });
 

@@ -26,14 +26,13 @@ import { checkReport, insertSorted, medianOfSorted, withEntry, withMember, witho
 
 export const medianDefaults = Object.freeze({ nStartupTrials: 5, nWarmupSteps: 0, intervalSteps: 1, nMinTrials: 1 });
 
-const count = (name: string, min: number) =>
-  z.int(`${name} must be a whole number`).min(min, `${name} must be at least ${min}`);
+const count = (min: number) => z.int('must be a whole number').min(min, `must be at least ${min}`);
 
 export const medianConfigSchema = z.strictObject({
-  nStartupTrials: count('nStartupTrials', 0).default(medianDefaults.nStartupTrials),
-  nWarmupSteps: count('nWarmupSteps', 0).default(medianDefaults.nWarmupSteps),
-  intervalSteps: count('intervalSteps', 1).default(medianDefaults.intervalSteps),
-  nMinTrials: count('nMinTrials', 1).default(medianDefaults.nMinTrials),
+  nStartupTrials: count(0).default(medianDefaults.nStartupTrials),
+  nWarmupSteps: count(0).default(medianDefaults.nWarmupSteps),
+  intervalSteps: count(1).default(medianDefaults.intervalSteps),
+  nMinTrials: count(1).default(medianDefaults.nMinTrials),
 });
 
 export type MedianConfig = z.output<typeof medianConfigSchema>;
