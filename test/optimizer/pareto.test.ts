@@ -103,6 +103,12 @@ describe('Pareto front', () => {
     expect(paretoFronts([E, F, C, B, A, D], mixed).map(ids)).toEqual([['E', 'B', 'A', 'D'], ['F'], ['C']]);
     const G = trial('G', [1.5, 4]); // dominated by A, a trade-off with F, dominates C
     expect(paretoFronts([G, C, F, A], mixed).map(ids)).toEqual([['A'], ['G', 'F'], ['C']]);
+    // X2 is dominated by Q only and X3 by P only: the second front still lists X2 first.
+    const P = trial('P', [0, 1]);
+    const Q = trial('Q', [5, 10]);
+    const X2 = trial('X2', [6, 9]);
+    const X3 = trial('X3', [1, 0.5]);
+    expect(paretoFronts([P, Q, X2, X3], mixed).map(ids)).toEqual([['P', 'Q'], ['X2', 'X3']]);
   });
 
   it('constraints: an infeasible trial is off the front even when its objectives are the best', () => {
