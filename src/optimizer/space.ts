@@ -93,13 +93,14 @@ const paramSchema = z.discriminatedUnion('type', [
     .strict(),
 ]);
 const spaceSchema = z
-  .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_.:-]*$/, 'a parameter name must start with a letter or _ and hold letters, digits and _ . : - only'), paramSchema)
+  .record(z.string(), paramSchema)
   .refine((s) => Object.keys(s).length > 0, 'a search space needs at least one parameter');
 
 /** Cross-field rules, each message saying what would be right. */
 function problemsOf(name: string, p: z.infer<typeof paramSchema>): string[] {
   const out: string[] = [];
   const say = (m: string) => out.push(`${name}: ${m}`);
+  if (!/^[A-Za-z_][A-Za-z0-9_.:-]*$/.test(name)) say('a parameter name must start with a letter or _ and hold letters, digits and _ . : - only');
   switch (p.type) {
     case 'float':
     case 'int': {
@@ -322,13 +323,11 @@ export function repairTeam(spec: AgentSetParam, mask: readonly number[], rng: Ra
   const [min, max] = sizeBounds(spec);
   let size = out.reduce<number>((s, m) => s + m, 0);
   while (size > max) {
-    const members = out.flatMap((m, i) => (m === 1 ? [i] : []));
-    out[rng.pick(members)] = 0;
+    out[rng.pick(out.flatMap((m, i) => (m === 1 ? [i] : [])))] = 0;
     size--;
   }
   while (size < min) {
-    const others = out.flatMap((m, i) => (m === 0 ? [i] : []));
-    out[rng.pick(others)] = 1;
+    out[rng.pick(out.flatMap((m, i) => (m === 0 ? [i] : [])))] = 1;
     size++;
   }
   return out;
