@@ -10,9 +10,11 @@
  * the seed its draws came from and a digest of everything it was computed
  * from, so a replayed study can check it proposes the same thing.
  */
+import type { Direction } from '../pareto.ts';
 import type { Params, SearchSpace } from '../space.ts';
 
-export type Direction = 'minimize' | 'maximize';
+/** An objective's direction: one definition for searchers, pruners and Pareto fronts. */
+export type { Direction } from '../pareto.ts';
 
 export type TrialStatus = 'complete' | 'pruned' | 'failed';
 
