@@ -82,7 +82,7 @@ import { connect, type Connections } from '../src/cli/connect.ts';
 import type { DecodedEvent } from '../src/codec/codec.ts';
 import { headerLength, magicByte } from '../src/codec/wireFormat.ts';
 import { toOutputs, toRoundEvent, type Output } from '../src/coordinator/events.ts';
-import { forwardedFromHeader } from '../src/engine/processor.ts';
+import { forwardedFromHeader } from '../src/engine/routing.ts';
 import { partitionOfKey } from '../src/engine/routing.ts';
 import { deterministicEventId } from '../src/events/envelope.ts';
 import type { Bid, BidRequest, Envelope, EventTypeName, Proposal, RoundClosed, RoundOutcome, Vote } from '../src/events/types.ts';
@@ -955,18 +955,8 @@ interface PartOptions {
   chunkEvents: number;
 }
 
-/** What one part wrote. */
-interface PartSummary {
-  perTopic: Record<HistoryTopic, number>;
-  rounds: Record<string, number>;
-  closings: Record<string, number>;
-  statuses: Record<string, number>;
-  rejections: Record<string, number>;
-  stages: number;
-  aborted: { transactions: number; records: number };
-  garbage: number;
-  misplaced: number;
-  samples: Record<string, string[]>;
+/** What one part wrote: the counts of a history summary, its samples, and its timings. */
+interface PartSummary extends Pick<HistorySummary, 'perTopic' | 'rounds' | 'closings' | 'statuses' | 'rejections' | 'stages' | 'aborted' | 'garbage' | 'misplaced' | 'samples'> {
   notable: Record<string, string[]>;
   /** Seconds spent starting producers, and generating + writing until every transaction is readable. */
   setup: number;

@@ -38,7 +38,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Worker } from 'node:worker_threads';
 import type { KafkaMessage, Producer } from 'kafkajs';
 import { connect } from '../src/cli/connect.ts';
-import { forwardedFromHeader } from '../src/engine/processor.ts';
+import { forwardedFromHeader } from '../src/engine/routing.ts';
 import type { DeadLetter, Rejection, RoundClosed, RoundState } from '../src/events/types.ts';
 import { createProducer, silenceKafkajsTimerWarnings } from '../src/kafka/client.ts';
 import { fetchEnds, ReadPositions, readToEnd } from '../src/kafka/readToEnd.ts';

@@ -27,7 +27,7 @@ import { createLogger } from '../src/log/logger.ts';
 import { sharedProtocols } from '../src/protocols/builtins.ts';
 import { defaultReplayWorkers, parallelReplay } from '../src/replay/parallelReplay.ts';
 import { readHistory, roundTopics } from '../src/replay/readHistory.ts';
-import { replayHistory, settleAsRead, type ReplayReport } from '../src/replay/replayRounds.ts';
+import { replayHistory, roundsJudged, settleAsRead, type ReplayReport } from '../src/replay/replayRounds.ts';
 import { endpointsFromEnvironment, resolveEndpoints } from '../src/stack/index.ts';
 import { topicName } from '../src/topics/index.ts';
 import { writeHistory } from './history.ts';
@@ -78,7 +78,7 @@ for (let run = 1; run <= runs; run++) {
     if (w === 1) every = report;
     const what = w > 1 ? `replay, ${w} worker threads` : 'replay, one thread';
     results.push({ what, records: report.events, ms, perSecond: rate(report.events, ms), rssMb });
-    const rounds = report.identical + report.different + report.contradictory + report.duplicate + report.incomplete + report.open + report.refused;
+    const rounds = roundsJudged(report);
     say(`run ${run}: ${what}: ${report.events} events, ${rounds} rounds (${report.identical} identical, ${report.refused} refused, ${report.undecodable.length} undecodable records) in ${ms} ms (${rate(report.events, ms)}/s), RSS ${rssMb} MB`);
   }
 }

@@ -100,7 +100,8 @@ export { writeCounterfactual, type WriteCounterfactualOptions } from './replay/w
 export { parseBound, type Bound } from './replay/window.ts';
 export { loadProtocolModules } from './protocols/modules.ts';
 export { readToEnd, type ReadRecord, type ReadToEndOptions } from './kafka/readToEnd.ts';
-export { Processor, forwardedFromHeader, type ProcessorOptions } from './engine/processor.ts';
+export { Processor, type ProcessorOptions } from './engine/processor.ts';
+export { forwardedFromHeader, murmur2 } from './engine/routing.ts';
 export type { Decider, InputRecord, Lane } from './engine/types.ts';
 export { Outputs } from './engine/outputs.ts';
 export { partitionOfKey } from './engine/routing.ts';

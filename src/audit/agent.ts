@@ -15,8 +15,9 @@ import { partitionOfKey } from '../engine/routing.ts';
 import type { AgentRecord, Bid, Directive, HandlerFailed, LifecycleChanged, Rejection, RoundClosed, RoundOutcome, Vote } from '../events/types.ts';
 import type { LogRecord } from '../replay/scanLog.ts';
 import { topicName } from '../topics/names.ts';
+import { partitionCounts } from '../topics/partitions.ts';
 import type { Admin } from 'kafkajs';
-import { FirstById, allowedTypes, committedOffset, notInLog, parseJson, partitionCounts, partitionsOfKey, positionOf, refusalOf, scan, whyNotTaken, withAdmin, writtenByOf } from './read.ts';
+import { FirstById, allowedTypes, committedOffset, notInLog, parseJson, partitionsOfKey, positionOf, refusalOf, scan, whyNotTaken, withAdmin, writtenByOf } from './read.ts';
 import { answerText } from './round.ts';
 import type {
   AgentAnswerInfo,
@@ -38,7 +39,7 @@ export function auditAgent(conn: AuditConnection, agentId: string): Promise<Agen
 
 async function audit(conn: AuditConnection, admin: Admin, agentId: string): Promise<AgentAudit> {
   const t = (name: string) => topicName(conn.prefix, name);
-  const counts = await partitionCounts(conn, admin, ['bids', 'votes', 'outcomes', 'lifecycle', 'directives', 'agents']);
+  const counts = await partitionCounts(admin, conn.prefix, ['bids', 'votes', 'outcomes', 'lifecycle', 'directives', 'agents']);
   const allowed = await allowedTypes(conn);
   const own = new Map([...counts].filter(([topic]) => [t('lifecycle'), t('directives'), t('agents')].includes(topic)));
   const ownPlan = partitionsOfKey(agentId, own);

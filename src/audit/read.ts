@@ -2,11 +2,9 @@
 import type { Admin } from 'kafkajs';
 import { partitionOfKey } from '../engine/routing.ts';
 import { MabeamError } from '../errors.ts';
-import { partitionKey } from '../kafka/readToEnd.ts';
 import { scanLog, type LogRecord, type UndecodableRecord } from '../replay/scanLog.ts';
 import { loadTopicDefinitions } from '../topics/definitions.ts';
 import { topicName } from '../topics/names.ts';
-import { partitionCounts as countPartitions } from '../topics/partitions.ts';
 import type { TopicDefinition } from '../topics/types.ts';
 import type { AuditConnection, LogPosition, Refusal, WrittenBy } from './types.ts';
 import type { Rejection } from '../events/types.ts';
@@ -99,10 +97,6 @@ export async function withAdmin<T>(conn: AuditConnection, work: (admin: Admin) =
   }
 }
 
-/** How many partitions each of the audit's topics has (see topics/partitions.ts). */
-export function partitionCounts(conn: AuditConnection, admin: Admin, names: readonly string[]): Promise<Map<string, number>> {
-  return countPartitions(admin, conn.prefix, names);
-}
 
 /** The partition of each topic a key belongs to, as a plan of scans: partition number → topics. */
 export function partitionsOfKey(key: string, counts: ReadonlyMap<string, number>): Map<number, string[]> {
@@ -166,17 +160,6 @@ export async function scan(
   }
   undecodable.sort((a, b) => (a.topic < b.topic ? -1 : a.topic > b.topic ? 1 : a.partition - b.partition || a.offset - b.offset));
   return { records, undecodable };
-}
-
-/**
- * The offset of a time, per topic-partition: the earliest offset whose
- * timestamp is at or after it; past the end (as a start, nothing to read;
- * as an end, the end) when no record is that late.
- */
-export async function offsetsAt(admin: Admin, topic: string, partitions: readonly number[], timestamp: number): Promise<Map<string, number>> {
-  const wanted = new Set(partitions);
-  const offsets = await admin.fetchTopicOffsetsByTimestamp(topic, timestamp);
-  return new Map(offsets.filter((o) => wanted.has(o.partition)).map((o) => [partitionKey(topic, o.partition), Number(o.offset) >= 0 ? Number(o.offset) : Number.MAX_SAFE_INTEGER]));
 }
 
 /** A group's committed offset on one partition (the next record it reads), or undefined when it never committed there. */

@@ -12,16 +12,16 @@
 import type { Admin } from 'kafkajs';
 import { deterministicEventId } from '../events/envelope.ts';
 import type { Bid, BidRequest, Directive, Proposal, RoundClosed, RoundOutcome, Vote } from '../events/types.ts';
+import { offsetsAt } from '../kafka/readToEnd.ts';
 import { stageEventId } from '../protocols/roundsInternals.ts';
 import type { LogRecord } from '../replay/scanLog.ts';
 import { topicName } from '../topics/names.ts';
+import { partitionCounts } from '../topics/partitions.ts';
 import {
   FirstById,
   allowedTypes,
   notInLog,
-  offsetsAt,
   parseJson,
-  partitionCounts,
   partitionsOfKey,
   positionOf,
   refusalOf,
@@ -122,7 +122,7 @@ async function readRound(conn: AuditConnection, admin: Admin, roundId: string, p
   let until: Map<string, number> | undefined;
   for (let windowMs = requestWindowMs; ; windowMs *= 8) {
     const start = new Map<string, number>();
-    for (const topic of inputs) for (const [key, offset] of await offsetsAt(admin, topic, [partition], firstOutput - windowMs)) start.set(key, offset);
+    for (const topic of inputs) for (const [key, offset] of await offsetsAt(admin, topic, firstOutput - windowMs, [partition])) start.set(key, offset);
     // Nothing earlier to read: the window starts where the partitions begin (or where the last one did).
     const atBeginning = [...start.values()].every((o) => o === 0) || (until !== undefined && [...start].every(([key, o]) => o >= (until!.get(key) ?? 0)));
     add(await scan(conn, plan, take, atBeginning ? undefined : start, keys, enough, until));
@@ -155,7 +155,7 @@ export function auditRound(conn: AuditConnection, roundId: string): Promise<Roun
 
 async function audit(conn: AuditConnection, admin: Admin, roundId: string): Promise<RoundAudit> {
   const allowed = await allowedTypes(conn);
-  const counts = await partitionCounts(conn, admin, [...roundTopicNames, 'directives']);
+  const counts = await partitionCounts(admin, conn.prefix, [...roundTopicNames, 'directives']);
   const directivesTopic = topicName(conn.prefix, 'directives');
   const directivePartitions = counts.get(directivesTopic) ?? 1;
   counts.delete(directivesTopic);
@@ -407,7 +407,7 @@ async function readAwards(conn: AuditConnection, admin: Admin, roundId: string, 
   const wanted = new Set(winners.flatMap((w) => [...partitionsOfKey(w, count).keys()]));
   readDirectivePartitions.push(...[...wanted].sort((x, y) => x - y));
   const since = Math.min(...awarded.map((o) => o.position.timestamp)) - directiveWindowMs;
-  const from = await offsetsAt(admin, directivesTopic, readDirectivePartitions, since);
+  const from = await offsetsAt(admin, directivesTopic, since, readDirectivePartitions);
   const read = await scan(
     conn,
     new Map(readDirectivePartitions.map((p) => [p, [directivesTopic]])),

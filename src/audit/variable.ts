@@ -10,7 +10,8 @@
  */
 import type { VariableChanged, VariableChangeRejected, VariableChangeRequested } from '../events/types.ts';
 import type { LogRecord } from '../replay/scanLog.ts';
-import { FirstById, notInLog, parseJson, partitionCounts, partitionsOfKey, positionOf, scan, withAdmin, writtenByOf } from './read.ts';
+import { partitionCounts } from '../topics/partitions.ts';
+import { FirstById, notInLog, parseJson, partitionsOfKey, positionOf, scan, withAdmin, writtenByOf } from './read.ts';
 import type { AuditConnection, VariableAudit, VariableCause, VariableRefusalInfo, VariableRequestInfo, VariableVersionInfo } from './types.ts';
 
 export const variableTopicNames = ['variable-requests', 'variable-changes'] as const;
@@ -64,7 +65,7 @@ export function describeCause(cause: string, triggerJson: unknown, expectedVersi
 }
 
 export async function auditVariable(conn: AuditConnection, variableId: string): Promise<VariableAudit> {
-  const counts = await withAdmin(conn, (admin) => partitionCounts(conn, admin, variableTopicNames));
+  const counts = await withAdmin(conn, (admin) => partitionCounts(admin, conn.prefix, variableTopicNames));
   const plan = partitionsOfKey(variableId, counts);
   const partitions: Record<string, number> = {};
   for (const [p, topics] of plan) for (const t of topics) partitions[t] = p;

@@ -1,7 +1,7 @@
 import type { DecodedEvent } from '../codec/codec.ts';
 import { deterministicEventId, newEnvelope } from '../events/envelope.ts';
-import type { Bid, BidRequest, Directive, Proposal, Rejection, RoundClosed, RoundOutcome, Vote } from '../events/types.ts';
-import type { RoundDecision, RoundEvent } from '../protocols/types.ts';
+import type { Bid, BidRequest, Directive, Envelope, Proposal, Rejection, RoundClosed, RoundOutcome, Vote } from '../events/types.ts';
+import type { RoundDecision, RoundEvent, RoundOpen } from '../protocols/types.ts';
 
 function jsonObject(json: string | null): Record<string, unknown> {
   if (!json) return {};
@@ -85,14 +85,7 @@ export function toOutputs(decision: RoundDecision, producerId: string, causation
       const o = decision.open;
       // Its id and time are the stage's own (stageEventId, the log time the stage began).
       const env = { ...newEnvelope(o.kind === 'auction' ? 'BidRequest' : 'Proposal', producerId, { correlationId: o.roundId, causationId, eventId: o.eventId }), eventTime: o.eventTime };
-      const common = { roundId: o.roundId, protocol: o.protocol, deadline: o.deadline, parameters: JSON.stringify(o.parameters), stage: o.stage, earlierStages: o.earlierStages };
-      return o.kind === 'auction'
-        ? [{ topic: 'bid-requests', key: o.roundId, type: 'BidRequest', event: {
-            envelope: env, ...common, item: o.subject ?? 'null', requiredCapabilities: o.requiredCapabilities ?? [], eligibleAgents: o.eligible, reservePrice: o.reservePrice,
-          } }]
-        : [{ topic: 'proposals', key: o.roundId, type: 'Proposal', event: {
-            envelope: env, ...common, subject: o.subject ?? 'null', options: o.options, eligibleVoters: o.eligible, weights: o.weights, quorum: o.quorum,
-          } }];
+      return [requestOutput(o, env)];
     }
     case 'outcome': {
       const outcome: Output = { topic: 'outcomes', key: decision.roundId, type: 'RoundOutcome', event: {
@@ -109,4 +102,16 @@ export function toOutputs(decision: RoundDecision, producerId: string, causation
       return [outcome, ...awards];
     }
   }
+}
+
+/** A round's request (a stage's, or the opening one) as the event it is written as: a BidRequest for an auction, a Proposal for a consensus. */
+export function requestOutput(o: RoundOpen, envelope: Envelope): Extract<Output, { type: 'BidRequest' | 'Proposal' }> {
+  const common = { roundId: o.roundId, protocol: o.protocol, deadline: o.deadline, parameters: JSON.stringify(o.parameters), stage: o.stage, earlierStages: o.earlierStages };
+  return o.kind === 'auction'
+    ? { topic: 'bid-requests', key: o.roundId, type: 'BidRequest', event: {
+        envelope, ...common, item: o.subject ?? 'null', requiredCapabilities: o.requiredCapabilities ?? [], eligibleAgents: o.eligible, reservePrice: o.reservePrice,
+      } }
+    : { topic: 'proposals', key: o.roundId, type: 'Proposal', event: {
+        envelope, ...common, subject: o.subject ?? 'null', options: o.options, eligibleVoters: o.eligible, weights: o.weights, quorum: o.quorum,
+      } };
 }

@@ -34,7 +34,7 @@ import type { Metrics } from '../metrics/metrics.ts';
 import { StoppedLatch, type StopsForGood } from '../runtime/stopped.ts';
 import { topicName } from '../topics/names.ts';
 import { Outputs } from './outputs.ts';
-import { partitionOfKey } from './routing.ts';
+import { forwardedFromHeader, partitionOfKey } from './routing.ts';
 import { isFenced, retryConcurrentTransactions } from './transactions.ts';
 import type { Decider, InputRecord, Lane } from './types.ts';
 
@@ -62,7 +62,6 @@ export interface ProcessorOptions<D> {
   startAt?: 'beginning' | 'end';
 }
 
-export const forwardedFromHeader = 'mabeam-forwarded-from';
 
 class LaneState<D> implements Lane<D> {
   readonly partition: number;

@@ -8,6 +8,9 @@
  * the Java client's 32-bit murmur2 in plain integer arithmetic (kafkajs's
  * own does it with 64-bit Long objects, some fifty times slower).
  */
+/** The header of a record the engine copied to its key's partition: where it was first written, `topic/partition/offset`. */
+export const forwardedFromHeader = 'mabeam-forwarded-from';
+
 export function partitionOfKey(key: Buffer, partitions: number): number {
   return (murmur2(key) & 0x7fffffff) % partitions;
 }

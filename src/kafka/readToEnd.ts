@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
+import type { Admin, Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
 import { MabeamError, describeError, isMabeamError } from '../errors.ts';
 
 /**
@@ -68,6 +68,19 @@ export interface PartitionEnd {
   partition: number;
   low: number;
   high: number;
+}
+
+/**
+ * The offset of a time, per `${topic}/${partition}` (of `partitions`, or
+ * all): the earliest offset whose timestamp is at or after it; past the end
+ * (as a start, nothing to read; as an end, the end) when no record is that late.
+ */
+export async function offsetsAt(admin: Admin, topic: string, timestamp: number, partitions?: readonly number[]): Promise<Map<string, number>> {
+  const wanted = partitions ? new Set(partitions) : undefined;
+  const offsets = await admin.fetchTopicOffsetsByTimestamp(topic, timestamp);
+  return new Map(
+    offsets.filter((o) => !wanted || wanted.has(o.partition)).map((o) => [partitionKey(topic, o.partition), Number(o.offset) >= 0 ? Number(o.offset) : Number.MAX_SAFE_INTEGER]),
+  );
 }
 
 /** A thrown value the reader retries: it says so itself (MabeamError, KafkaJSError). */

@@ -2,7 +2,7 @@ import { MabeamError, describeError } from '../errors.ts';
 import type { ProtocolRegistry } from '../protocols/registry.ts';
 import type { Outcome, Protocol, RoundDecision, RoundEvent, RoundOpen } from '../protocols/types.ts';
 import { differences, summary, type Difference, type OutcomeSummary } from './outcomes.ts';
-import { decideAgain, protocolOf, selected, type RoundFilter } from './replayRounds.ts';
+import { decideAgain, protocolOf, selectedRounds, type RoundFilter } from './replayRounds.ts';
 import type { Position, RecordedRound, RoundHistory } from './roundHistory.ts';
 
 /**
@@ -70,7 +70,7 @@ export function counterfactual(history: RoundHistory, protocols: ProtocolRegistr
   const report: CounterfactualReport = { protocol: rule.name, kind: rule.kind, events: history.events, considered: 0, same: 0, changed: 0, notComparable: 0, skipped: 0, rounds: [] };
   const auctions = { decidedRecorded: 0, decidedCounterfactual: 0, priceTotalRecorded: 0, priceTotalCounterfactual: 0, winnersChanged: 0, pricesChanged: 0 };
   const consensus = { decidedRecorded: 0, decidedCounterfactual: 0, decisionsFlipped: 0, statusChanged: 0 };
-  const chosen = [...history.rounds.values()].filter((r) => selected(r, filter)).sort((a, b) => (a.opened?.timestamp ?? 0) - (b.opened?.timestamp ?? 0) || (a.roundId < b.roundId ? -1 : 1));
+  const chosen = selectedRounds(history, filter);
   for (const round of chosen) {
     const inputs = history.inputs(round);
     const recordedOutcome = round.outcomes[0];

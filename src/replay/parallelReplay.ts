@@ -2,11 +2,10 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { Kafka } from 'kafkajs';
 import { MabeamError, type ErrorCode } from '../errors.ts';
-import { partitionOfKey } from '../engine/routing.ts';
 import { topicName } from '../topics/names.ts';
 import { partitionCounts } from '../topics/partitions.ts';
-import { roundTopics } from './readHistory.ts';
-import { judged, type ReplayReport, type RoundFilter } from './replayRounds.ts';
+import { partitionsOfRounds, roundTopics } from './readHistory.ts';
+import { inRequestOrder, judged, type ReplayReport, type RoundFilter } from './replayRounds.ts';
 import type { ReplayShare, WorkerMessage } from './replayWorker.ts';
 
 export interface ParallelReplayOptions {
@@ -48,8 +47,7 @@ export async function parallelReplay(options: ParallelReplayOptions): Promise<Re
   }
   let all = Array.from({ length: count }, (_, p) => p);
   if (filter.roundIds && filter.roundIds.size > 0) {
-    const named = new Set([...filter.roundIds].map((id) => partitionOfKey(Buffer.from(id), count)));
-    all = all.filter((p) => named.has(p));
+    all = partitionsOfRounds(filter.roundIds, count);
   }
   const workers = Math.max(1, Math.min(options.workers ?? defaultReplayWorkers(), all.length));
   const shares = Array.from({ length: workers }, (_, w) => all.filter((_, i) => i % workers === w));
@@ -96,7 +94,7 @@ export function mergeReports(reports: readonly ReplayReport[], filter: RoundFilt
     merged.repeated.push(...r.repeated);
     merged.undecodable.push(...r.undecodable);
   }
-  merged.rounds.sort((a, b) => (a.request?.timestamp ?? Infinity) - (b.request?.timestamp ?? Infinity) || (a.roundId < b.roundId ? -1 : a.roundId > b.roundId ? 1 : 0));
+  merged.rounds.sort((a, b) => inRequestOrder({ roundId: a.roundId, requestedAt: a.request?.timestamp }, { roundId: b.roundId, requestedAt: b.request?.timestamp }));
   merged.undecodable.sort((a, b) => (a.topic < b.topic ? -1 : a.topic > b.topic ? 1 : a.partition - b.partition || a.offset - b.offset));
   return judged(merged, filter);
 }

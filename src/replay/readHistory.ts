@@ -1,7 +1,7 @@
 import type { Kafka } from 'kafkajs';
 import type { EventCodec } from '../codec/codec.ts';
 import { partitionOfKey } from '../engine/routing.ts';
-import { partitionKey } from '../kafka/readToEnd.ts';
+import { offsetsAt } from '../kafka/readToEnd.ts';
 import { topicName } from '../topics/names.ts';
 import { partitionCounts } from '../topics/partitions.ts';
 import type { RoundFilter } from './replayRounds.ts';
@@ -40,6 +40,11 @@ export interface ReadHistoryOptions {
  * window, each partition from the offset of the window's start (less
  * windowSkewMs).
  */
+/** The partition numbers the rounds' records are on (the round topics are co-partitioned), in order. */
+export function partitionsOfRounds(roundIds: Iterable<string>, partitions: number): number[] {
+  return [...new Set([...roundIds].map((id) => partitionOfKey(Buffer.from(id), partitions)))].sort((a, b) => a - b);
+}
+
 export async function readHistory(options: ReadHistoryOptions): Promise<RoundHistory> {
   const { kafka, codec, prefix, filter = {} } = options;
   const topics = roundTopics.map((t) => topicName(prefix, t));
@@ -52,18 +57,12 @@ export async function readHistory(options: ReadHistoryOptions): Promise<RoundHis
   try {
     counts = await partitionCounts(admin, prefix, roundTopics);
     if (filter.roundIds && filter.roundIds.size > 0) {
-      const count = counts.get(topics[0]!) ?? 1;
-      const named = new Set([...filter.roundIds].map((id) => partitionOfKey(Buffer.from(id), count)));
-      partitions = [...named].filter((p) => !partitions || partitions.includes(p)).sort((a, b) => a - b);
+      const named = partitionsOfRounds(filter.roundIds, counts.get(topics[0]!) ?? 1);
+      partitions = named.filter((p) => !partitions || partitions.includes(p));
     }
     if (filter.since !== undefined) {
       from = new Map();
-      for (const topic of topics) {
-        for (const { partition, offset } of await admin.fetchTopicOffsetsByTimestamp(topic, filter.since - windowSkewMs)) {
-          // -1: nothing at or after that time; read from the end (nothing).
-          from.set(partitionKey(topic, partition), Number(offset) >= 0 ? Number(offset) : Number.MAX_SAFE_INTEGER);
-        }
-      }
+      for (const topic of topics) for (const [key, offset] of await offsetsAt(admin, topic, filter.since - windowSkewMs)) from.set(key, offset);
     }
   } finally {
     await admin.disconnect();

@@ -155,7 +155,7 @@ export function replayHistory(history: RoundHistory, protocols: ProtocolRegistry
     repeated: [], undecodable: [...history.undecodable], notFound: [], ok: true,
   };
   // Answers to a round id the log has nothing else of (no request, closing or outcome) are not a round: the coordinator refused them (UNKNOWN_ROUND).
-  const chosen = [...history.rounds.values()].filter((r) => (r.open || r.stages.size > 0 || r.outcomes.length > 0) && selected(r, filter)).sort(byRequest);
+  const chosen = selectedRounds(history, filter).filter((r) => r.open || r.stages.size > 0 || r.outcomes.length > 0);
   for (const round of chosen) {
     const result = replayOne(history, round, protocols);
     // Rounds named in the filter are always listed (they are few, and say what was found).
@@ -241,11 +241,26 @@ function strip(o: RecordedOutcome): OutcomeSummary {
   return { status: o.status, winners: o.winners, price: o.price, value: o.value, details: o.details };
 }
 
-function byRequest(a: RecordedRound, b: RecordedRound): number {
-  const ta = a.opened?.timestamp ?? Infinity;
-  const tb = b.opened?.timestamp ?? Infinity;
+/** Rounds in the order of their requests in the log (log time, then id); rounds without a request last. */
+export function inRequestOrder(a: { roundId: string; requestedAt: number | undefined }, b: { roundId: string; requestedAt: number | undefined }): number {
+  const ta = a.requestedAt ?? Infinity;
+  const tb = b.requestedAt ?? Infinity;
   if (ta !== tb) return ta < tb ? -1 : 1;
   return a.roundId < b.roundId ? -1 : a.roundId > b.roundId ? 1 : 0;
+}
+
+/** The recorded rounds of a history the filter selects, in request order. */
+export function selectedRounds(history: RoundHistory, filter: RoundFilter): RecordedRound[] {
+  return [...history.rounds.values()]
+    .filter((r) => selected(r, filter))
+    .map((r) => ({ round: r, roundId: r.roundId, requestedAt: r.opened?.timestamp }))
+    .sort(inRequestOrder)
+    .map(({ round }) => round);
+}
+
+/** How many rounds a report judged, whatever it lists. */
+export function roundsJudged(report: ReplayReport): number {
+  return report.identical + report.different + report.contradictory + report.duplicate + report.incomplete + report.open + report.refused;
 }
 
 /** replayHistory over records already read (readLog's array). */

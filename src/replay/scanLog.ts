@@ -1,7 +1,6 @@
 import type { Kafka } from 'kafkajs';
 import type { DecodedEvent, EventCodec } from '../codec/codec.ts';
-import { forwardedFromHeader } from '../engine/processor.ts';
-import { partitionOfKey } from '../engine/routing.ts';
+import { forwardedFromHeader, partitionOfKey } from '../engine/routing.ts';
 import { describeError, isMabeamError, type ErrorCode } from '../errors.ts';
 import { isRetriable, readToEnd, type ReadRecord, type ReadToEndOptions } from '../kafka/readToEnd.ts';
 

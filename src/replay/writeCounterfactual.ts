@@ -1,10 +1,10 @@
 import type { Admin, Producer } from 'kafkajs';
 import type { EventCodec } from '../codec/codec.ts';
-import { toOutputs } from '../coordinator/events.ts';
+import { requestOutput, toOutputs } from '../coordinator/events.ts';
 import { MabeamError } from '../errors.ts';
-import type { Bid, BidRequest, Proposal, Vote } from '../events/types.ts';
+import type { Bid, Vote } from '../events/types.ts';
 import { eventHeaders } from '../producer/eventProducer.ts';
-import type { RoundAnswer, RoundOpen } from '../protocols/types.ts';
+import type { RoundAnswer } from '../protocols/types.ts';
 import { applyTopics } from '../topics/apply.ts';
 import type { TopicDefinition } from '../topics/index.ts';
 import { topicName } from '../topics/names.ts';
@@ -47,8 +47,9 @@ export async function writeCounterfactual(options: WriteCounterfactualOptions, d
   };
   for (const d of decided) {
     const roundId = d.open.roundId;
-    if (d.open.kind === 'auction') await add(topicName(options.prefix, 'bid-requests'), roundId, 'BidRequest', bidRequest(d.open));
-    else await add(topicName(options.prefix, 'proposals'), roundId, 'Proposal', proposal(d.open));
+    // The opening request, naming the rule (stage 0: the recorded request was).
+    const request = requestOutput({ ...d.open, stage: 0, earlierStages: [] }, envelope(d.open.kind === 'auction' ? 'BidRequest' : 'Proposal', d.open.eventId, roundId, counterfactualProducerId, d.open.eventTime));
+    await add(topicName(options.prefix, request.topic), roundId, request.type, request.event);
     for (const e of d.events) {
       if (e.type !== 'answer') continue;
       if (e.kind === 'bid') await add(topicName(options.prefix, 'bids'), roundId, 'Bid', bid(e));
@@ -70,20 +71,6 @@ export async function writeCounterfactual(options: WriteCounterfactualOptions, d
 }
 
 const envelope = (type: string, eventId: string, roundId: string, producerId: string, eventTime: number, causationId: string | null = null) => ({ eventId, eventType: type, correlationId: roundId, causationId, producerId, eventTime });
-
-function bidRequest(o: RoundOpen): BidRequest {
-  return {
-    envelope: envelope('BidRequest', o.eventId, o.roundId, counterfactualProducerId, o.eventTime), roundId: o.roundId, protocol: o.protocol, item: o.subject ?? 'null',
-    requiredCapabilities: o.requiredCapabilities ?? [], eligibleAgents: o.eligible, reservePrice: o.reservePrice, deadline: o.deadline, parameters: JSON.stringify(o.parameters), stage: 0, earlierStages: [],
-  };
-}
-
-function proposal(o: RoundOpen): Proposal {
-  return {
-    envelope: envelope('Proposal', o.eventId, o.roundId, counterfactualProducerId, o.eventTime), roundId: o.roundId, protocol: o.protocol, subject: o.subject ?? 'null', options: o.options,
-    eligibleVoters: o.eligible, weights: o.weights, quorum: o.quorum, deadline: o.deadline, parameters: JSON.stringify(o.parameters), stage: 0, earlierStages: [],
-  };
-}
 
 function bid(a: RoundAnswer): Bid {
   return {

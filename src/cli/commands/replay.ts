@@ -3,11 +3,12 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { MabeamError, isMabeamError } from '../../errors.ts';
 import type { Logger } from '../../log/logger.ts';
 import { loadProtocolModules } from '../../protocols/modules.ts';
+import type { ProtocolRegistry } from '../../protocols/registry.ts';
 import { counterfactual, type CounterfactualDecision, type CounterfactualReport } from '../../replay/counterfactual.ts';
 import type { Difference } from '../../replay/outcomes.ts';
 import { defaultReplayWorkers, parallelReplay } from '../../replay/parallelReplay.ts';
 import { readHistory } from '../../replay/readHistory.ts';
-import { faultVerdicts, replayHistory, settleAsRead, type ReplayReport, type RoundFilter, type RoundReplay } from '../../replay/replayRounds.ts';
+import { faultVerdicts, replayHistory, roundsJudged, settleAsRead, type ReplayReport, type RoundFilter, type RoundReplay } from '../../replay/replayRounds.ts';
 import { parseBound } from '../../replay/window.ts';
 import { writeCounterfactual } from '../../replay/writeCounterfactual.ts';
 import { endpointsFromEnvironment, resolveEndpoints } from '../../stack/index.ts';
@@ -65,11 +66,14 @@ export function registerReplayCommand(program: Command, logger: () => Logger): v
         return badInput(error);
       }
       let rule: string | undefined;
+      let protocols: ProtocolRegistry;
       try {
         const modules = [...opts.protocols];
         const withModule = opts.with !== undefined && /[/\\]|\.(m?[jt]s)$/.test(opts.with);
         if (withModule) modules.push(opts.with!);
-        const { protocols, added } = await loadProtocolModules(modules);
+        const loaded = await loadProtocolModules(modules);
+        protocols = loaded.protocols;
+        const { added } = loaded;
         if (opts.with !== undefined) {
           rule = withModule ? added[added.length - 1] : opts.with;
           if (!rule || !protocols.get(rule)) throw new MabeamError('INVALID_OPTIONS', withModule ? `${opts.with} added no protocol.` : `No protocol "${opts.with}" (known: ${protocols.names().join(', ')}).`);
@@ -77,7 +81,6 @@ export function registerReplayCommand(program: Command, logger: () => Logger): v
       } catch (error) {
         return badInput(error);
       }
-      const { protocols } = await loadProtocolModules([]);
       const endpoints = endpointsFromEnvironment() ?? (await resolveEndpoints(program.opts()['stack'] as string));
       const c = await connect(endpoints, logger(), 'mabeam-replay', { redis: false });
       const started = Date.now();
@@ -189,7 +192,7 @@ function printReplay(report: ReplayReport, opts: ReplayOptions, seconds: number)
     out(JSON.stringify({ prefix: opts.prefix, seconds, eventsPerSecond: Math.round(report.events / Math.max(seconds, 0.001)), ...report, rounds: listed }));
     return;
   }
-  const judged = report.identical + report.different + report.contradictory + report.duplicate + report.incomplete + report.open + report.refused;
+  const judged = roundsJudged(report);
   out(`replayed ${count(judged)} round${judged === 1 ? '' : 's'} from ${count(report.events)} events under ${opts.prefix} in ${seconds.toFixed(1)} s (${count(Math.round(report.events / Math.max(seconds, 0.001)))} events/s)`);
   out(table([
     ['identical', count(report.identical)],
