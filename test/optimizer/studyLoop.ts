@@ -1,7 +1,9 @@
 /**
  * A study run without any broker: ask and tell a searcher in a loop, with up
  * to `parallel` trials pending at a time, finished oldest first. Every call
- * is logged so the run can be replayed into a fresh fold.
+ * is logged so the run can be replayed into a fresh fold. A proposal that
+ * names a mini-batch is scored on it (the objective's second argument) and
+ * told with it.
  */
 import type { Params, SearchSpace } from '../../src/optimizer/space.ts';
 import type { BaseSearcherConfig, PendingTrial, Proposal, Searcher, TrialResult } from '../../src/optimizer/searchers/types.ts';
@@ -21,13 +23,14 @@ export function runStudy<S, C extends BaseSearcherConfig>(
   space: SearchSpace,
   config: C,
   seed: number,
-  objective: (params: Params) => number,
+  objective: (params: Params, miniBatch?: number) => number,
   options: { trials: number; parallel?: number },
 ): StudyRun<S> {
   const parallel = options.parallel ?? 1;
   const sign = config.directions[0] === 'maximize' ? -1 : 1;
   let state = searcher.init(space, config, seed);
   const pending: PendingTrial[] = [];
+  const miniBatches = new Map<string, number>();
   const log: LoggedEvent[] = [];
   const curve: number[] = [];
   let best: { params: Params; value: number } | undefined;
@@ -40,11 +43,16 @@ export function runStudy<S, C extends BaseSearcherConfig>(
       const r = searcher.ask(state, n, asked);
       state = r.state;
       log.push({ type: 'ask', n, pending: asked, proposals: r.proposals });
-      for (const p of r.proposals) pending.push({ id: `t${proposed++}`, params: p.params });
+      for (const p of r.proposals) {
+        const id = `t${proposed++}`;
+        pending.push({ id, params: p.params });
+        if (p.miniBatch !== undefined) miniBatches.set(id, p.miniBatch);
+      }
     }
     const done = pending.shift()!;
-    const value = objective(done.params);
-    const trial: TrialResult = { id: done.id!, params: done.params, values: [value], status: 'complete' };
+    const miniBatch = miniBatches.get(done.id!);
+    const value = objective(done.params, miniBatch);
+    const trial: TrialResult = { id: done.id!, params: done.params, values: [value], status: 'complete', ...(miniBatch !== undefined ? { miniBatch } : {}) };
     state = searcher.tell(state, trial);
     log.push({ type: 'tell', trial });
     told++;

@@ -30,6 +30,8 @@ export interface TrialResult {
   status: TrialStatus;
   /** For a pruned trial: the step of its last intermediate value (later steps rank better). */
   step?: number;
+  /** The mini-batch of evaluation examples it was scored on, as its proposal named it (searchers that name none leave it out). */
+  miniBatch?: number;
 }
 
 /** A trial proposed and not yet told (running on some worker). */
@@ -44,6 +46,12 @@ export interface Proposal {
   seed: number;
   /** A short hash of the searcher state and the pending trials this proposal was computed from. */
   digest: string;
+  /**
+   * The mini-batch of evaluation examples to score it on (0..nBatches − 1),
+   * for searchers that evaluate on mini-batches (SIMBA); undefined otherwise:
+   * score it on the whole set. Tell it back in the trial's result.
+   */
+  miniBatch?: number;
 }
 
 export interface AskResult<S> {
