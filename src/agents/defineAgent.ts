@@ -14,6 +14,7 @@ const definitionSchema = z.object({
   onBidRequest: z.function().optional(),
   onProposal: z.function().optional(),
   onDirective: z.function().optional(),
+  onTrial: z.function().optional(),
 });
 
 /**

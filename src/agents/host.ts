@@ -13,6 +13,7 @@ import { StoppedLatch, type StopsForGood } from '../runtime/stopped.ts';
 import { topicName } from '../topics/names.ts';
 import type { TopicDefinition } from '../topics/types.ts';
 import { dispatch, type HostAction } from './dispatch.ts';
+import { Evaluations } from './evaluations.ts';
 import { transition } from './lifecycle.ts';
 import { hostDefaults, hostPool, type AgentHostOptions } from './options.ts';
 import { Outbox, type Outgoing } from './outbox.ts';
@@ -58,6 +59,7 @@ export class AgentHost extends EventEmitter implements StopsForGood {
   private readonly latch = new StoppedLatch();
   private readonly producer: Producer;
   private readonly outbox: Outbox;
+  private readonly evaluations: Evaluations;
   private member: PoolMember | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private stopping: Promise<void> | undefined;
@@ -75,6 +77,7 @@ export class AgentHost extends EventEmitter implements StopsForGood {
     // Not connected until start(); what agents report before then waits in the outbox.
     this.producer = createProducer(options.kafka);
     this.outbox = new Outbox({ producer: this.producer, codec: options.codec, instanceId: this.instanceId, topic: this.topic, logger: this.log });
+    this.evaluations = new Evaluations({ outbox: this.outbox, codec: options.codec, instanceId: this.instanceId, topic: this.topic, logger: this.log });
     for (const definition of options.agents) {
       this.agents.set(definition.id, {
         definition,
@@ -146,7 +149,8 @@ export class AgentHost extends EventEmitter implements StopsForGood {
       codec: o.codec,
       logger: this.log,
       groupId: this.groupId,
-      topics: ['bid-requests', 'proposals', 'directives'].map((name) => ({ topic: this.topic(name), definition: this.definition(name) })),
+      // Evaluators also read the studies' logs: their assignments, prunes and retries.
+      topics: ['bid-requests', 'proposals', 'directives', ...(Evaluations.wanted(this.agents.values()) ? ['studies'] : [])].map((name) => ({ topic: this.topic(name), definition: this.definition(name) })),
       deadLetters,
       sessionTimeoutMs: o.sessionTimeoutMs ?? hostDefaults.sessionTimeoutMs,
       ...(o.metrics ? { metrics: o.metrics } : {}),
@@ -191,6 +195,7 @@ export class AgentHost extends EventEmitter implements StopsForGood {
     const announced = [...this.agents.values()].filter((agent) => agent.lifecycle !== null);
     await this.moveAll(via, reason, announced);
     await this.member?.stop();
+    await this.evaluations.stop(reason);
     const saved: HostedAgent[] = [];
     const snapshots: Outgoing[] = [];
     const unsaved: Array<{ agent: HostedAgent; error: string }> = [];
@@ -254,6 +259,10 @@ export class AgentHost extends EventEmitter implements StopsForGood {
   }
 
   private async handle(decoded: DecodedEvent, context: EventContext): Promise<void> {
+    if (context.topic === this.topic('studies')) {
+      this.evaluations.handle(decoded, this.agents);
+      return;
+    }
     const { out, hostAction } = await dispatch(decoded, this.agents, { codec: this.options.codec, instanceId: this.instanceId, topic: this.topic });
     if (hostAction) this.carryOut(hostAction);
     await this.outbox.send(out);

@@ -6,4 +6,4 @@ export { transition, canTransition, lifecycleTransitions, lifecycleStates } from
 export { eligibleForBidRequest, eligibleForProposal, addressedTo } from './eligibility.ts';
 export { loadAgentModule, type AgentModule } from './loadModule.ts';
 export { readSnapshots } from './snapshots.ts';
-export type { AgentDefinition, AgentContext, AgentHandlers, BidAnswer, VoteAnswer } from './types.ts';
+export type { AgentDefinition, AgentContext, AgentHandlers, BidAnswer, VoteAnswer, Trial, TrialAnswer, TrialContext } from './types.ts';

@@ -37,10 +37,48 @@ export interface AgentContext<S> {
 
 type Maybe<T> = T | null | undefined | void;
 
+/** A trial an evaluator is given (TrialAssigned to this agent). */
+export interface Trial {
+  studyId: string;
+  trialId: string;
+  number: number;
+  /** 1 for the first evaluation of the trial, one more for each retry. */
+  attempt: number;
+  params: Record<string, unknown>;
+  /** The mini-batch of evaluation examples to evaluate on, for searchers that use them; null for the whole set. */
+  miniBatch: number | null;
+}
+
+/** What an evaluation answers: the objective value(s), and constraint values (<= 0 satisfied) if the study has constraints. */
+export type TrialAnswer = number | number[] | { values: number[]; constraints?: number[] };
+
+export interface TrialContext<S> extends AgentContext<S> {
+  /**
+   * Reports an intermediate value (one per objective) at a step — an epoch,
+   * examples seen — for the pruner. Resolves once written.
+   */
+  intermediate(step: number, value: number | number[]): Promise<void>;
+  /**
+   * Aborted when the evaluation should stop: the trial was pruned, retried
+   * elsewhere, the study completed, or the host is stopping. What the handler
+   * answers after that is not written.
+   */
+  signal: AbortSignal;
+  /** Why the evaluation should stop (`pruned: asha …`), once the signal is aborted. */
+  readonly stopReason: string | null;
+}
+
 export interface AgentHandlers<S> {
   onBidRequest?: (request: BidRequest, context: AgentContext<S>) => Maybe<BidAnswer> | Promise<Maybe<BidAnswer>>;
   onProposal?: (proposal: Proposal, context: AgentContext<S>) => Maybe<VoteAnswer> | Promise<Maybe<VoteAnswer>>;
   onDirective?: (directive: Directive, context: AgentContext<S>) => void | Promise<void>;
+  /**
+   * Evaluates a trial of a study (the agent needs the study's evaluator
+   * capability, 'evaluate' by default). Runs beside the agent's other
+   * handlers; a throw is the attempt's failure (retried by the study's
+   * policy).
+   */
+  onTrial?: (trial: Trial, context: TrialContext<S>) => TrialAnswer | Promise<TrialAnswer>;
 }
 
 export interface AgentDefinition<S = Record<string, unknown>> extends AgentHandlers<S> {

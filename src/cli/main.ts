@@ -8,6 +8,7 @@ import { registerAuditCommands } from './commands/audit.ts';
 import { registerCoordinatorCommand } from './commands/coordinator.ts';
 import { registerDemoCommand } from './commands/demo.ts';
 import { registerDevCommands } from './commands/dev.ts';
+import { registerOptimizeCommands } from './commands/optimize.ts';
 import { registerOrchestratorCommands } from './commands/orchestrator.ts';
 import { registerRoundCommands } from './commands/round.ts';
 import { registerReplayCommand } from './commands/replay.ts';
@@ -44,6 +45,7 @@ registerOrchestratorCommands(program, getLogger);
 registerRoundCommands(program, getLogger);
 registerReplayCommand(program, getLogger);
 registerAuditCommands(program, getLogger);
+registerOptimizeCommands(program, getLogger);
 registerDemoCommand(program, getLogger);
 
 try {

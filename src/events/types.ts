@@ -228,6 +228,109 @@ export interface DeadLetter extends Event {
   headers: DeadLetterHeader[];
 }
 
+export interface StudyCreated extends Event {
+  studyId: string;
+  requesterId: string;
+  seed: number;
+  /** JSON: the study declaration (see optimizer/study/spec.ts). */
+  spec: string;
+}
+
+export interface TrialProposed extends Event {
+  studyId: string;
+  trialId: string;
+  number: number;
+  /** JSON */
+  params: string;
+  seed: number;
+  digest: string;
+  miniBatch: number | null;
+  searcher: string;
+}
+
+export interface TrialAssigned extends Event {
+  studyId: string;
+  trialId: string;
+  number: number;
+  attempt: number;
+  agentId: string;
+  rule: string;
+  /** JSON */
+  params: string;
+  miniBatch: number | null;
+  leaseMs: number;
+}
+
+export interface TrialStarted extends Event {
+  studyId: string;
+  trialId: string;
+  attempt: number;
+  agentId: string;
+  instanceId: string;
+  leaseMs: number;
+}
+
+export interface TrialHeartbeat extends Event {
+  studyId: string;
+  trialId: string;
+  attempt: number;
+  agentId: string;
+}
+
+export interface TrialReported extends Event {
+  studyId: string;
+  trialId: string;
+  attempt: number;
+  agentId: string;
+  step: number;
+  values: number[];
+}
+
+export interface TrialPruned extends Event {
+  studyId: string;
+  trialId: string;
+  attempt: number;
+  step: number;
+  rule: string;
+  reason: string;
+}
+
+export interface TrialCompleted extends Event {
+  studyId: string;
+  trialId: string;
+  attempt: number;
+  agentId: string;
+  values: number[];
+  constraints: number[];
+}
+
+export interface TrialFailed extends Event {
+  studyId: string;
+  trialId: string;
+  attempt: number;
+  agentId: string | null;
+  error: string;
+  final: boolean;
+}
+
+export interface TrialRetried extends Event {
+  studyId: string;
+  trialId: string;
+  attempt: number;
+  previousAgentId: string | null;
+  reasonCode: string;
+  reason: string;
+}
+
+export interface StudyCompleted extends Event {
+  studyId: string;
+  reason: string;
+  trials: number;
+  /** JSON */
+  best: string;
+  applied: string[];
+}
+
 /** Every event type by its short name. */
 export interface EventTypes {
   AgentRecord: AgentRecord;
@@ -250,6 +353,17 @@ export interface EventTypes {
   RoundState: RoundState;
   MetricSample: MetricSample;
   DeadLetter: DeadLetter;
+  StudyCreated: StudyCreated;
+  TrialProposed: TrialProposed;
+  TrialAssigned: TrialAssigned;
+  TrialStarted: TrialStarted;
+  TrialHeartbeat: TrialHeartbeat;
+  TrialReported: TrialReported;
+  TrialPruned: TrialPruned;
+  TrialCompleted: TrialCompleted;
+  TrialFailed: TrialFailed;
+  TrialRetried: TrialRetried;
+  StudyCompleted: StudyCompleted;
 }
 
 export type EventTypeName = keyof EventTypes;

@@ -1,0 +1,264 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { Kafka, Message } from 'kafkajs';
+import type { EventCodec } from '../codec/codec.ts';
+import { Processor } from '../engine/processor.ts';
+import type { Decider, InputRecord, Lane } from '../engine/types.ts';
+import { MabeamError, describeError } from '../errors.ts';
+import { newEnvelope } from '../events/envelope.ts';
+import type { StudyCreated, VariableChangeRequested } from '../events/types.ts';
+import type { Logger } from '../log/logger.ts';
+import type { Metrics } from '../metrics/metrics.ts';
+import { eventHeaders } from '../producer/eventProducer.ts';
+import type { StopsForGood } from '../runtime/stopped.ts';
+import { topicName } from '../topics/names.ts';
+import type { TopicDefinition } from '../topics/types.ts';
+import type { BestTrial } from './study/best.ts';
+import { decideCreated, decideReport, decideTick, type DecideContext, type Decision, type Emitted, type Evaluator } from './study/decide.ts';
+import { isActive, type StudyRun } from './study/run.ts';
+import { readStudies } from './study/studyLog.ts';
+
+/** Who may evaluate: the running agents with a capability (the agent registry, or a fixed list in tests of the pure parts). */
+export interface EvaluatorDirectory {
+  evaluators(capability: string): Promise<string[]>;
+}
+
+export interface OptimizerOptions {
+  kafka: Kafka;
+  codec: EventCodec;
+  logger: Logger;
+  prefix: string;
+  definitions: TopicDefinition[];
+  evaluators: EvaluatorDirectory;
+  metrics?: Metrics;
+  instanceId?: string;
+  sessionTimeoutMs?: number;
+  /** How often leases, time budgets and waiting trials are looked at, ms. Default 250. */
+  tickMs?: number;
+}
+
+/**
+ * Runs studies. Optimizers form one consumer group (`<prefix>.optimizers`)
+ * on `study-inputs`, keyed by study id, so one optimizer decides each study
+ * and its reports in log order. It is a decider on the engine
+ * (src/engine/): what a partition's inputs decide (study/decide.ts) is
+ * written to `studies` — the study's log — by that partition's fenced
+ * producer in one transaction with the input offsets, together with the
+ * variable change requests of a completed study that applies its best
+ * params. Its state is the fold of `studies` (study/run.ts): a new owner of
+ * a partition reads it to its end after fencing and goes on exactly where
+ * the previous owner's last commit left the study — the same next
+ * proposals. The clock (leases, time budgets, evaluators that appear)
+ * decides through ticks whose decisions are written before they are acted on.
+ */
+export class Optimizer implements StopsForGood {
+  readonly groupId: string;
+  readonly instanceId: string;
+  private readonly options: OptimizerOptions;
+  private readonly log: Logger;
+  private readonly processor: Processor<Emitted>;
+  /** Studies by partition, as committed plus what the lane's open transaction decided. */
+  private readonly runs = new Map<number, Map<string, StudyRun>>();
+  private readonly inputTopic: string;
+  private readonly studiesTopic: string;
+  private tickTimer: NodeJS.Timeout | undefined;
+  private readonly ticking = new Set<number>();
+  private cache: { at: number; capability: string; ids: string[] } | undefined;
+
+  constructor(options: OptimizerOptions) {
+    this.options = options;
+    this.groupId = `${options.prefix}.optimizers`;
+    this.instanceId = options.instanceId ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+    this.log = options.logger.child({ ns: 'optimizer', instance: this.instanceId });
+    this.inputTopic = topicName(options.prefix, 'study-inputs');
+    this.studiesTopic = topicName(options.prefix, 'studies');
+    const definition = options.definitions.find((d) => d.name === 'study-inputs');
+    if (!definition) throw new MabeamError('INVALID_OPTIONS', 'The optimizer needs the topic definition "study-inputs" (topics/study-inputs.json).');
+    const allowedTypes = definition.eventTypes;
+    const decider: Decider<Emitted> = {
+      inputs: [this.inputTopic],
+      restore: async (partitions) => {
+        const read = await readStudies({ kafka: options.kafka, codec: options.codec, logger: this.log, topic: this.studiesTopic, partitions });
+        const now = Date.now();
+        for (const p of partitions) {
+          const runs = read.get(p) ?? new Map<string, StudyRun>();
+          // A sign of life is not written to the log: after a restore every evaluator gets a whole lease again.
+          for (const run of runs.values()) for (const t of run.trials) if (isActive(t)) t.aliveAt = Math.max(t.aliveAt, now);
+          this.runs.set(p, runs);
+        }
+        this.log.info({ partitions, studies: [...partitions].reduce((n, p) => n + (this.runs.get(p)?.size ?? 0), 0) }, 'studies restored');
+      },
+      decide: (record, lane) => this.decide(record, lane, allowedTypes),
+      committed: (_p, decisions) => {
+        for (const d of decisions) if (d.type === 'StudyCompleted') this.log.info({ studyId: d.event.studyId, reason: d.event.reason, trials: d.event.trials }, 'study completed');
+      },
+      release: (p) => this.runs.delete(p),
+    };
+    this.processor = new Processor<Emitted>({
+      kafka: options.kafka,
+      codec: options.codec,
+      logger: this.log,
+      groupId: this.groupId,
+      producerId: this.instanceId,
+      decider,
+      prefix: options.prefix,
+      ...(options.metrics ? { metrics: options.metrics } : {}),
+      ...(options.sessionTimeoutMs !== undefined ? { sessionTimeoutMs: options.sessionTimeoutMs } : {}),
+      // Every decision is awaited by evaluators: written at once.
+      idleFlushMs: 0,
+    });
+  }
+
+  get stoppedForGood(): Promise<Error> {
+    return this.processor.stoppedForGood;
+  }
+
+  /** The studies this member decides now (for status and tests). */
+  studies(): StudyRun[] {
+    return [...this.runs.values()].flatMap((m) => [...m.values()]);
+  }
+
+  async start(): Promise<void> {
+    const types = ['StudyCreated', 'TrialProposed', 'TrialAssigned', 'TrialStarted', 'TrialReported', 'TrialPruned', 'TrialCompleted', 'TrialFailed', 'TrialRetried', 'StudyCompleted', 'Rejection', 'VariableChangeRequested'];
+    await Promise.all(types.map((t) => this.options.codec.schemaId(t)));
+    await this.processor.start();
+    const tickMs = this.options.tickMs ?? 250;
+    this.tickTimer = setInterval(() => this.tick(), tickMs);
+    this.tickTimer.unref();
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.tickTimer);
+    await this.processor.stop();
+  }
+
+  private async context(): Promise<DecideContext> {
+    const loads = new Map<string, number>();
+    for (const run of this.studies()) {
+      for (const t of run.trials) if ((t.state === 'assigned' || t.state === 'running') && t.agentId) loads.set(t.agentId, (loads.get(t.agentId) ?? 0) + 1);
+    }
+    const known = new Map<string, string[]>();
+    for (const run of this.studies()) {
+      const c = run.study.spec.evaluators.capability;
+      if (!known.has(c)) known.set(c, await this.evaluatorIds(c));
+    }
+    return {
+      now: Date.now(),
+      producerId: this.instanceId,
+      evaluators: (capability) => (known.get(capability) ?? []).map((agentId): Evaluator => ({ agentId, load: loads.get(agentId) ?? 0 })),
+    };
+  }
+
+  /** Evaluator ids, asked of the directory at most every 500 ms per capability. */
+  private async evaluatorIds(capability: string): Promise<string[]> {
+    const now = Date.now();
+    if (this.cache && this.cache.capability === capability && now - this.cache.at < 500) return this.cache.ids;
+    const ids = [...(await this.options.evaluators.evaluators(capability))].sort();
+    this.cache = { at: now, capability, ids };
+    return ids;
+  }
+
+  private async decide(record: InputRecord, lane: Lane<Emitted>, allowedTypes: string[]): Promise<void> {
+    const o = this.options;
+    const decoded = await o.codec.decode<{ studyId: string }>(record.message.value, { allowedTypes });
+    const input = decoded.event;
+    const key = record.message.key?.toString() ?? null;
+    if (key !== input.studyId) {
+      throw new MabeamError('VALIDATION_FAILED', `Invalid ${decoded.type}: the message key is ${key === null ? 'missing' : `"${key}"`} but study-inputs is keyed by studyId ("${input.studyId}")`);
+    }
+    let runs = this.runs.get(record.partition);
+    if (!runs) this.runs.set(record.partition, (runs = new Map()));
+    const existing = runs.get(input.studyId);
+    const ctx = await this.context();
+    if (decoded.type === 'StudyCreated' && !existing) {
+      // A new study's capability is not among those asked yet.
+      const spec = safeSpec(input as unknown as StudyCreated);
+      if (spec) {
+        const ids = await this.evaluatorIds(spec);
+        const base = ctx.evaluators;
+        ctx.evaluators = (c) => (c === spec ? ids.map((agentId) => base(c).find((e) => e.agentId === agentId) ?? { agentId, load: 0 }) : base(c));
+      }
+    }
+    const decision =
+      decoded.type === 'StudyCreated'
+        ? decideCreated(existing, input as unknown as StudyCreated, ctx)
+        : decideReport(existing, decoded.type as Parameters<typeof decideReport>[1], input as unknown as Parameters<typeof decideReport>[2], ctx);
+    await this.write(record.partition, decision, lane);
+  }
+
+  /** Encodes a decision into the lane's transaction, then keeps its run (nothing is kept if encoding fails). */
+  private async write(partition: number, decision: Decision, lane: Lane<Emitted>): Promise<void> {
+    const messages: Array<{ topic: string; message: Message }> = [];
+    for (const e of decision.events) messages.push({ topic: this.studiesTopic, message: await this.message(e, partition) });
+    for (const e of decision.events) if (e.type === 'StudyCompleted' && decision.run) messages.push(...(await this.applications(decision.run, e.event.best)));
+    for (const { topic, message } of messages) lane.out.add(topic, message);
+    lane.out.decisions.push(...decision.events);
+    const runs = this.runs.get(partition);
+    if (runs && decision.run) runs.set(decision.run.studyId, decision.run);
+  }
+
+  private async message(e: Emitted, partition: number): Promise<Message> {
+    const event = e.event as { envelope: { eventId: string }; studyId?: string; subjectId?: string };
+    return {
+      key: event.studyId ?? event.subjectId ?? null,
+      partition,
+      value: await this.options.codec.encode(e.type, e.event),
+      headers: { [eventHeaders.type]: e.type, [eventHeaders.id]: event.envelope.eventId },
+    };
+  }
+
+  /** The variable change requests that apply a completed study's best params (trigger: the study and the trial). */
+  private async applications(run: StudyRun, bestJson: string): Promise<Array<{ topic: string; message: Message }>> {
+    const best = (JSON.parse(bestJson) as BestTrial[])[0];
+    const apply = run.study.spec.apply;
+    if (!best || Object.keys(apply).length === 0) return [];
+    const out: Array<{ topic: string; message: Message }> = [];
+    for (const [param, variableId] of Object.entries(apply)) {
+      const request: VariableChangeRequested = {
+        envelope: newEnvelope('VariableChangeRequested', this.instanceId, { correlationId: variableId, causationId: run.studyId }),
+        variableId,
+        value: JSON.stringify(best.params[param]),
+        expectedVersion: null,
+        requesterId: this.instanceId,
+        cause: 'optimization',
+        trigger: JSON.stringify({ study: run.studyId, trial: best.trialId, values: best.values }),
+        definition: null,
+      };
+      out.push({
+        topic: topicName(this.options.prefix, 'variable-requests'),
+        message: { key: variableId, value: await this.options.codec.encode('VariableChangeRequested', request), headers: { [eventHeaders.type]: 'VariableChangeRequested', [eventHeaders.id]: request.envelope.eventId } },
+      });
+    }
+    return out;
+  }
+
+  /** Looks at every partition with a study in progress: leases, time budgets, waiting trials. */
+  private tick(): void {
+    for (const [partition, runs] of this.runs) {
+      if (this.ticking.has(partition) || ![...runs.values()].some((r) => !r.completed)) continue;
+      this.ticking.add(partition);
+      this.processor
+        .inject(partition, async (lane) => {
+          const ctx = await this.context();
+          for (const run of [...(this.runs.get(partition)?.values() ?? [])]) {
+            if (run.completed) continue;
+            const decision = decideTick(run, ctx);
+            if (decision.events.length > 0) await this.write(partition, decision, lane);
+          }
+        })
+        .catch((error: unknown) => this.log.error({ partition, error: describeError(error) }, 'a study tick failed'))
+        .finally(() => this.ticking.delete(partition));
+    }
+  }
+}
+
+/** The evaluator capability a declaration names, if it is readable at all (the full check is the decision's). */
+function safeSpec(created: StudyCreated): string | undefined {
+  try {
+    const spec = JSON.parse(created.spec) as { evaluators?: { capability?: unknown } };
+    const c = spec.evaluators?.capability;
+    return typeof c === 'string' ? c : 'evaluate';
+  } catch {
+    return undefined;
+  }
+}

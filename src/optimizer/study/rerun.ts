@@ -1,0 +1,145 @@
+/**
+ * A counterfactual re-run of a study: its recorded evaluations replayed into
+ * another searcher, without evaluating anything. Evaluations are cached by
+ * (params, mini-batch); the other searcher is asked and told in the study's
+ * own rhythm (its parallelism, results told first in first out) for as many
+ * trials as the study finished. A proposal never evaluated is a miss: the
+ * report lists it, with the nearest recorded evaluation (normalised
+ * distance in the search space), and with `nearest` that evaluation's
+ * values stand in for it (marked); without, the trial is told as failed.
+ *
+ * Pure: no Kafka, no clock; the same study, searcher and seed give the same report.
+ */
+import { MabeamError } from '../../errors.ts';
+import { violation } from '../pareto.ts';
+import { canonicalJson, encodeParam, internalBounds, type Params, type SearchSpace } from '../space.ts';
+import type { TrialResult } from '../searchers/types.ts';
+import { bestCurve, curveOf } from './best.ts';
+import type { StudyRun } from './run.ts';
+import { createSearcher } from './searchers.ts';
+
+export interface RerunOptions {
+  searcher: string;
+  config?: Record<string, unknown>;
+  /** Default: the study's seed. */
+  seed?: number;
+  /** Let the nearest recorded evaluation stand in for a proposal never evaluated. */
+  nearest?: boolean;
+}
+
+export interface RerunMiss {
+  /** The trial number in the re-run. */
+  number: number;
+  params: Params;
+  miniBatch: number | null;
+  /** The nearest recorded evaluation and its distance (0 = same params on another mini-batch). */
+  nearest: { trialId: string; distance: number; values: number[] } | null;
+}
+
+export interface RerunReport {
+  studyId: string;
+  trials: number;
+  recorded: { searcher: string; curve: Array<number | null>; best: number | null };
+  rerun: { searcher: string; seed: number; curve: Array<number | null>; best: number | null; hits: number; misses: RerunMiss[]; stoodIn: number };
+  /** Agent calls made by the re-run: always 0 (nothing is evaluated). */
+  evaluations: 0;
+}
+
+interface Recorded {
+  trialId: string;
+  params: Params;
+  miniBatch: number | null;
+  values: number[];
+  constraints: number[];
+  status: 'complete' | 'pruned';
+  step: number | null;
+}
+
+function cacheKey(params: Params, miniBatch: number | null): string {
+  return canonicalJson({ params, miniBatch });
+}
+
+/** Distance of two points of a space, each parameter's part in [0, 1]. */
+export function distance(space: SearchSpace, a: Params, b: Params): number {
+  let sum = 0;
+  for (const [name, spec] of Object.entries(space)) {
+    let d: number;
+    if (spec.type === 'float' || spec.type === 'int') {
+      const { low, high } = internalBounds(spec);
+      d = high > low ? Math.abs(encodeParam(spec, a[name])[0]! - encodeParam(spec, b[name])[0]!) / (high - low) : 0;
+    } else if (spec.type === 'agentSet') {
+      const x = encodeParam(spec, a[name]);
+      const y = encodeParam(spec, b[name]);
+      const union = x.filter((v, i) => v === 1 || y[i] === 1).length;
+      d = union === 0 ? 0 : x.filter((v, i) => v !== y[i]).length / union;
+    } else d = canonicalJson(a[name]) === canonicalJson(b[name]) ? 0 : 1;
+    sum += d * d;
+  }
+  return Math.sqrt(sum);
+}
+
+export function rerunStudy(run: StudyRun, options: RerunOptions): RerunReport {
+  const spec = run.study.spec;
+  const directions = run.study.directions;
+  const searcher = createSearcher(options.searcher, spec.space, { ...(options.config ?? {}), directions });
+  const seed = options.seed ?? run.seed;
+  const recorded: Recorded[] = run.trials
+    .filter((t) => (t.state === 'complete' && t.values) || (t.state === 'pruned' && t.lastValues))
+    .map((t) => ({ trialId: t.trialId, params: t.params, miniBatch: t.miniBatch, values: (t.state === 'complete' ? t.values : t.lastValues)!, constraints: t.constraints, status: t.state as 'complete' | 'pruned', step: t.lastStep }));
+  if (recorded.length === 0) throw new MabeamError('VALIDATION_FAILED', `Study ${run.studyId} has no recorded evaluation to re-run.`);
+  const cache = new Map<string, Recorded>();
+  for (const r of recorded) if (!cache.has(cacheKey(r.params, r.miniBatch))) cache.set(cacheKey(r.params, r.miniBatch), r);
+  const budget = run.finished;
+  let state = searcher.init(seed);
+  const pending: Array<{ number: number; params: Params; miniBatch: number | null }> = [];
+  const told: Array<number | null> = [];
+  const misses: RerunMiss[] = [];
+  let hits = 0;
+  let stoodIn = 0;
+  let asked = 0;
+  const parallelism = Math.min(spec.parallelism, budget);
+  while (told.length < budget) {
+    while (pending.length < parallelism && asked < budget) {
+      const { state: next, proposals } = searcher.ask(state, 1, pending.map((p) => ({ id: `rerun#${p.number}`, params: p.params })));
+      state = next;
+      const p = proposals[0]!;
+      asked += 1;
+      pending.push({ number: asked, params: p.params, miniBatch: (p as { miniBatch?: number }).miniBatch ?? null });
+    }
+    const trial = pending.shift()!;
+    // An evaluation on the whole set (no mini-batch) stands for every mini-batch of the same params.
+    const hit = cache.get(cacheKey(trial.params, trial.miniBatch)) ?? cache.get(cacheKey(trial.params, null));
+    let result: TrialResult;
+    if (hit) {
+      hits += 1;
+      result = { id: `rerun#${trial.number}`, params: trial.params, values: hit.values, status: hit.status, ...(hit.status === 'pruned' && hit.step !== null ? { step: hit.step } : {}) };
+      told.push(hit.status === 'complete' && violation(hit.constraints) === 0 ? hit.values[0]! : null);
+    } else {
+      let near: Recorded | undefined;
+      let best = Number.POSITIVE_INFINITY;
+      for (const r of recorded) {
+        const d = distance(spec.space, trial.params, r.params);
+        if (d < best) [best, near] = [d, r];
+      }
+      misses.push({ number: trial.number, params: trial.params, miniBatch: trial.miniBatch, nearest: near ? { trialId: near.trialId, distance: best, values: near.values } : null });
+      if (options.nearest && near) {
+        stoodIn += 1;
+        result = { id: `rerun#${trial.number}`, params: trial.params, values: near.values, status: near.status, ...(near.status === 'pruned' && near.step !== null ? { step: near.step } : {}) };
+        told.push(near.status === 'complete' && violation(near.constraints) === 0 ? near.values[0]! : null);
+      } else {
+        result = { id: `rerun#${trial.number}`, params: trial.params, values: null, status: 'failed' };
+        told.push(null);
+      }
+    }
+    state = searcher.tell(state, result);
+  }
+  const recordedCurve = bestCurve(run);
+  const rerunCurve = curveOf(told, directions[0]!);
+  return {
+    studyId: run.studyId,
+    trials: budget,
+    recorded: { searcher: spec.searcher.name, curve: recordedCurve, best: recordedCurve.at(-1) ?? null },
+    rerun: { searcher: options.searcher, seed, curve: rerunCurve, best: rerunCurve.at(-1) ?? null, hits, misses, stoodIn },
+    evaluations: 0,
+  };
+}
