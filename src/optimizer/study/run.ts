@@ -234,6 +234,8 @@ export function evolve(run: StudyRun, e: Exclude<StudyEvent, { type: 'StudyCreat
     case 'TrialRetried': {
       const t = trialOf(run, e.event.trialId);
       t.state = 'waiting';
+      // The retry is the next attempt: the next TrialAssigned carries it, and reports of the one before are stale.
+      t.attempt = e.event.attempt;
       t.agentId = null;
       t.aliveAt = at(e.event.envelope);
       return run;
