@@ -63,7 +63,9 @@ export class Optimizer implements StopsForGood {
   private readonly studiesTopic: string;
   private tickTimer: NodeJS.Timeout | undefined;
   private readonly ticking = new Set<number>();
-  private cache: { at: number; capability: string; ids: string[] } | undefined;
+  /** The directory's last answer per capability (`at`: when it was asked), and the question under way. */
+  private readonly answers = new Map<string, { at: number; ids: string[] }>();
+  private readonly asking = new Map<string, Promise<string[]>>();
 
   constructor(options: OptimizerOptions) {
     this.options = options;
@@ -149,13 +151,39 @@ export class Optimizer implements StopsForGood {
     };
   }
 
-  /** Evaluator ids, asked of the directory at most every 500 ms per capability. */
+  /**
+   * Evaluator ids: the directory's answer, used for 500 ms from when it was
+   * asked. Once an answer is 250 ms old the next one is asked beside the
+   * decisions, so a lane seldom waits for the directory (a registry lookup
+   * takes tens of ms); only an answer 500 ms old (or none) is waited for.
+   */
   private async evaluatorIds(capability: string): Promise<string[]> {
-    const now = Date.now();
-    if (this.cache && this.cache.capability === capability && now - this.cache.at < 500) return this.cache.ids;
-    const ids = [...(await this.options.evaluators.evaluators(capability))].sort();
-    this.cache = { at: now, capability, ids };
-    return ids;
+    const answer = this.answers.get(capability);
+    const age = answer ? Date.now() - answer.at : Number.POSITIVE_INFINITY;
+    if (answer && age < evaluatorsMaxAgeMs) {
+      if (age >= evaluatorsMaxAgeMs / 2 && !this.asking.has(capability)) {
+        this.askDirectory(capability).catch((error: unknown) => this.log.warn({ capability, error: describeError(error) }, 'asking for evaluators failed; the last answer stands for now'));
+      }
+      return answer.ids;
+    }
+    return this.askDirectory(capability);
+  }
+
+  /** Asks the directory for a capability's evaluators (one question at a time per capability) and keeps the answer. */
+  private askDirectory(capability: string): Promise<string[]> {
+    const under = this.asking.get(capability);
+    if (under) return under;
+    const at = Date.now();
+    const asked = Promise.resolve()
+      .then(() => this.options.evaluators.evaluators(capability))
+      .then((found) => {
+        const ids = [...found].sort();
+        this.answers.set(capability, { at, ids });
+        return ids;
+      })
+      .finally(() => this.asking.delete(capability));
+    this.asking.set(capability, asked);
+    return asked;
   }
 
   private async decide(record: InputRecord, lane: Lane<Emitted>, allowedTypes: string[]): Promise<void> {
@@ -251,6 +279,9 @@ export class Optimizer implements StopsForGood {
     }
   }
 }
+
+/** How long an answer of the evaluator directory is used, ms. */
+const evaluatorsMaxAgeMs = 500;
 
 /** The evaluator capability a declaration names, if it is readable at all (the full check is the decision's). */
 function safeSpec(created: StudyCreated): string | undefined {
