@@ -627,3 +627,36 @@ describe('rerunStudy', () => {
     expectMonotone(report.rerun.curve);
   });
 });
+
+describe('batch schedule', () => {
+  /** A Branin study of 24 trials in batches of 4, each batch finished in the order `order` gives. */
+  function runBatches(order: (batch: number[]) => number[]): Array<{ number: number; params: string }> {
+    const h = new StudyHarness({ evaluators: ['e-a', 'e-b', 'e-c', 'e-d'] });
+    const studyId = 'batch';
+    h.declare(studyId, {
+      space: { x1: { type: 'float', low: -5, high: 10 }, x2: { type: 'float', low: 0, high: 15 } }, objectives: [{ name: 'v', direction: 'minimize' }],
+      budget: { trials: 24 }, parallelism: 4, schedule: 'batch', searcher: { name: 'tpe', config: { nStartupTrials: 4 } },
+    }, { seed: 11 });
+    while (!h.run(studyId).completed) {
+      const running = h.run(studyId).trials.filter((t) => t.state === 'assigned').map((t) => t.number);
+      expect(running.length).toBeGreaterThan(0);
+      for (const n of order(running)) {
+        const a = h.attemptOf(studyId, n);
+        const t = h.run(studyId).trials[n - 1]!;
+        h.now += 5;
+        h.report('TrialStarted', { ...a, instanceId: 'i', leaseMs: 10_000 });
+        h.report('TrialCompleted', { ...a, values: [branin(t.params)], constraints: [] });
+      }
+    }
+    return ofType(h.log, 'TrialProposed').map((p) => ({ number: p.number, params: p.params }));
+  }
+
+  it('proposes the next batch only when the whole batch has finished, and the same proposals whichever evaluator finishes first', () => {
+    const inOrder = runBatches((b) => b);
+    const reversed = runBatches((b) => [...b].reverse());
+    const shuffled = runBatches((b) => [b[2]!, b[0]!, b[3]!, b[1]!].filter((x) => x !== undefined));
+    expect(inOrder).toHaveLength(24);
+    expect(reversed).toEqual(inOrder);
+    expect(shuffled).toEqual(inOrder);
+  });
+});

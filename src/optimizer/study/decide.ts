@@ -217,7 +217,9 @@ function fill(run: StudyRun, out: Emitter, ctx: DecideContext): void {
     return;
   }
   const limit = spec.budget.trials ?? Number.POSITIVE_INFINITY;
-  while (run.trials.length < limit && run.trials.filter(isActive).length < spec.parallelism) {
+  // A batch study proposes the next batch only when the whole of the last one has finished.
+  const open = spec.schedule === 'async' || !run.trials.some(isActive);
+  while (open && run.trials.length < limit && run.trials.filter(isActive).length < spec.parallelism) {
     const asked = nextProposal(run);
     const number = run.trials.length + 1;
     out.emit(

@@ -58,6 +58,8 @@ export interface StudyRun {
   trials: TrialRun[];
   /** Trials complete, pruned or failed for good. */
   finished: number;
+  /** Finished trials of the current batch the searcher has not been told yet (batch schedule). */
+  untold: number[];
   completed: Omit<StudyCompleted, 'envelope'> | null;
   /** Logged proposals this searcher, asked again, would not have made. */
   diverged: Array<{ number: number; logged: Params; asked: Params }>;
@@ -111,7 +113,7 @@ export function studyOf(event: Pick<StudyCreated, 'spec'>): Study {
 
 /** A copy to decide on: a decision that fails half-way leaves the run it was given as it was. */
 export function draftOf(run: StudyRun): StudyRun {
-  return { ...run, trials: run.trials.map((t) => ({ ...t, triedBy: [...t.triedBy], errors: [...t.errors] })), diverged: [...run.diverged] };
+  return { ...run, trials: run.trials.map((t) => ({ ...t, triedBy: [...t.triedBy], errors: [...t.errors] })), diverged: [...run.diverged], untold: [...run.untold] };
 }
 
 /** What the searcher proposes next for a run: its next proposal, with the pending trials it counts. */
@@ -128,10 +130,28 @@ function trialOf(run: StudyRun, trialId: string): TrialRun {
   return t;
 }
 
+/**
+ * A trial finished: the searcher is told — at once for an asynchronous
+ * study; for a study run in batches, once the whole batch has finished, in
+ * trial order, so what it learns does not depend on which evaluator was
+ * quicker.
+ */
 function finish(run: StudyRun, t: TrialRun, state: 'complete' | 'pruned' | 'failed', at: number): void {
   t.state = state;
   t.finishedAt = at;
   run.finished += 1;
+  if (run.study.spec.schedule === 'async') {
+    tell(run, t);
+    return;
+  }
+  run.untold.push(t.number);
+  if (run.trials.some(isActive)) return;
+  for (const n of [...run.untold].sort((a, b) => a - b)) tell(run, run.trials[n - 1]!);
+  run.untold = [];
+}
+
+function tell(run: StudyRun, t: TrialRun): void {
+  const state = t.state as 'complete' | 'pruned' | 'failed';
   const values = state === 'complete' ? t.values : state === 'pruned' ? t.lastValues : null;
   run.searcherState = run.study.searcher.tell(run.searcherState, {
     id: t.trialId,
@@ -156,6 +176,7 @@ export function startRun(event: StudyCreated): StudyRun {
     prunerState: study.pruner.init(),
     trials: [],
     finished: 0,
+    untold: [],
     completed: null,
     diverged: [],
   };

@@ -30,6 +30,7 @@ const specSchema = z.strictObject({
     .default({ trials: 100 })
     .refine((b) => b.trials !== undefined || b.timeMs !== undefined, 'give trials, timeMs or both'),
   parallelism: z.number().int().positive().max(1000).default(1),
+  schedule: z.enum(['async', 'batch']).default('async'),
   searcher: componentSchema.default('tpe'),
   pruner: componentSchema.default('none'),
   retry: z
@@ -54,6 +55,15 @@ export interface StudySpec {
   budget: { trials?: number; timeMs?: number };
   /** How many trials are evaluated at once. */
   parallelism: number;
+  /**
+   * async (default): a new trial is proposed as soon as one finishes, from
+   * everything told so far (constant liar for the running ones) — what is
+   * proposed depends on the order evaluations finish. batch: `parallelism`
+   * trials are proposed together and the next batch only once all of them
+   * have finished, told in trial order — the same seed then gives the same
+   * study however quick the evaluators are.
+   */
+  schedule: 'async' | 'batch';
   searcher: { name: string; config: Record<string, unknown> };
   pruner: { name: string; config: Record<string, unknown> };
   /** The retry policy: an attempt is retried (same params, another evaluator) when its lease runs out or, with retryOnError, when it raises. */
@@ -108,6 +118,7 @@ export function parseStudy(raw: unknown): Study {
     constraints: d.constraints,
     budget: { ...(d.budget.trials !== undefined ? { trials: d.budget.trials } : {}), ...(d.budget.timeMs !== undefined ? { timeMs: d.budget.timeMs } : {}) },
     parallelism: d.parallelism,
+    schedule: d.schedule,
     searcher: component(d.searcher),
     pruner: component(d.pruner),
     retry: d.retry,
