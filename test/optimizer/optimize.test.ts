@@ -203,7 +203,7 @@ describe('optimization studies over evaluator agent processes', () => {
   });
 
   it('ASHA stops trials whose intermediate values are poor, and their evaluators are told', { timeout: 120_000 }, async () => {
-    const env = { EVALUATOR_FUNCTION: 'curve', EVALUATOR_CAPABILITY: 'evaluate-curve', EVALUATOR_DELAY_MS: '150', EVALUATOR_STEPS: '9' };
+    const env = { EVALUATOR_FUNCTION: 'curve', EVALUATOR_CAPABILITY: 'evaluate-curve', EVALUATOR_DELAY_MS: '300', EVALUATOR_STEPS: '9' };
     await Promise.all([startEvaluator('curve-1', env), startEvaluator('curve-2', env)].map((p) => p.ready));
     const studyId = `${ctx.prefix}-asha`;
     const file = await studyFile('asha', {

@@ -59,23 +59,49 @@ function cacheKey(params: Params, miniBatch: number | null): string {
   return canonicalJson({ params, miniBatch });
 }
 
-/** Distance of two points of a space, each parameter's part in [0, 1]. */
-export function distance(space: SearchSpace, a: Params, b: Params): number {
-  let sum = 0;
-  for (const [name, spec] of Object.entries(space)) {
-    let d: number;
+/**
+ * A point of a space as numbers to measure distances between: numeric
+ * parameters scaled to [0, 1] of their internal range, a team as its
+ * membership mask, a choice or boolean as its JSON (compared for equality).
+ */
+type Point = Array<number | number[] | string>;
+
+function pointOf(space: SearchSpace, params: Params): Point {
+  return Object.entries(space).map(([name, spec]) => {
     if (spec.type === 'float' || spec.type === 'int') {
       const { low, high } = internalBounds(spec);
-      d = high > low ? Math.abs(encodeParam(spec, a[name])[0]! - encodeParam(spec, b[name])[0]!) / (high - low) : 0;
-    } else if (spec.type === 'agentSet') {
-      const x = encodeParam(spec, a[name]);
-      const y = encodeParam(spec, b[name]);
-      const union = x.filter((v, i) => v === 1 || y[i] === 1).length;
-      d = union === 0 ? 0 : x.filter((v, i) => v !== y[i]).length / union;
-    } else d = canonicalJson(a[name]) === canonicalJson(b[name]) ? 0 : 1;
+      return high > low ? (encodeParam(spec, params[name])[0]! - low) / (high - low) : 0;
+    }
+    if (spec.type === 'agentSet') return encodeParam(spec, params[name]);
+    return canonicalJson(params[name]);
+  });
+}
+
+function pointDistance(a: Point, b: Point): number {
+  let sum = 0;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i]!;
+    const y = b[i]!;
+    let d: number;
+    if (typeof x === 'number') d = Math.abs(x - (y as number));
+    else if (Array.isArray(x)) {
+      const yy = y as number[];
+      let union = 0;
+      let differ = 0;
+      for (let j = 0; j < x.length; j++) {
+        if (x[j] === 1 || yy[j] === 1) union += 1;
+        if (x[j] !== yy[j]) differ += 1;
+      }
+      d = union === 0 ? 0 : differ / union;
+    } else d = x === y ? 0 : 1;
     sum += d * d;
   }
   return Math.sqrt(sum);
+}
+
+/** Distance of two points of a space, each parameter's part in [0, 1] (a team's: the share of its members that differ). */
+export function distance(space: SearchSpace, a: Params, b: Params): number {
+  return pointDistance(pointOf(space, a), pointOf(space, b));
 }
 
 export function rerunStudy(run: StudyRun, options: RerunOptions): RerunReport {
@@ -87,6 +113,7 @@ export function rerunStudy(run: StudyRun, options: RerunOptions): RerunReport {
     .filter((t) => (t.state === 'complete' && t.values) || (t.state === 'pruned' && t.lastValues))
     .map((t) => ({ trialId: t.trialId, params: t.params, miniBatch: t.miniBatch, values: (t.state === 'complete' ? t.values : t.lastValues)!, constraints: t.constraints, status: t.state as 'complete' | 'pruned', step: t.lastStep }));
   if (recorded.length === 0) throw new MabeamError('VALIDATION_FAILED', `Study ${run.studyId} has no recorded evaluation to re-run.`);
+  const points = recorded.map((r) => pointOf(spec.space, r.params));
   const cache = new Map<string, Recorded>();
   for (const r of recorded) if (!cache.has(cacheKey(r.params, r.miniBatch))) cache.set(cacheKey(r.params, r.miniBatch), r);
   const budget = run.finished;
@@ -117,8 +144,9 @@ export function rerunStudy(run: StudyRun, options: RerunOptions): RerunReport {
     } else {
       let near: Recorded | undefined;
       let best = Number.POSITIVE_INFINITY;
-      for (const r of recorded) {
-        const d = distance(spec.space, trial.params, r.params);
+      const point = pointOf(spec.space, trial.params);
+      for (const [i, r] of recorded.entries()) {
+        const d = pointDistance(point, points[i]!);
         if (d < best) [best, near] = [d, r];
       }
       misses.push({ number: trial.number, params: trial.params, miniBatch: trial.miniBatch, nearest: near ? { trialId: near.trialId, distance: best, values: near.values } : null });
