@@ -42,10 +42,12 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { closeSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { Consumer, EachBatchPayload } from 'kafkajs';
-import { loadavg } from 'node:os';
 import { pino } from 'pino';
 import { defineAgent } from '../src/agents/defineAgent.ts';
 import { AgentHost } from '../src/agents/host.ts';
@@ -56,7 +58,7 @@ import { partitionOfKey } from '../src/engine/routing.ts';
 import type { InputRecord } from '../src/engine/types.ts';
 import { newEnvelope } from '../src/events/envelope.ts';
 import type { Envelope, StudyCreated } from '../src/events/types.ts';
-import { silenceKafkajsTimerWarnings } from '../src/kafka/client.ts';
+import { createTransactionalProducer, silenceKafkajsTimerWarnings } from '../src/kafka/client.ts';
 import { readToEnd } from '../src/kafka/readToEnd.ts';
 import { createLogger, type Logger } from '../src/log/logger.ts';
 import { RegistryEvaluators } from '../src/optimizer/evaluators.ts';
@@ -71,7 +73,7 @@ import { endpointsFromEnvironment, resolveEndpoints } from '../src/stack/index.t
 import { isChildMessage } from '../src/supervisor/messages.ts';
 import { applyTopics, partitionCounts, topicName } from '../src/topics/index.ts';
 import { branin } from '../examples/agents/evaluator.ts';
-import { percentile } from './rawTrip.ts';
+import { percentile, rawRoundTrips } from './rawTrip.ts';
 
 silenceKafkajsTimerWarnings();
 
@@ -107,6 +109,32 @@ await applyTopics(c.admin, c.definitions, { prefix });
 await registerCatalog(createRegistryClient(endpoints.schemaRegistryUrl), endpoints.schemaRegistryUrl, c.catalog);
 say(`prefix ${prefix}: topics applied, schemas registered`);
 const childEnv = { ...process.env, KAFKA_BROKERS: endpoints.kafkaBrokers.join(','), SCHEMA_REGISTRY_URL: endpoints.schemaRegistryUrl, REDIS_URL: endpoints.redisUrl, MABEAM_LOG_LEVEL: 'error' };
+
+// ---- yardsticks: one hop, and one transaction as a lane commits it ---------------
+
+/** A transaction as the optimizer's lanes write one: a record, an input offset, commit (on a topic of its own). */
+async function transactionTimes(count: number): Promise<number[]> {
+  const topic = `${prefix}.bench-yardstick`;
+  await c.admin.createTopics({ topics: [{ topic, numPartitions: 1, replicationFactor: 1 }], waitForLeaders: true });
+  const producer = createTransactionalProducer(c.kafka, `${prefix}.bench-yardstick`);
+  await producer.connect();
+  const out: number[] = [];
+  try {
+    for (let i = 0; i < count + 10; i++) {
+      const t = performance.now();
+      const txn = await producer.transaction();
+      await txn.sendBatch({ topicMessages: [{ topic, messages: [{ key: 'yardstick', value: 'x', partition: 0 }] }] });
+      await txn.sendOffsets({ consumerGroupId: `${prefix}.bench-yardstick`, topics: [{ topic, partitions: [{ partition: 0, offset: String(i) }] }] });
+      await txn.commit();
+      if (i >= 10) out.push(performance.now() - t);
+    }
+  } finally {
+    await producer.disconnect();
+  }
+  return out;
+}
+const hops = await rawRoundTrips(c.kafka, topicName(prefix, 'metrics'), `${prefix}.bench-raw`, 100);
+const transactions = await transactionTimes(50);
 
 // ---- what the optimizer spends its time on ----------------------------------
 
@@ -510,18 +538,22 @@ for (const searcher of ['tpe', 'random']) {
 
 let cliRun: { ms: number; reportedMs: number | null; exitCode: number | null } | null = null;
 if (withCli) {
+  // Its report goes to a file, as `> report.json` would take it: a command exits 2 s after it has finished, and a
+  // pipe its reader has not drained by then loses the rest of a large report (a 1,000-trial one is ~400 KB).
+  const reportFile = join(tmpdir(), `${prefix}-rerun.json`);
+  const fd = openSync(reportFile, 'w');
   t = performance.now();
-  const child = spawn(process.execPath, [cli, 'optimize', 'rerun', largest.studyId, '--searcher', 'tpe', '--prefix', prefix, '--json'], { cwd: root, env: childEnv, stdio: ['ignore', 'pipe', 'inherit'] });
-  let output = '';
-  child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
-  // 'close', not 'exit': the report is only whole once stdout has ended.
+  const child = spawn(process.execPath, [cli, 'optimize', 'rerun', largest.studyId, '--searcher', 'tpe', '--prefix', prefix, '--json'], { cwd: root, env: childEnv, stdio: ['ignore', fd, 'inherit'] });
   const exitCode = await new Promise<number | null>((resolve) => child.once('close', resolve));
   const ms = performance.now() - t;
+  closeSync(fd);
+  const output = readFileSync(reportFile, 'utf8');
+  rmSync(reportFile, { force: true });
   let reportedMs: number | null = null;
   try {
     reportedMs = (JSON.parse(output) as { ms: number }).ms;
-  } catch {
-    // reported as null
+  } catch (error) {
+    say(`  its output (${output.length} characters) is not the JSON report: ${String(error)}: ${output.slice(0, 200)}`);
   }
   cliRun = { ms: Math.round(ms), reportedMs, exitCode };
   say(`mabeam optimize rerun ${largest.studyId} --searcher tpe: ${ms.toFixed(0)} ms end to end (exit ${exitCode}; the re-run itself ${reportedMs ?? '?'} ms)`);
@@ -531,6 +563,7 @@ if (withCli) {
 
 const result = {
   loadAverage: loadavg().map(round1),
+  yardsticks: { rawHop: rounded(stats(hops)), transaction: rounded(stats(transactions)) },
   prefix, evaluators: evaluatorCount, evaluatorsAs, searcher: searcherName, seed, targetP95Ms: targetMs,
   studies,
   rerun: { studyId: largest.studyId, trials: recorded.trials.length, readStudyMs: Math.round(readStudyMs), targetMs: rerunTargetMs, runs: reruns, cli: cliRun },
@@ -540,6 +573,9 @@ if (json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
 else {
   const lines: string[][] = [];
   const row = (label: string, s: Stats, target = false) => lines.push([label, String(s.n), String(s.p50), String(s.p95), String(s.max), target ? (s.p95 <= targetMs ? `met (≤ ${targetMs})` : `NOT met (> ${targetMs})`) : '']);
+  lines.push(['yardsticks', 'n', 'p50 ms', 'p95 ms', 'max ms', '']);
+  row('  raw kafkajs produce → consume (1 hop)', result.yardsticks.rawHop);
+  row('  one transaction (record + offsets + commit)', result.yardsticks.transaction);
   for (const s of studies) {
     lines.push([`study of ${s.trials} trials (${s.studyId})`, 'n', 'p50 ms', 'p95 ms', 'max ms', 'p95 target']);
     row('  proposal → evaluation starts (eventTime)', s.proposalToStart, true);
