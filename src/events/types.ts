@@ -245,6 +245,8 @@ export interface TrialProposed extends Event {
   seed: number;
   digest: string;
   miniBatch: number | null;
+  /** JSON: how the searcher made it (SIMBA), or null. */
+  origin: string | null;
   searcher: string;
 }
 

@@ -342,3 +342,24 @@ describe('SIMBA on team composition', () => {
     expect(simbaPool(run.state)[0]!.params).toEqual({ team: BEST, protocol: 'auction' });
   });
 });
+
+describe('SIMBA proposals say how they were made', () => {
+  it('uniform during start-up, then mutations naming their parent (a pool candidate) and exactly the params that changed', () => {
+    let state = simbaSearcher.init(braninSpace, { ...minimize, nStartupTrials: 4 }, 3);
+    const origins: Array<Proposal['origin']> = [];
+    for (let i = 0; i < 20; i++) {
+      const { state: next, proposals } = simbaSearcher.ask(state, 1);
+      const p = proposals[0]!;
+      origins.push(p.origin);
+      if (p.origin?.kind === 'mutation') {
+        const { parent, mutated } = p.origin;
+        expect(mutated.length).toBeGreaterThan(0);
+        for (const name of Object.keys(p.params)) expect(mutated.includes(name)).toBe(keyOf({ v: p.params[name] }) !== keyOf({ v: parent[name] }));
+        expect(simbaPool(next).some((c) => keyOf(c.params) === keyOf(parent))).toBe(true);
+      }
+      state = simbaSearcher.tell(next, { id: `t${i}`, params: p.params, values: [branin(p.params)], status: 'complete' });
+    }
+    expect(origins.slice(0, 4).every((o) => o?.kind === 'uniform')).toBe(true);
+    expect(origins.slice(4).filter((o) => o?.kind === 'mutation').length).toBeGreaterThan(10);
+  });
+});

@@ -83,7 +83,7 @@ import {
   type SearchSpace,
 } from '../space.ts';
 import { checkAskCount, checkPending, checkResult, digestOf, directionsSchema, lossOf, parseConfig } from './internals.ts';
-import type { AskResult, BaseSearcherConfig, PendingTrial, Proposal, Searcher, TrialResult } from './types.ts';
+import type { AskResult, BaseSearcherConfig, PendingTrial, Proposal, ProposalOrigin, Searcher, TrialResult } from './types.ts';
 
 export interface SimbaConfig extends BaseSearcherConfig {
   /** Candidates kept in the pool parents are drawn from. Default 8. */
@@ -192,8 +192,8 @@ export const simbaSearcher: Searcher<SimbaState, SimbaConfig> = {
     for (let i = 0; i < n; i++) {
       const seed = deriveSeed(current.seed, current.proposed);
       const digest = digestOf({ state: current, pending: running });
-      const { params, miniBatch } = propose(current, pool, toldKeys, busy, Random.fromSeed(seed));
-      proposals.push({ params, seed, digest, miniBatch });
+      const { params, miniBatch, origin } = propose(current, pool, toldKeys, busy, Random.fromSeed(seed));
+      proposals.push({ params, seed, digest, miniBatch, origin });
       running.push(params);
       busy.add(canonicalJson(params));
       current = { ...current, proposed: current.proposed + 1 };
@@ -260,20 +260,21 @@ function softmaxWeights(members: readonly SimbaCandidate[], pool: readonly Simba
 
 // ---- one proposal ---------------------------------------------------------
 
-function propose(state: SimbaState, pool: readonly SimbaCandidate[], toldKeys: ReadonlySet<string>, busy: ReadonlySet<string>, rng: Random): { params: Params; miniBatch: number } {
+function propose(state: SimbaState, pool: readonly SimbaCandidate[], toldKeys: ReadonlySet<string>, busy: ReadonlySet<string>, rng: Random): { params: Params; miniBatch: number; origin: ProposalOrigin } {
+  const uniform: ProposalOrigin = { kind: 'uniform' };
   const { config, space } = state;
   const roundRobin = state.proposed % config.nBatches;
   const taken = (params: Params) => {
     const key = canonicalJson(params);
     return busy.has(key) || toldKeys.has(key);
   };
-  if (state.proposed < config.nStartupTrials || pool.length === 0) return { params: uniformFresh(space, taken, rng), miniBatch: roundRobin };
+  if (state.proposed < config.nStartupTrials || pool.length === 0) return { params: uniformFresh(space, taken, rng), miniBatch: roundRobin, origin: uniform };
 
   if (config.nBatches > 1 && rng.float() < config.reevaluateRate) {
     const eligible = pool.filter((c) => !busy.has(c.key) && batchesLeft(c, config.nBatches).length > 0);
     if (eligible.length > 0) {
       const chosen = eligible[rng.weighted(softmaxWeights(eligible, pool, config.temperature))]!;
-      return { params: chosen.params, miniBatch: rng.pick(batchesLeft(chosen, config.nBatches)) };
+      return { params: chosen.params, miniBatch: rng.pick(batchesLeft(chosen, config.nBatches)), origin: { kind: 'reevaluation', parent: chosen.params } };
     }
   }
 
@@ -282,10 +283,14 @@ function propose(state: SimbaState, pool: readonly SimbaCandidate[], toldKeys: R
   const scale = config.mutationScale / Math.sqrt(1 + Math.max(0, results - config.nStartupTrials) / SCALE_RESULTS);
   let params: Params = {};
   for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
-    params = mutate(space, pool[rng.weighted(weights)]!.params, config.mutationRate, scale, rng);
-    if (!taken(params)) return { params, miniBatch: roundRobin };
+    const parent = pool[rng.weighted(weights)]!.params;
+    params = mutate(space, parent, config.mutationRate, scale, rng);
+    if (!taken(params)) {
+      const mutated = paramNames(space).filter((name) => canonicalJson(params[name]) !== canonicalJson(parent[name]));
+      return { params, miniBatch: roundRobin, origin: { kind: 'mutation', parent, mutated } };
+    }
   }
-  return { params: uniformFresh(space, taken, rng, params), miniBatch: roundRobin };
+  return { params: uniformFresh(space, taken, rng, params), miniBatch: roundRobin, origin: uniform };
 }
 
 /** The mini-batches a candidate has not been scored on yet, in order. */

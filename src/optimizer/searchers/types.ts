@@ -34,6 +34,8 @@ export interface TrialResult {
   miniBatch?: number;
 }
 
+export type ProposalOrigin = { kind: 'uniform' } | { kind: 'mutation'; parent: Params; mutated: string[] } | { kind: 'reevaluation'; parent: Params };
+
 /** A trial proposed and not yet told (running on some worker). */
 export interface PendingTrial {
   id?: string;
@@ -52,6 +54,12 @@ export interface Proposal {
    * score it on the whole set. Tell it back in the trial's result.
    */
   miniBatch?: number;
+  /**
+   * How the proposal was made, for searchers that say (SIMBA): a uniform
+   * draw, a mutation of a parent (which params changed), or a pool candidate
+   * evaluated again on another mini-batch. Written into the TrialProposed.
+   */
+  origin?: ProposalOrigin;
 }
 
 export interface AskResult<S> {

@@ -227,7 +227,7 @@ function fill(run: StudyRun, out: Emitter, ctx: DecideContext): void {
       'TrialProposed',
       {
         studyId: run.studyId, trialId: trialIdOf(run.studyId, number), number, params: JSON.stringify(asked.proposal.params), seed: asked.proposal.seed, digest: asked.proposal.digest,
-        miniBatch: (asked.proposal as { miniBatch?: number }).miniBatch ?? null, searcher: run.study.searcher.name,
+        miniBatch: asked.proposal.miniBatch ?? null, origin: asked.proposal.origin ? JSON.stringify(asked.proposal.origin) : null, searcher: run.study.searcher.name,
       },
       asked,
     );
