@@ -57,4 +57,8 @@ try {
 }
 // The command has finished. If a client library still holds a handle open (a
 // reconnect timer), do not let it keep the process alive.
-setTimeout(() => process.exit(), 2_000).unref();
+// What is still on its way to stdout (a large report into a slow pipe) is let out first.
+setTimeout(() => {
+  if (process.stdout.writableLength > 0) process.stdout.once('drain', () => process.exit());
+  else process.exit();
+}, 2_000).unref();

@@ -106,8 +106,8 @@ export class Optimizer implements StopsForGood {
       prefix: options.prefix,
       ...(options.metrics ? { metrics: options.metrics } : {}),
       ...(options.sessionTimeoutMs !== undefined ? { sessionTimeoutMs: options.sessionTimeoutMs } : {}),
-      // Every decision is awaited by evaluators: written at once.
-      idleFlushMs: 0,
+      // A batch that decided something is written at once (evaluators wait on it); one that only renewed
+      // leases (heartbeats) commits its offsets with the next decision, or after the engine's idle wait.
     });
   }
 

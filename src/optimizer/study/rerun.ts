@@ -1,9 +1,9 @@
 /**
  * A counterfactual re-run of a study: its recorded evaluations replayed into
- * another searcher, without evaluating anything. Evaluations are cached by
- * (params, mini-batch); the other searcher is asked and told in the study's
- * own rhythm (its parallelism, results told first in first out) for as many
- * trials as the study finished. A proposal never evaluated is a miss: the
+ * another searcher, without evaluating anything, in the study's own rhythm
+ * (see rhythmOf), for as many trials as the study finished. Evaluations
+ * are cached by (params, mini-batch) — one on the whole set answers for any
+ * mini-batch of the same params. A proposal never evaluated is a miss: the
  * report lists it, with the nearest recorded evaluation (normalised
  * distance in the search space), and with `nearest` that evaluation's
  * values stand in for it (marked); without, the trial is told as failed.
@@ -20,6 +20,7 @@ import { createSearcher } from './searchers.ts';
 
 export interface RerunOptions {
   searcher: string;
+  /** The searcher's options; default: the study's own when it is the study's searcher, else its defaults. */
   config?: Record<string, unknown>;
   /** Default: the study's seed. */
   seed?: number;
@@ -104,10 +105,40 @@ export function distance(space: SearchSpace, a: Params, b: Params): number {
   return pointDistance(pointOf(space, a), pointOf(space, b));
 }
 
+/**
+ * When the study asked its searcher and when it told it, by trial number,
+ * in log order: an asynchronous study tells each trial as it finished; one
+ * run in batches asks a batch, then tells it in trial order. The re-run asks
+ * and tells its own trial n at the same points, so the other searcher works
+ * in the same rhythm (and the same searcher with the same seed proposes
+ * exactly what was recorded).
+ */
+function rhythmOf(run: StudyRun): Array<{ ask: number } | { tell: number }> {
+  const trials = [...run.trials].sort((a, b) => a.number - b.number);
+  if (run.study.spec.schedule === 'batch') {
+    const out: Array<{ ask: number } | { tell: number }> = [];
+    const p = run.study.spec.parallelism;
+    for (let i = 0; i < trials.length; i += p) {
+      const batch = trials.slice(i, i + p);
+      for (const t of batch) out.push({ ask: t.number });
+      for (const t of batch) if (t.finishedSeq !== null) out.push({ tell: t.number });
+    }
+    return out;
+  }
+  const steps: Array<{ seq: number; step: { ask: number } | { tell: number } }> = [];
+  for (const t of trials) {
+    steps.push({ seq: t.proposedSeq, step: { ask: t.number } });
+    if (t.finishedSeq !== null) steps.push({ seq: t.finishedSeq, step: { tell: t.number } });
+  }
+  return steps.sort((a, b) => a.seq - b.seq).map((s) => s.step);
+}
+
 export function rerunStudy(run: StudyRun, options: RerunOptions): RerunReport {
   const spec = run.study.spec;
   const directions = run.study.directions;
-  const searcher = createSearcher(options.searcher, spec.space, { ...(options.config ?? {}), directions });
+  // Without options of its own, the study's searcher re-runs with the study's options.
+  const config = options.config ?? (options.searcher === spec.searcher.name ? spec.searcher.config : {});
+  const searcher = createSearcher(options.searcher, spec.space, { ...config, directions });
   const seed = options.seed ?? run.seed;
   const recorded: Recorded[] = run.trials
     .filter((t) => (t.state === 'complete' && t.values) || (t.state === 'pruned' && t.lastValues))
@@ -118,22 +149,23 @@ export function rerunStudy(run: StudyRun, options: RerunOptions): RerunReport {
   for (const r of recorded) if (!cache.has(cacheKey(r.params, r.miniBatch))) cache.set(cacheKey(r.params, r.miniBatch), r);
   const budget = run.finished;
   let state = searcher.init(seed);
-  const pending: Array<{ number: number; params: Params; miniBatch: number | null }> = [];
+  const asked = new Map<number, { number: number; params: Params; miniBatch: number | null }>();
+  const pending = new Set<number>();
   const told: Array<number | null> = [];
   const misses: RerunMiss[] = [];
   let hits = 0;
   let stoodIn = 0;
-  let asked = 0;
-  const parallelism = Math.min(spec.parallelism, budget);
-  while (told.length < budget) {
-    while (pending.length < parallelism && asked < budget) {
-      const { state: next, proposals } = searcher.ask(state, 1, pending.map((p) => ({ id: `rerun#${p.number}`, params: p.params })));
+  for (const step of rhythmOf(run)) {
+    if ('ask' in step) {
+      const { state: next, proposals } = searcher.ask(state, 1, [...pending].map((n) => ({ id: `rerun#${n}`, params: asked.get(n)!.params })));
       state = next;
       const p = proposals[0]!;
-      asked += 1;
-      pending.push({ number: asked, params: p.params, miniBatch: (p as { miniBatch?: number }).miniBatch ?? null });
+      asked.set(step.ask, { number: step.ask, params: p.params, miniBatch: p.miniBatch ?? null });
+      pending.add(step.ask);
+      continue;
     }
-    const trial = pending.shift()!;
+    const trial = asked.get(step.tell)!;
+    pending.delete(step.tell);
     // An evaluation on the whole set (no mini-batch) stands for every mini-batch of the same params.
     const hit = cache.get(cacheKey(trial.params, trial.miniBatch)) ?? cache.get(cacheKey(trial.params, null));
     let result: TrialResult;

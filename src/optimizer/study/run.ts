@@ -42,6 +42,9 @@ export interface TrialRun {
   errors: string[];
   proposedAt: number;
   finishedAt: number | null;
+  /** Where in the study's log it was proposed and finished (the count of events before): the rhythm a re-run follows. */
+  proposedSeq: number;
+  finishedSeq: number | null;
   /** When the current attempt's evaluator last gave a sign of life (or was given it), ms; not part of the log's meaning. */
   aliveAt: number;
 }
@@ -58,6 +61,8 @@ export interface StudyRun {
   trials: TrialRun[];
   /** Trials complete, pruned or failed for good. */
   finished: number;
+  /** Events evolved so far (StudyCreated is 0). */
+  seq: number;
   /** Finished trials of the current batch the searcher has not been told yet (batch schedule). */
   untold: number[];
   completed: Omit<StudyCompleted, 'envelope'> | null;
@@ -139,6 +144,7 @@ function trialOf(run: StudyRun, trialId: string): TrialRun {
 function finish(run: StudyRun, t: TrialRun, state: 'complete' | 'pruned' | 'failed', at: number): void {
   t.state = state;
   t.finishedAt = at;
+  t.finishedSeq = run.seq;
   run.finished += 1;
   if (run.study.spec.schedule === 'async') {
     tell(run, t);
@@ -176,6 +182,7 @@ export function startRun(event: StudyCreated): StudyRun {
     prunerState: study.pruner.init(),
     trials: [],
     finished: 0,
+    seq: 0,
     untold: [],
     completed: null,
     diverged: [],
@@ -190,6 +197,7 @@ export function startRun(event: StudyCreated): StudyRun {
  */
 export function evolve(run: StudyRun, e: Exclude<StudyEvent, { type: 'StudyCreated' }>, asked?: { proposal: Proposal; searcherState: unknown }): StudyRun {
   const at = (envelope: Envelope) => envelope.eventTime;
+  run.seq += 1;
   switch (e.type) {
     case 'TrialProposed': {
       const ev = e.event;
@@ -201,7 +209,7 @@ export function evolve(run: StudyRun, e: Exclude<StudyEvent, { type: 'StudyCreat
       run.searcherState = searcherState;
       run.trials.push({
         trialId: ev.trialId, number: ev.number, params, seed: ev.seed, digest: ev.digest, miniBatch: ev.miniBatch, state: 'waiting', attempt: 0, agentId: null, triedBy: [],
-        values: null, constraints: [], lastStep: null, lastValues: null, errors: [], proposedAt: at(ev.envelope), finishedAt: null, aliveAt: at(ev.envelope),
+        values: null, constraints: [], lastStep: null, lastValues: null, errors: [], proposedAt: at(ev.envelope), finishedAt: null, proposedSeq: run.seq, finishedSeq: null, aliveAt: at(ev.envelope),
       });
       return run;
     }
