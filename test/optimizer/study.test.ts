@@ -688,3 +688,24 @@ describe('rerun in the study\'s rhythm', () => {
     expect(report.rerun.curve).toEqual(report.recorded.curve);
   });
 });
+
+describe('reading a study without asking its searcher again', () => {
+  it.each(['random', 'tpe', 'simba'])('%s: folding the log with skip gives the state asking again gives', (searcher) => {
+    const h = new StudyHarness({ evaluators: ['e-a', 'e-b'] });
+    h.declare('skip', {
+      space: { x1: { type: 'float', low: -5, high: 10 }, x2: { type: 'float', low: 0, high: 15 } }, objectives: [{ name: 'v', direction: 'minimize' }],
+      budget: { trials: 25 }, parallelism: 2, searcher,
+    }, { seed: 3 });
+    h.evaluate('skip', (params) => ({ values: [branin(params)] }));
+    const fold = (verify: boolean) => {
+      const runs = new Map<string, StudyRun>();
+      for (const e of h.studyLog('skip')) applyStudyEvent(runs, e, undefined, verify);
+      return runs.get('skip')!;
+    };
+    const checked = fold(true);
+    const skipped = fold(false);
+    expect(checked.diverged).toEqual([]);
+    expect(skipped.searcherState).toEqual(checked.searcherState);
+    expect(skipped.searcherState).toEqual(h.run('skip').searcherState);
+  });
+});

@@ -55,7 +55,7 @@ export function statusJson(run: StudyRun): Record<string, unknown> {
     studyId: run.studyId, name: run.study.spec.name ?? null, searcher: run.study.spec.searcher.name, pruner: run.study.spec.pruner.name, seed: run.seed,
     objectives: run.study.spec.objectives, budget: run.study.spec.budget, parallelism: run.study.spec.parallelism,
     proposed: run.trials.length, finished: run.finished, states: counts, completed: run.completed ? { reason: run.completed.reason, applied: run.completed.applied } : null,
-    best: bestTrials(run), diverged: run.diverged.length, createdAt: new Date(run.createdAt).toISOString(),
+    best: bestTrials(run), diverged: run.verify ? run.diverged.length : null, createdAt: new Date(run.createdAt).toISOString(),
   };
 }
 
@@ -144,11 +144,12 @@ export function registerOptimizeCommands(program: Command, logger: () => Logger)
       .command(`${name} <studyId>`)
       .description(description)
       .option('--json', 'print JSON')
+      .option('--verify', 'check every logged proposal by asking the searcher again (slower); those it would not make are counted as diverged')
       .option('--prefix <prefix>', 'topic name prefix', defaultTopicPrefix)
-      .action(async (studyId: string, opts: { json?: boolean; prefix: string }) => {
+      .action(async (studyId: string, opts: { json?: boolean; verify?: boolean; prefix: string }) => {
         const c = await connect(await endpoints(program), logger(), 'mabeam-cli', { redis: false });
         try {
-          show(await readStudy(c.kafka, c.codec, c.logger, opts.prefix, studyId), opts.json === true);
+          show(await readStudy(c.kafka, c.codec, c.logger, opts.prefix, studyId, { verify: opts.verify === true }), opts.json === true);
         } catch (error) {
           process.stderr.write(`mabeam: ${describeError(error)}${isMabeamError(error) ? ` [${error.code}]` : ''}\n`);
           process.exitCode = isMabeamError(error) && badInputCodes.has(error.code) ? optimizeExitCodes.badInput : optimizeExitCodes.error;
@@ -165,6 +166,7 @@ export function registerOptimizeCommands(program: Command, logger: () => Logger)
       ['searcher', `${run.study.spec.searcher.name} (seed ${run.seed}), pruner ${run.study.spec.pruner.name}`],
       ['trials', `${run.trials.length} proposed, ${run.finished} finished of ${run.study.spec.budget.trials ?? '∞'} (${Object.entries(s['states'] as Record<string, number>).map(([k, v]) => `${v} ${k}`).join(', ')})`],
       ['completed', run.completed ? `${run.completed.reason}${run.completed.applied.length ? `; applied ${run.completed.applied.join(', ')}` : ''}` : 'no'],
+      ...(run.verify ? [['proposals', run.diverged.length === 0 ? 'every one is what the searcher proposes again' : `${run.diverged.length} the searcher would not propose again (trials ${run.diverged.map((d) => d.number).join(', ')})`]] : []),
     ]));
     out(bestText(run));
   });

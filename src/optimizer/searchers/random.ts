@@ -45,6 +45,10 @@ export const randomSearcher: Searcher<RandomSearcherState, BaseSearcherConfig> =
     return { state: current, proposals };
   },
 
+  skip(state, _params) {
+    return { ...state, proposed: state.proposed + 1 };
+  },
+
   tell(state: RandomSearcherState, trial: TrialResult): RandomSearcherState {
     checkResult(state.space, state.directions, trial);
     return { ...state, told: state.told + 1 };

@@ -201,6 +201,10 @@ export const simbaSearcher: Searcher<SimbaState, SimbaConfig> = {
     return { state: current, proposals };
   },
 
+  skip(state, _params) {
+    return { ...state, proposed: state.proposed + 1 };
+  },
+
   tell(state: SimbaState, trial: TrialResult): SimbaState {
     checkResult(state.space, state.config.directions, trial);
     const { miniBatch } = trial;

@@ -178,6 +178,10 @@ export const tpeSearcher: Searcher<TpeState, TpeConfig> = {
     return { state: current, proposals };
   },
 
+  skip(state, _params) {
+    return { ...state, proposed: state.proposed + 1 };
+  },
+
   tell(state: TpeState, trial: TrialResult): TpeState {
     checkResult(state.space, state.config.directions, trial);
     // A trial is counted once: a second report of a told trial changes nothing.

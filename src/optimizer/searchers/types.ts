@@ -79,4 +79,10 @@ export interface Searcher<S, C extends BaseSearcherConfig = BaseSearcherConfig> 
   /** n proposals; each one also treats the earlier proposals of this same ask as pending. */
   ask(state: S, n: number, pending?: readonly PendingTrial[]): AskResult<S>;
   tell(state: S, trial: TrialResult): S;
+  /**
+   * The state after a proposal made (and logged) earlier, without computing
+   * it again: what a reader folding a study's log uses when it does not
+   * check the proposals. Optional; without it the reader asks again.
+   */
+  skip?(state: S, params: Params): S;
 }

@@ -68,6 +68,8 @@ export interface StudyRun {
   completed: Omit<StudyCompleted, 'envelope'> | null;
   /** Logged proposals this searcher, asked again, would not have made. */
   diverged: Array<{ number: number; logged: Params; asked: Params }>;
+  /** Whether each logged proposal is checked by asking the searcher again (the optimizer does; a reader need not). */
+  verify: boolean;
 }
 
 /** An event of a study's log, as evolve reads it. */
@@ -169,8 +171,8 @@ function tell(run: StudyRun, t: TrialRun): void {
   } as Parameters<StudyRun['study']['searcher']['tell']>[1]);
 }
 
-/** The study a StudyCreated starts. */
-export function startRun(event: StudyCreated): StudyRun {
+/** The study a StudyCreated starts; `verify` false folds logged proposals without asking the searcher again. */
+export function startRun(event: StudyCreated, verify = true): StudyRun {
   const study = studyOf(event);
   return {
     studyId: event.studyId,
@@ -186,6 +188,7 @@ export function startRun(event: StudyCreated): StudyRun {
     untold: [],
     completed: null,
     diverged: [],
+    verify,
   };
 }
 
@@ -203,10 +206,14 @@ export function evolve(run: StudyRun, e: Exclude<StudyEvent, { type: 'StudyCreat
       const ev = e.event;
       if (ev.number !== run.trials.length + 1) throw new MabeamError('VALIDATION_FAILED', `Study ${run.studyId}: trial ${ev.number} proposed after ${run.trials.length}`);
       const params = JSON.parse(ev.params) as Params;
-      // The optimizer that made the proposal hands over the searcher's answer; a replay asks again.
-      const { proposal, searcherState } = asked ?? nextProposal(run);
-      if (canonicalJson(proposal.params) !== canonicalJson(params) || proposal.seed !== ev.seed) run.diverged.push({ number: ev.number, logged: params, asked: proposal.params });
-      run.searcherState = searcherState;
+      // The optimizer that made the proposal hands over the searcher's answer; a replay that checks asks again.
+      if (asked || run.verify) {
+        const { proposal, searcherState } = asked ?? nextProposal(run);
+        if (canonicalJson(proposal.params) !== canonicalJson(params) || proposal.seed !== ev.seed) run.diverged.push({ number: ev.number, logged: params, asked: proposal.params });
+        run.searcherState = searcherState;
+      } else {
+        run.searcherState = run.study.searcher.skip(run.searcherState, params, run.trials.filter(isActive).map((t) => ({ id: t.trialId, params: t.params })));
+      }
       run.trials.push({
         trialId: ev.trialId, number: ev.number, params, seed: ev.seed, digest: ev.digest, miniBatch: ev.miniBatch, state: 'waiting', attempt: 0, agentId: null, triedBy: [],
         values: null, constraints: [], lastStep: null, lastValues: null, errors: [], proposedAt: at(ev.envelope), finishedAt: null, proposedSeq: run.seq, finishedSeq: null, aliveAt: at(ev.envelope),

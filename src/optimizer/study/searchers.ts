@@ -4,13 +4,15 @@
  */
 import { MabeamError } from '../../errors.ts';
 import { randomSearcher, simbaSearcher, tpeSearcher, type AskResult, type PendingTrial, type Searcher, type TrialResult } from '../searchers/index.ts';
-import type { SearchSpace } from '../space.ts';
+import type { Params, SearchSpace } from '../space.ts';
 
 export interface StudySearcher {
   readonly name: string;
   init(seed: number): unknown;
   ask(state: unknown, n: number, pending?: readonly PendingTrial[]): AskResult<unknown>;
   tell(state: unknown, trial: TrialResult): unknown;
+  /** The state after a logged proposal, without computing it (asks again when the searcher cannot skip). */
+  skip(state: unknown, params: Params, pending: readonly PendingTrial[]): unknown;
 }
 
 // Each searcher's state type is its own; the registry holds them side by side.
@@ -39,5 +41,6 @@ export function createSearcher(name: string, space: SearchSpace, config: Record<
     init: (seed) => searcher.init(space, config, seed),
     ask: (state, n, pending) => searcher.ask(state, n, pending),
     tell: (state, trial) => searcher.tell(state, trial),
+    skip: (state, params, pending) => (searcher.skip ? searcher.skip(state, params) : searcher.ask(state, 1, pending).state),
   };
 }

@@ -24,6 +24,8 @@ export interface ReadStudiesOptions {
   /** Only this study (others on its partition are skipped undecided). */
   studyId?: string;
   timeoutMs?: number;
+  /** Check every logged proposal by asking the searcher again (default true; the optimizer's restore does). */
+  verify?: boolean;
 }
 
 /**
@@ -31,9 +33,9 @@ export interface ReadStudiesOptions {
  * optimizers only, so an event that does not fit (a trial the study does
  * not have) is a fault of the log: it is said, and the study goes on.
  */
-export function applyStudyEvent(runs: Map<string, StudyRun>, e: StudyEvent, logger?: Logger): void {
+export function applyStudyEvent(runs: Map<string, StudyRun>, e: StudyEvent, logger?: Logger, verify = true): void {
   if (e.type === 'StudyCreated') {
-    if (!runs.has(e.event.studyId)) runs.set(e.event.studyId, startRun(e.event as StudyCreated));
+    if (!runs.has(e.event.studyId)) runs.set(e.event.studyId, startRun(e.event as StudyCreated, verify));
     return;
   }
   const run = runs.get(e.event.studyId);
@@ -70,15 +72,19 @@ export async function readStudies(options: ReadStudiesOptions): Promise<Map<numb
       if (!studyEventTypes.has(decoded.type)) return;
       let runs = out.get(partition);
       if (!runs) out.set(partition, (runs = new Map()));
-      applyStudyEvent(runs, { type: decoded.type, event: decoded.event } as unknown as StudyEvent, options.logger);
+      applyStudyEvent(runs, { type: decoded.type, event: decoded.event } as unknown as StudyEvent, options.logger, options.verify ?? true);
     },
   });
   return out;
 }
 
 
-/** One study, read from its partition of `studies`; NOT_IN_LOG when it was never started. */
-export async function readStudy(kafka: Kafka, codec: EventCodec, logger: Logger, prefix: string, studyId: string): Promise<StudyRun> {
+/**
+ * One study, read from its partition of `studies`; NOT_IN_LOG when it was
+ * never started. `verify` asks the searcher again for every logged proposal
+ * (slower: a TPE ask per trial) and lists those it would not make in `diverged`.
+ */
+export async function readStudy(kafka: Kafka, codec: EventCodec, logger: Logger, prefix: string, studyId: string, options: { verify?: boolean; timeoutMs?: number } = {}): Promise<StudyRun> {
   const topic = topicName(prefix, 'studies');
   const admin = kafka.admin();
   await admin.connect();
@@ -89,7 +95,7 @@ export async function readStudy(kafka: Kafka, codec: EventCodec, logger: Logger,
     await admin.disconnect();
   }
   const partition = partitionOfKey(Buffer.from(studyId), count);
-  const runs = await readStudies({ kafka, codec, logger, topic, partitions: [partition], studyId });
+  const runs = await readStudies({ kafka, codec, logger, topic, partitions: [partition], studyId, verify: options.verify ?? false, ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}) });
   const run = runs.get(partition)?.get(studyId);
   if (!run) throw new MabeamError('NOT_IN_LOG', `No study "${studyId}" on ${topic} (prefix "${prefix}"): it was never started, or it was rejected.`);
   return run;
