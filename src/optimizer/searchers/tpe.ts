@@ -147,6 +147,12 @@ export interface TpeState {
   observations: TpeObservation[];
   /** Failed trials told so far. */
   failed: number;
+  /**
+   * A hash chained over every observation told (each one's hash with the
+   * chain so far): what a proposal's digest is computed from instead of the
+   * whole list, so a digest costs the same at the thousandth trial as at the first.
+   */
+  history: string;
 }
 
 export const tpeSearcher: Searcher<TpeState, TpeConfig> = {
@@ -157,7 +163,7 @@ export const tpeSearcher: Searcher<TpeState, TpeConfig> = {
       throw new MabeamError('INVALID_OPTIONS', `The TPE searcher handles one objective only, and this study has ${config.directions.length} (${config.directions.join(', ')}); use the random searcher for several objectives`);
     }
     const resolved = parseConfig(configSchema, config, 'tpe') as ResolvedTpeConfig;
-    return { searcher: 'tpe', space: defineSpace(space), config: resolved, seed: checkSeed(seed), proposed: 0, observations: [], failed: 0 };
+    return { searcher: 'tpe', space: defineSpace(space), config: resolved, seed: checkSeed(seed), proposed: 0, observations: [], failed: 0, history: '' };
   },
 
   ask(state: TpeState, n: number, pending: readonly PendingTrial[] = []): AskResult<TpeState> {
@@ -169,7 +175,8 @@ export const tpeSearcher: Searcher<TpeState, TpeConfig> = {
     for (let i = 0; i < n; i++) {
       const seed = deriveSeed(current.seed, current.proposed);
       const considered = current.config.constantLiar ? running : [];
-      const digest = digestOf({ state: current, pending: considered });
+      const { observations: _, ...summary } = current;
+      const digest = digestOf({ state: summary, pending: considered });
       const params = propose(current, considered, Random.fromSeed(seed));
       proposals.push({ params, seed, digest });
       running.push(params);
@@ -196,7 +203,7 @@ export const tpeSearcher: Searcher<TpeState, TpeConfig> = {
       loss: value === undefined ? null : lossOf(value, direction),
       step: trial.status === 'pruned' ? (trial.step ?? null) : null,
     };
-    return { ...state, observations: [...state.observations, observation] };
+    return { ...state, observations: [...state.observations, observation], history: digestOf([state.history, observation]) };
   },
 };
 
@@ -274,7 +281,7 @@ function mixtureWeights(n: number, priorWeight: number): number[] {
  * probabilities each for a choice, a boolean or one member bit of a team.
  */
 type Coordinate =
-  | { kind: 'numeric'; low: number; high: number; mus: number[]; sigmas: number[]; logMass: number[]; equalHeights: boolean }
+  | { kind: 'numeric'; low: number; high: number; mus: number[]; sigmas: number[]; logMass: number[]; equalHeights: boolean; densityBase: number[]; massBase: number[] }
   | { kind: 'categorical'; rows: number[][] };
 
 /** A point on one coordinate: a number (with its cell, for a stepped or integer parameter) or a choice index. */
@@ -327,7 +334,11 @@ function numericCoordinate(obs: readonly number[], low: number, high: number, co
   const mus = [...obs, 0.5 * (low + high)];
   const sigmas = [...(obs.length === 0 ? [] : neighbourSigmas(obs, low, high, config)), high - low];
   const logMass = mus.map((mu, k) => Math.log(normalMass((low - mu) / sigmas[k]!, (high - mu) / sigmas[k]!)));
-  return { kind: 'numeric', low, high, mus, sigmas, logMass, equalHeights: config.equalHeightKernels };
+  const equalHeights = config.equalHeightKernels;
+  // What every score of kernel k adds to its exponent (or its cell mass's log), worked out once per estimator, not per candidate.
+  const massBase = logMass.map((m, k) => -m + (equalHeights ? Math.log(sigmas[k]!) : 0));
+  const densityBase = massBase.map((b, k) => b - Math.log(sigmas[k]!) - LOG_SQRT_2PI);
+  return { kind: 'numeric', low, high, mus, sigmas, logMass, equalHeights, densityBase, massBase };
 }
 
 /** Each observation a one-hot smoothed by priorWeight / kernels, then a uniform prior row. */
@@ -423,9 +434,9 @@ function kernelLogScore(c: Coordinate, k: number, p: Point): number {
   if (c.kind === 'categorical') return Math.log(c.rows[k]![p.x]!);
   const mu = c.mus[k]!;
   const s = c.sigmas[k]!;
-  const height = c.equalHeights ? Math.log(s) : 0;
-  if (p.cell) return Math.log(Math.max(0, normalMass((p.cell.low - mu) / s, (p.cell.high - mu) / s))) - c.logMass[k]! + height;
-  return -0.5 * ((p.x - mu) / s) ** 2 - Math.log(s) - LOG_SQRT_2PI - c.logMass[k]! + height;
+  if (p.cell) return Math.log(Math.max(0, normalMass((p.cell.low - mu) / s, (p.cell.high - mu) / s))) + c.massBase[k]!;
+  const z = (p.x - mu) / s;
+  return -0.5 * z * z + c.densityBase[k]!;
 }
 
 /**
@@ -434,12 +445,23 @@ function kernelLogScore(c: Coordinate, k: number, p: Point): number {
  * same observations (so with the same kernel weights): log Σ_k w_k Π score_k.
  */
 function logScore(estimators: readonly Estimator[], coordinates: readonly (readonly number[])[], points: readonly (readonly Point[])[]): number {
-  const terms = estimators[0]!.weights.map((w, k) => {
-    if (!(w > 0)) return -Infinity;
+  const weights = estimators[0]!.weights;
+  const terms = new Array<number>(weights.length);
+  for (let k = 0; k < weights.length; k++) {
+    const w = weights[k]!;
+    if (!(w > 0)) {
+      terms[k] = -Infinity;
+      continue;
+    }
     let sum = Math.log(w);
-    estimators.forEach((e, m) => coordinates[m]!.forEach((c, i) => (sum += kernelLogScore(e.coordinates[c]!, k, points[m]![i]!))));
-    return sum;
-  });
+    for (let m = 0; m < estimators.length; m++) {
+      const e = estimators[m]!;
+      const cs = coordinates[m]!;
+      const ps = points[m]!;
+      for (let i = 0; i < cs.length; i++) sum += kernelLogScore(e.coordinates[cs[i]!]!, k, ps[i]!);
+    }
+    terms[k] = sum;
+  }
   return logSumExp(terms);
 }
 
