@@ -56,6 +56,9 @@ export type {
   HealthSignal,
   HealthChange,
   AgentModule,
+  Trial,
+  TrialAnswer,
+  TrialContext,
 } from './agents/index.ts';
 export { Supervisor, parseSupervisorSpec, backoffDelay, type SupervisorSpec, type ChildSpec, type SupervisorEvent, type RestartPolicy } from './supervisor/supervisor.ts';
 export { deterministicEventId } from './events/envelope.ts';
@@ -108,3 +111,18 @@ export { partitionOfKey } from './engine/routing.ts';
 export { StoppedLatch, type StopsForGood } from './runtime/stopped.ts';
 export * from './variables/index.ts';
 export { coordinateSystem, adaptSystem, systemStatus, agentInfos, readRecentEvents, allocateByMarket, marketItem, SystemAdapter, FunctionRegistry, registerCoordination, registerAdaptation, sharedFunctions, directiveActions, isDirectiveAction, defaultStrategy, defaultStrategies, topologyPeers, planDirectives, directiveEvent, directiveEventId, planAdaptations, relevantSamples, type DirectiveAction, type AgentInfo, type PlannedDirective, type CoordinationFunction, type AdaptationFunction, type Adaptation, type CoordinationReport, type SentDirective, type SystemStatus, type AdaptationTrigger, type AppliedAdaptation } from './orchestrator/index.ts';
+export {
+  defineSpace, sampleSpace, checkParams, paramNames, canonicalJson, Random, deriveSeed,
+  randomSearcher, tpeSearcher, simbaSearcher, createPruner, prunerNames, medianPruner, ashaPruner, nonePruner,
+  dominates, constrainedDominates, paretoFront, paretoFronts,
+} from './optimizer/index.ts';
+export type { SearchSpace, ParamSpec, Params, Searcher, TrialResult, PendingTrial, AskResult, Proposal as SearcherProposal, ProposalOrigin, Pruner, BoundPruner, PrunerSpec } from './optimizer/index.ts';
+export { StudyClient, type StudyClientOptions, type StartOptions as StudyStartOptions, type RunOptions as StudyRunOptions, type StudyResult } from './optimizer/client.ts';
+export { Optimizer, type OptimizerOptions, type EvaluatorDirectory } from './optimizer/optimizer.ts';
+export { RegistryEvaluators } from './optimizer/evaluators.ts';
+export { parseStudy, type Study, type StudySpec } from './optimizer/study/spec.ts';
+export { registerSearcher, searcherNames } from './optimizer/study/searchers.ts';
+export { bestTrials, bestCurve, type BestTrial } from './optimizer/study/best.ts';
+export { rerunStudy, type RerunOptions, type RerunReport, type RerunMiss } from './optimizer/study/rerun.ts';
+export { readStudy, readStudies } from './optimizer/study/studyLog.ts';
+export type { StudyRun, TrialRun, TrialState } from './optimizer/study/run.ts';

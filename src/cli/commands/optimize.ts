@@ -3,21 +3,17 @@ import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { AgentRegistry } from '../../agents/registry.ts';
 import { MabeamError, describeError, isMabeamError } from '../../errors.ts';
-import { newEnvelope } from '../../events/envelope.ts';
-import type { StudyCreated } from '../../events/types.ts';
 import type { Logger } from '../../log/logger.ts';
 import { RegistryEvaluators } from '../../optimizer/evaluators.ts';
 import { Optimizer } from '../../optimizer/optimizer.ts';
 import { bestTrials, bestCurve } from '../../optimizer/study/best.ts';
-import { StudyFollower } from '../../optimizer/study/follow.ts';
+import { StudyClient } from '../../optimizer/client.ts';
 import { rerunStudy } from '../../optimizer/study/rerun.ts';
 import type { StudyRun } from '../../optimizer/study/run.ts';
 import { parseStudy } from '../../optimizer/study/spec.ts';
 import { readStudy } from '../../optimizer/study/studyLog.ts';
-import { eventHeaders } from '../../producer/eventProducer.ts';
 import { endpointsFromEnvironment, resolveEndpoints } from '../../stack/index.ts';
-import { partitionCounts } from '../../topics/partitions.ts';
-import { defaultTopicPrefix, topicName } from '../../topics/index.ts';
+import { defaultTopicPrefix } from '../../topics/index.ts';
 import { connect, type Connections } from '../connect.ts';
 import { untilSignalOrStopped } from '../lifetime.ts';
 import { metricsPort, metricsPortHelp, startMetricsServer } from '../metrics.ts';
@@ -233,60 +229,47 @@ async function readStdin(): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-/** Starts a study (StudyCreated on study-inputs) and follows its log until it completes, is rejected, or the time is up. */
+/** Starts a study and follows its log until it completes, is rejected, or the time is up (StudyClient.run), saying how it goes. */
 async function runStudy(c: Connections, prefix: string, studyId: string, seed: number, spec: unknown, o: { timeoutMs: number; wait: boolean; json: boolean }): Promise<number> {
-  const studies = topicName(prefix, 'studies');
-  const counts = await partitionCounts(c.admin, prefix, ['studies', 'study-inputs']);
-  const created: StudyCreated = { envelope: newEnvelope('StudyCreated', `cli-${process.pid}`, { correlationId: studyId }), studyId, requesterId: `cli-${process.pid}`, seed, spec: JSON.stringify(spec) };
-  let done: (code: number) => void = () => {};
-  const finished = new Promise<number>((resolve) => (done = resolve));
+  const client = new StudyClient({ kafka: c.kafka, producer: c.producer, codec: c.codec, logger: c.logger, prefix, requesterId: `cli-${process.pid}` });
+  if (!o.wait) {
+    await client.start(spec, { studyId, seed });
+    progress(`study ${studyId} started (seed ${seed})`);
+    out(studyId);
+    return optimizeExitCodes.completed;
+  }
   let lastLine = 0;
-  const follower = new StudyFollower({
-    kafka: c.kafka, codec: c.codec, logger: c.logger, topic: studies, partitions: counts.get(studies)!, studyId,
+  let said = false;
+  const result = await client.run(spec, {
+    studyId,
+    seed,
+    timeoutMs: o.timeoutMs,
     onEvent: (e, run) => {
-      if (e.type === 'Rejection' && e.event.rejectedEventId === created.envelope.eventId) {
-        process.stderr.write(`mabeam: study ${studyId} rejected: ${e.event.reason} [${e.event.reasonCode}]\n`);
-        done(optimizeExitCodes.badInput);
-        return;
+      if (!said && e.type === 'StudyCreated') {
+        said = true;
+        progress(`study ${studyId} started (seed ${seed})`);
       }
-      if (!run) return;
-      if (run.completed) {
-        if (o.json) out(JSON.stringify({ ...statusJson(run), curve: bestCurve(run) }, null, 2));
-        else {
-          out(`study ${studyId} completed (${run.completed.reason}): ${run.finished} trials${run.completed.applied.length ? `; applied ${run.completed.applied.join(', ')}` : ''}`);
-          out(bestText(run));
-        }
-        done(optimizeExitCodes.completed);
-        return;
-      }
+      if (!run || run.completed || (e.type !== 'TrialCompleted' && e.type !== 'TrialPruned' && e.type !== 'TrialFailed')) return;
       const now = Date.now();
-      if (e.type === 'TrialCompleted' || e.type === 'TrialPruned' || e.type === 'TrialFailed') {
-        if (now - lastLine < 1_000) return;
-        lastLine = now;
-        const best = bestTrials(run)[0];
-        progress(`study ${studyId}: ${run.finished}/${run.study.spec.budget.trials ?? '∞'} trials finished, ${run.trials.filter((t) => t.state === 'running' || t.state === 'assigned').length} running${best ? `, best ${best.values.map((v) => Number(v.toPrecision(6))).join(', ')} (trial ${best.number})` : ''}`);
-      }
+      if (now - lastLine < 1_000) return;
+      lastLine = now;
+      const best = bestTrials(run)[0];
+      progress(`study ${studyId}: ${run.finished}/${run.study.spec.budget.trials ?? '∞'} trials finished, ${run.trials.filter((t) => t.state === 'running' || t.state === 'assigned').length} running${best ? `, best ${best.values.map((v) => Number(v.toPrecision(6))).join(', ')} (trial ${best.number})` : ''}`);
     },
   });
-  if (o.wait) await follower.start();
-  try {
-    await c.producer.send({
-      topic: topicName(prefix, 'study-inputs'),
-      messages: [{ key: studyId, value: await c.codec.encode('StudyCreated', created), headers: { [eventHeaders.type]: 'StudyCreated', [eventHeaders.id]: created.envelope.eventId } }],
-    });
-    progress(`study ${studyId} started (seed ${seed})`);
-    if (!o.wait) {
-      out(studyId);
-      return optimizeExitCodes.completed;
-    }
-    const timer = setTimeout(() => {
-      process.stderr.write(`mabeam: study ${studyId} did not complete within ${o.timeoutMs} ms (is an optimizer running, and agents with the evaluate capability?); it goes on — follow it with mabeam optimize status ${studyId}\n`);
-      done(optimizeExitCodes.timeout);
-    }, o.timeoutMs);
-    const code = await finished;
-    clearTimeout(timer);
-    return code;
-  } finally {
-    await follower.stop();
+  if (result.status === 'rejected') {
+    process.stderr.write(`mabeam: study ${studyId} rejected: ${result.rejection.reason} [${result.rejection.reasonCode}]\n`);
+    return optimizeExitCodes.badInput;
   }
+  if (result.status === 'timeout') {
+    process.stderr.write(`mabeam: study ${studyId} did not complete within ${o.timeoutMs} ms (is an optimizer running, and agents with the evaluate capability?); it goes on — follow it with mabeam optimize status ${studyId}\n`);
+    return optimizeExitCodes.timeout;
+  }
+  const run = result.run;
+  if (o.json) out(JSON.stringify({ ...statusJson(run), curve: bestCurve(run) }, null, 2));
+  else {
+    out(`study ${studyId} completed (${run.completed!.reason}): ${run.finished} trials${run.completed!.applied.length ? `; applied ${run.completed!.applied.join(', ')}` : ''}`);
+    out(bestText(run));
+  }
+  return optimizeExitCodes.completed;
 }
