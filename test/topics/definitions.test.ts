@@ -17,7 +17,7 @@ describe('topic definitions', () => {
   it('declares every topic the product needs, each with a purpose', async () => {
     const definitions = await loadTopicDefinitions();
     expect(definitions.map((d) => d.name).sort()).toEqual(
-      ['agent-state', 'agents', 'bid-requests', 'bids', 'dead-letters', 'directives', 'heartbeats', 'lifecycle', 'metrics', 'outcomes', 'proposals', 'round-state', 'variable-changes', 'variable-requests', 'variables', 'votes'].sort(),
+      ['agent-state', 'agents', 'bid-requests', 'bids', 'dead-letters', 'directives', 'heartbeats', 'lifecycle', 'metrics', 'outcomes', 'proposals', 'round-state', 'studies', 'study-inputs', 'variable-changes', 'variable-requests', 'variables', 'votes'].sort(),
     );
     const compacted = definitions.filter((d) => d.config['cleanup.policy'] === 'compact').map((d) => d.name);
     expect(compacted.sort()).toEqual(['agent-state', 'agents', 'round-state', 'variables']);
@@ -28,6 +28,13 @@ describe('topic definitions', () => {
     expect(rounds.map((d) => d.name).sort()).toEqual(['bid-requests', 'bids', 'outcomes', 'proposals', 'round-state', 'votes']);
     expect(new Set(rounds.map((d) => d.partitions)).size).toBe(1);
     expect(new Set(rounds.map((d) => d.key))).toEqual(new Set(['roundId']));
+  });
+
+  it('co-partitions the study topics: a study\'s inputs and its log on the same partition number, keyed by study id', async () => {
+    const studies = (await loadTopicDefinitions()).filter((d) => d.coPartitionGroup === 'studies');
+    expect(studies.map((d) => d.name).sort()).toEqual(['studies', 'study-inputs']);
+    expect(new Set(studies.map((d) => d.partitions)).size).toBe(1);
+    expect(new Set(studies.map((d) => d.key))).toEqual(new Set(['studyId']));
   });
 
   it('names only event types that exist in schemas/, and every event type has a topic', async () => {
