@@ -47,6 +47,10 @@ export interface Metrics {
   rerouted: Counter<'topic'>;
   /** Transactions a deciding member committed, by group. */
   transactions: Counter<'group'>;
+  /** What optimizers decided of trials: proposed, complete, pruned, failed (for good), retried. */
+  trials: Counter<'outcome'>;
+  /** Studies ended: completed (by reason: trials, time) or rejected. */
+  studies: Counter<'status'>;
 }
 
 /**
@@ -124,8 +128,20 @@ export function createMetrics(options: MetricsOptions): Metrics {
     }),
     transactions: new Counter({
       name: 'mabeam_transactions_total',
-      help: 'Transactions committed by deciding members (coordinators, variable owners), by consumer group.',
+      help: 'Transactions committed by deciding members (coordinators, variable owners, optimizers), by consumer group.',
       labelNames: ['group'],
+      registers,
+    }),
+    trials: new Counter({
+      name: 'mabeam_trials_total',
+      help: 'Trials as optimizers decided them: proposed, complete, pruned, failed (for good), retried.',
+      labelNames: ['outcome'],
+      registers,
+    }),
+    studies: new Counter({
+      name: 'mabeam_studies_total',
+      help: 'Studies ended: completed-trials, completed-time (budget spent) or rejected.',
+      labelNames: ['status'],
       registers,
     }),
   };

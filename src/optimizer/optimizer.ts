@@ -92,7 +92,21 @@ export class Optimizer implements StopsForGood {
       },
       decide: (record, lane) => this.decide(record, lane, allowedTypes),
       committed: (_p, decisions) => {
-        for (const d of decisions) if (d.type === 'StudyCompleted') this.log.info({ studyId: d.event.studyId, reason: d.event.reason, trials: d.event.trials }, 'study completed');
+        const m = options.metrics;
+        for (const d of decisions) {
+          if (d.type === 'StudyCompleted') {
+            this.log.info({ studyId: d.event.studyId, reason: d.event.reason, trials: d.event.trials }, 'study completed');
+            m?.studies.inc({ status: `completed-${d.event.reason}` });
+          } else if (d.type === 'TrialProposed') m?.trials.inc({ outcome: 'proposed' });
+          else if (d.type === 'TrialCompleted') m?.trials.inc({ outcome: 'complete' });
+          else if (d.type === 'TrialPruned') m?.trials.inc({ outcome: 'pruned' });
+          else if (d.type === 'TrialRetried') m?.trials.inc({ outcome: 'retried' });
+          else if (d.type === 'TrialFailed' && d.event.final) m?.trials.inc({ outcome: 'failed' });
+          else if (d.type === 'Rejection') {
+            m?.rejections.inc({ reason: d.event.reasonCode });
+            if (d.event.reasonCode === 'INVALID_STUDY' || d.event.reasonCode === 'DUPLICATE_STUDY') m?.studies.inc({ status: 'rejected' });
+          }
+        }
       },
       release: (p) => this.runs.delete(p),
     };

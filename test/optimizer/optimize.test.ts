@@ -18,13 +18,16 @@ let ctx: TestContext;
 let optimizer: AgentProcess;
 beforeAll(async () => {
   ctx = await testContext('optimize');
-  optimizer = startOptimizer();
+  optimizer = startOptimizer(metricsPort);
   await optimizer.ready;
 });
 afterAll(() => ctx?.close());
 
-function startOptimizer(): AgentProcess {
-  const p = runCliProcess(ctx.stack, ['optimizer', 'run', '--prefix', ctx.prefix, '--session-timeout-ms', '3000']);
+/** Where the first optimizer serves its metrics. */
+const metricsPort = 19_000 + Math.floor(Math.random() * 1_000);
+
+function startOptimizer(port?: number): AgentProcess {
+  const p = runCliProcess(ctx.stack, ['optimizer', 'run', '--prefix', ctx.prefix, '--session-timeout-ms', '3000', ...(port ? ['--metrics-port', String(port)] : [])]);
   ctx.defer(() => stopAgentProcess(p));
   return p;
 }
@@ -146,6 +149,13 @@ describe.concurrent('optimization studies over evaluator agent processes', () =>
     // The same searcher and seed find every one of its proposals recorded.
     const same = JSON.parse((await optimize(['rerun', `${ctx.prefix}-team`, '--searcher', 'tpe', '--json'])).stdout) as { rerun: { hits: number; misses: unknown[] } };
     expect(same.rerun.misses).toHaveLength(0);
+
+    // The optimizer counts what it decided: at least these three studies' 260 completions and 260 proposals.
+    const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    const count = (outcome: string) => Number(new RegExp(`^mabeam_trials_total\\{outcome="${outcome}"\\} (\\d+)`, 'm').exec(metrics)?.[1] ?? 0);
+    expect(count('complete')).toBeGreaterThanOrEqual(260);
+    expect(count('proposed')).toBeGreaterThanOrEqual(260);
+    expect(metrics).toMatch(/^mabeam_studies_total\{status="completed-trials"\} \d+/m);
 
     const status = await optimize(['status', `${ctx.prefix}-tpe`]);
     expect(status.stdout).toContain('100 proposed, 100 finished of 100');
