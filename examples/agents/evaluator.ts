@@ -59,7 +59,8 @@ export default defineAgent({
         if (delayMs > 0) await sleep(delayMs);
         if (ctx.signal.aborted) return loss;
         loss = curve(p['lr'] as number, p['width'] as number, step);
-        await ctx.intermediate(step, loss);
+        // The pruner's verdict on this step: stop when pruned.
+        if (await ctx.intermediate(step, loss)) return loss;
       }
       return loss;
     }

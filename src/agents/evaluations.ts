@@ -1,7 +1,7 @@
 import type { DecodedEvent, EventCodec } from '../codec/codec.ts';
 import { describeError } from '../errors.ts';
 import { deterministicEventId, newEnvelope } from '../events/envelope.ts';
-import type { StudyCompleted, TrialAssigned, TrialPruned, TrialRetried } from '../events/types.ts';
+import type { StudyCompleted, TrialAssigned, TrialPruned, TrialReported, TrialRetried } from '../events/types.ts';
 import type { Logger } from '../log/logger.ts';
 import { handling } from './dispatch.ts';
 import type { Outbox, Outgoing } from './outbox.ts';
@@ -23,6 +23,9 @@ interface Running {
   controller: AbortController;
   stopReason: string | null;
   heartbeat: NodeJS.Timeout | undefined;
+  leaseMs: number;
+  /** Reports waiting for the optimizer's verdict, by step. */
+  verdicts: Map<number, Array<(pruned: boolean) => void>>;
   /** Everything this evaluation writes, in order. */
   chain: Promise<void>;
   done: Promise<void>;
@@ -36,8 +39,9 @@ const maxErrorLength = 2_000;
  * local agent with `onTrial` starts one beside the consumer — it is not
  * awaited by the batch, so a long evaluation holds up nothing. Each writes,
  * in order, TrialStarted (its lease), a TrialHeartbeat every third of the
- * lease, the intermediate values its handler reports, and TrialCompleted or
- * TrialFailed. A TrialPruned, a TrialRetried (the lease was lost) or a
+ * lease, the intermediate values its handler reports (each answered with
+ * the pruner's verdict once the optimizer has written it back), and
+ * TrialCompleted or TrialFailed. A TrialPruned, a TrialRetried (the lease was lost) or a
  * StudyCompleted aborts it: its handler's signal fires and nothing more is
  * written for it. Nothing a handler does escapes: a throw, or an answer
  * that is not numbers, is the attempt's TrialFailed.
@@ -72,6 +76,15 @@ export class Evaluations {
         if (!agent?.definition.onTrial || !handling(agent)) return;
         if (this.running.has(keyOf(a.trialId, a.attempt))) return; // delivered again
         this.start(a, agent);
+        return;
+      }
+      case 'TrialReported': {
+        // The optimizer wrote a report back, with the pruner's verdict on it.
+        const e = decoded.event as unknown as TrialReported;
+        const r = this.running.get(keyOf(e.trialId, e.attempt));
+        // Pruned: the evaluation stops now (its TrialPruned follows), so nothing more is written for it.
+        if (r && e.pruned === true) this.stopOne(r, `pruned at step ${e.step}`);
+        else if (r) settle(r, e.step, false);
         return;
       }
       case 'TrialPruned': {
@@ -112,6 +125,7 @@ export class Evaluations {
     r.stopReason = reason;
     clearInterval(r.heartbeat);
     r.controller.abort(new Error(reason));
+    for (const step of [...r.verdicts.keys()]) settle(r, step, true);
     this.o.logger.debug({ trialId: r.trialId, attempt: r.attempt, reason }, 'evaluation stopped');
   }
 
@@ -120,7 +134,7 @@ export class Evaluations {
     const controller = new AbortController();
     const r: Running = {
       agentId: a.agentId, studyId: a.studyId, trialId: a.trialId, attempt: a.attempt, controller, stopReason: null,
-      heartbeat: undefined, chain: Promise.resolve(), done: Promise.resolve(),
+      heartbeat: undefined, leaseMs: a.leaseMs, verdicts: new Map(), chain: Promise.resolve(), done: Promise.resolve(),
     };
     const key = keyOf(a.trialId, a.attempt);
     this.running.set(key, r);
@@ -141,13 +155,24 @@ export class Evaluations {
       get stopReason() {
         return r.stopReason;
       },
-      intermediate: (step: number, value: number | number[]): Promise<void> => {
-        if (controller.signal.aborted) return r.chain;
+      intermediate: async (step: number, value: number | number[]): Promise<boolean> => {
+        if (controller.signal.aborted) return true;
         const values = Array.isArray(value) ? value : [value];
         const bad = badNumbers(values);
-        if (bad || !Number.isSafeInteger(step) || step < 0) return Promise.reject(new TypeError(bad ?? `a step must be a whole number >= 0, not ${step}`));
-        this.write(r, 'TrialReported', { ...base, step, values });
-        return r.chain;
+        if (bad || !Number.isSafeInteger(step) || step < 0) throw new TypeError(bad ?? `a step must be a whole number >= 0, not ${step}`);
+        // Waiting for the verdict from before the report is written: the answer cannot slip past.
+        const verdict = new Promise<boolean>((resolve) => {
+          const list = r.verdicts.get(step) ?? [];
+          list.push(resolve);
+          r.verdicts.set(step, list);
+        });
+        const timer = setTimeout(() => settle(r, step, false), Math.max(100, Math.floor(r.leaseMs / 3)));
+        this.write(r, 'TrialReported', { ...base, step, values, pruned: false });
+        try {
+          return await verdict;
+        } finally {
+          clearTimeout(timer);
+        }
       },
     }) as TrialContext<unknown>;
     r.done = (async () => {
@@ -182,6 +207,14 @@ export class Evaluations {
       .then(() => o.outbox.send([outgoing]))
       .catch((error: unknown) => o.logger.warn({ trialId: r.trialId, attempt: r.attempt, type, error: describeError(error) }, 'a trial event could not be written; the lease will tell'));
   }
+}
+
+/** Tells the reports of a step waiting for a verdict. */
+function settle(r: Running, step: number, pruned: boolean): void {
+  const waiting = r.verdicts.get(step);
+  if (!waiting) return;
+  r.verdicts.delete(step);
+  for (const resolve of waiting) resolve(pruned || r.controller.signal.aborted);
 }
 
 function keyOf(trialId: string, attempt: number): string {

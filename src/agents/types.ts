@@ -55,9 +55,13 @@ export type TrialAnswer = number | number[] | { values: number[]; constraints?: 
 export interface TrialContext<S> extends AgentContext<S> {
   /**
    * Reports an intermediate value (one per objective) at a step — an epoch,
-   * examples seen — for the pruner. Resolves once written.
+   * examples seen — for the pruner, and resolves with its verdict once the
+   * optimizer has judged the report (read back from the study's log): true
+   * when the trial is pruned (stop), false to go on. If no verdict comes
+   * within a third of the lease it resolves false (the evaluation goes on,
+   * and `signal` still aborts when a prune arrives later).
    */
-  intermediate(step: number, value: number | number[]): Promise<void>;
+  intermediate(step: number, value: number | number[]): Promise<boolean>;
   /**
    * Aborted when the evaluation should stop: the trial was pruned, retried
    * elsewhere, the study completed, or the host is stopping. What the handler

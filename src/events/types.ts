@@ -286,6 +286,8 @@ export interface TrialReported extends Event {
   agentId: string;
   step: number;
   values: number[];
+  /** Set by the optimizer when it writes the report back: the pruner's verdict. */
+  pruned: boolean;
 }
 
 export interface TrialPruned extends Event {

@@ -191,7 +191,7 @@ describe.concurrent('optimization studies over evaluator agent processes', () =>
   });
 
   it('ASHA stops trials whose intermediate values are poor, and their evaluators are told', { timeout: 120_000 }, async () => {
-    const env = { EVALUATOR_FUNCTION: 'curve', EVALUATOR_CAPABILITY: 'evaluate-curve', EVALUATOR_DELAY_MS: '300', EVALUATOR_STEPS: '9' };
+    const env = { EVALUATOR_FUNCTION: 'curve', EVALUATOR_CAPABILITY: 'evaluate-curve', EVALUATOR_DELAY_MS: '100', EVALUATOR_STEPS: '9' };
     await Promise.all([startEvaluator('curve-1', env), startEvaluator('curve-2', env)].map((p) => p.ready));
     const studyId = `${ctx.prefix}-asha`;
     const file = await studyFile('asha', {
@@ -204,10 +204,12 @@ describe.concurrent('optimization studies over evaluator agent processes', () =>
     const pruned = log.filter((e) => e.topic === ctx.topic('studies') && e.type === 'TrialPruned');
     expect(pruned.length).toBeGreaterThan(0);
     for (const p of pruned) expect(p.event).toMatchObject({ rule: 'asha' });
-    // A pruned trial's evaluator is told and stops: it never reaches the last step (9) nor completes the trial.
+    // A pruned trial's evaluator is told — the verdict on its report is what it waits for — and stops there: it reports
+    // nothing past the pruned step (one more at most, had the verdict been late), never the last step (9), and never completes.
     for (const p of pruned) {
       const reports = log.filter((e) => e.topic === ctx.topic('study-inputs') && e.type === 'TrialReported' && e.event.trialId === p.event.trialId);
       const steps = reports.map((e) => Number(e.event['step']));
+      expect(Math.max(...steps)).toBeLessThanOrEqual(Number(p.event['step']) + 1);
       expect(steps).not.toContain(9);
       expect(log.some((e) => e.topic === ctx.topic('study-inputs') && e.type === 'TrialCompleted' && e.event.trialId === p.event.trialId)).toBe(false);
       expect(log.some((e) => e.topic === ctx.topic('studies') && e.type === 'TrialCompleted' && e.event.trialId === p.event.trialId)).toBe(false);

@@ -166,9 +166,9 @@ describe('reports', () => {
       [h.report('TrialCompleted', { ...one, values: [Number.NaN], constraints: [] }), 'The completion must be finite numbers, not [null].'],
       [h.report('TrialCompleted', { ...one, values: [Number.POSITIVE_INFINITY], constraints: [] }), 'The completion must be finite numbers, not [null].'],
       [h.report('TrialCompleted', { ...one, values: [1], constraints: [0] }), 'Its constraints has 1 value(s) but the study has 0.'],
-      [h.report('TrialReported', { ...one, step: 1, values: [] }), 'The report at step 1 has 0 value(s) but the study has 1.'],
-      [h.report('TrialReported', { ...one, step: 2, values: [Number.NEGATIVE_INFINITY] }), 'The report at step 2 must be finite numbers, not [null].'],
-      [h.report('TrialReported', { ...one, step: -1, values: [1] }), 'The step must be a whole number >= 0, not -1.'],
+      [h.report('TrialReported', { ...one, step: 1, values: [], pruned: false }), 'The report at step 1 has 0 value(s) but the study has 1.'],
+      [h.report('TrialReported', { ...one, step: 2, values: [Number.NEGATIVE_INFINITY], pruned: false }), 'The report at step 2 must be finite numbers, not [null].'],
+      [h.report('TrialReported', { ...one, step: -1, values: [1], pruned: false }), 'The step must be a whole number >= 0, not -1.'],
     ];
     for (const [events, reason] of cases) expect(rejection(events)).toMatchObject({ reasonCode: 'INVALID_VALUES', agentId: 'e-a', reason });
     expect(h.run('s')).toBe(run);
@@ -397,15 +397,16 @@ describe('pruning', () => {
     // Rungs at steps 1, 2, 4, …
     const one = h.attemptOf('s', 1);
     h.report('TrialStarted', { ...one, instanceId: 'host', leaseMs: 10_000 });
-    expect(h.report('TrialReported', { ...one, step: 1, values: [1] }).map((e) => e.type)).toEqual(['TrialReported']);
-    expect(h.report('TrialReported', { ...one, step: 2, values: [0.9] }).map((e) => e.type)).toEqual(['TrialReported']);
+    expect(h.report('TrialReported', { ...one, step: 1, values: [1], pruned: false }).map((e) => e.type)).toEqual(['TrialReported']);
+    expect(h.report('TrialReported', { ...one, step: 2, values: [0.9], pruned: false }).map((e) => e.type)).toEqual(['TrialReported']);
     h.report('TrialCompleted', { ...one, values: [0.8], constraints: [] });
 
     const two = h.attemptOf('s', 2);
     h.report('TrialStarted', { ...two, instanceId: 'host', leaseMs: 10_000 });
-    const poor = h.report('TrialReported', { ...two, step: 1, values: [5] });
+    const poor = h.report('TrialReported', { ...two, step: 1, values: [5], pruned: false });
     expect(poor.map((e) => e.type)).toEqual(['TrialReported', 'TrialPruned', 'TrialProposed', 'TrialAssigned']);
-    expect(ofType(poor, 'TrialReported')[0]).toMatchObject({ trialId: 's#2', attempt: 1, step: 1, values: [5] });
+    // The report is written back with the pruner's verdict on it (what its evaluator waits for).
+    expect(ofType(poor, 'TrialReported')[0]).toMatchObject({ trialId: 's#2', attempt: 1, step: 1, values: [5], pruned: true });
     const pruned = ofType(poor, 'TrialPruned')[0]!;
     expect(pruned).toMatchObject({ trialId: 's#2', attempt: 1, step: 1, rule: 'asha' });
     expect(pruned.reason).toContain('is not in the best 1 of the 2 trial(s) that reached rung 0');
@@ -414,11 +415,11 @@ describe('pruning', () => {
     expect(run.trials[1]).toMatchObject({ state: 'pruned', lastStep: 1, lastValues: [5] });
     expect(run.finished).toBe(2);
     expect(told(run)).toBe(2);
-    expect(rejection(h.report('TrialReported', { ...two, step: 2, values: [4] })).reasonCode).toBe('TRIAL_FINISHED');
+    expect(rejection(h.report('TrialReported', { ...two, step: 2, values: [4], pruned: false })).reasonCode).toBe('TRIAL_FINISHED');
 
     // A good value at the rung goes on.
     const three = h.attemptOf('s', 3);
-    expect(h.report('TrialReported', { ...three, step: 1, values: [0.5] }).map((e) => e.type)).toEqual(['TrialReported']);
+    expect(h.report('TrialReported', { ...three, step: 1, values: [0.5], pruned: false }).map((e) => e.type)).toEqual(['TrialReported']);
     expect(h.run('s').trials[2]!.state).toBe('assigned');
   });
 });

@@ -159,7 +159,7 @@ export class StudyHarness {
       for (const r of outcome.reports ?? []) {
         if (!current(a)) break;
         step();
-        this.report('TrialReported', { ...base, step: r.step, values: r.values });
+        this.report('TrialReported', { ...base, step: r.step, values: r.values, pruned: false });
       }
       if (!current(a)) continue;
       step();

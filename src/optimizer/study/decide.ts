@@ -157,7 +157,7 @@ export function decideReport(existing: StudyRun | undefined, type: 'TrialStarted
         return { run: existing, events: out.events };
       }
       const judged = run.study.pruner.report(run.prunerState, { trialId: trial.trialId, step: e.step, value: e.values[0]! }, run.study.directions[0]!);
-      out.emit(run, 'TrialReported', { ...base, agentId: e.agentId, step: e.step, values: e.values });
+      out.emit(run, 'TrialReported', { ...base, agentId: e.agentId, step: e.step, values: e.values, pruned: isPrune(judged.decision) });
       if (isPrune(judged.decision)) out.emit(run, 'TrialPruned', { ...base, step: e.step, rule: judged.decision.rule, reason: judged.decision.reason });
       break;
     }
