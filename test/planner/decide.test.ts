@@ -1,0 +1,164 @@
+import { describe, expect, it } from 'vitest';
+import { newEnvelope } from '../../src/events/envelope.ts';
+import { decideAssigned, decideCreated, decideReport, decideTick, type PlanDecision } from '../../src/planner/decide.ts';
+import type { PlanEvent } from '../../src/planner/events.ts';
+import type { PlanRun } from '../../src/planner/run.ts';
+
+/** A 3-capability diamond: fetch → (parse, scan) → report, and an all-done cleanup after report. */
+const plan = (overrides: Record<string, unknown> = {}) =>
+  JSON.stringify({
+    goal: { url: 'u' },
+    steps: [
+      { id: 'fetch', capability: 'http', inputs: { url: {} } },
+      { id: 'parse', capability: 'text', inputs: { page: { step: 'fetch' } } },
+      { id: 'scan', capability: 'security', inputs: { page: { step: 'fetch' } }, retry: { maxAttempts: 2, backoffMs: 100 }, ...overrides },
+      { id: 'report', capability: 'text', inputs: { a: { step: 'parse' }, b: { step: 'scan' } } },
+      { id: 'cleanup', capability: 'http', after: ['report'], trigger: 'all-done' },
+    ],
+    result: { report: { step: 'report' } },
+  });
+
+const agents: Record<string, string> = { http: 'h1', text: 't1', security: 's1' };
+
+class Loop {
+  now = 10_000;
+  run: PlanRun;
+  log: PlanEvent[] = [];
+  refused: NonNullable<PlanDecision['refused']>[] = [];
+  queue: PlanDecision['toAssign'] = [];
+
+  constructor(planJson: string) {
+    const created = { envelope: newEnvelope('RoundClosed', 'cli', { eventTime: this.now }), planId: 'p', plan: planJson, requesterId: 'cli' };
+    this.run = this.keep(decideCreated(created, this.ctx())).run!;
+  }
+
+  ctx() {
+    return { now: this.now, producerId: 'planner-1' };
+  }
+
+  keep(d: PlanDecision): PlanDecision {
+    this.log.push(...d.events);
+    if (d.refused) this.refused.push(d.refused);
+    this.queue.push(...d.toAssign);
+    if (d.run) this.run = d.run;
+    return d;
+  }
+
+  report(type: 'StepStarted' | 'StepCompleted' | 'StepFailed', stepId: string, agentId: string, attempt: number, extra: Record<string, unknown> = {}): PlanDecision {
+    this.now += 5;
+    const event = { envelope: newEnvelope('RoundClosed', agentId, { eventTime: this.now }), planId: 'p', stepId, attempt, agentId, leaseMs: 1_000, result: null, error: '', retriable: true, final: false, escalated: false, ...extra };
+    return this.keep(decideReport(this.run, { type, event } as never, this.ctx()));
+  }
+
+  /** Assigns every step waiting for an agent and has each do its work as `work` says. */
+  drain(work: (stepId: string, attempt: number, inputs: Record<string, unknown>) => { result: unknown } | { error: string; retriable: boolean }): void {
+    for (let guard = 0; this.queue.length > 0 && guard < 100; guard++) {
+      const next = this.queue.shift()!;
+      const agentId = agents[next.capability]!;
+      this.now += 5;
+      this.keep(decideAssigned(this.run, { stepId: next.stepId, attempt: next.attempt, agentId, roundId: `round-${next.stepId}-${next.attempt}` }, this.ctx()));
+      this.report('StepStarted', next.stepId, agentId, next.attempt);
+      const done = work(next.stepId, next.attempt, next.inputs);
+      if ('result' in done) this.report('StepCompleted', next.stepId, agentId, next.attempt, { result: JSON.stringify(done.result) });
+      else this.report('StepFailed', next.stepId, agentId, next.attempt, { error: done.error, retriable: done.retriable });
+    }
+  }
+
+  types(): string[] {
+    return this.log.map((e) => `${e.type}${'stepId' in e.event ? ` ${e.event.stepId}` : ''}`);
+  }
+}
+
+describe('the planner\'s decisions', () => {
+  it('runs a diamond to its joined result: roots ready at once, each step ready when its upstream completed, inputs resolved from results', () => {
+    const loop = new Loop(plan());
+    expect(loop.types()).toEqual(['StepReady fetch']);
+    const seen: Record<string, unknown> = {};
+    loop.drain((stepId, _attempt, inputs) => {
+      seen[stepId] = inputs;
+      return { result: stepId === 'fetch' ? { body: 'page' } : `${stepId}-done` };
+    });
+    expect(seen['fetch']).toEqual({ url: 'u' });
+    expect(seen['scan']).toEqual({ page: { body: 'page' } });
+    expect(seen['report']).toEqual({ a: 'parse-done', b: 'scan-done' });
+    const completed = loop.log.find((e) => e.type === 'PlanCompleted')!;
+    expect(JSON.parse((completed.event as { result: string }).result)).toEqual({ report: 'report-done' });
+    expect(loop.types().filter((t) => t.startsWith('StepReady'))).toEqual(['StepReady fetch', 'StepReady parse', 'StepReady scan', 'StepReady report', 'StepReady cleanup']);
+    expect(loop.refused).toEqual([]);
+  });
+
+  it('retries a retriable failure after its backoff on another attempt; after the last attempt the step fails, what needs it is skipped, an all-done step still runs, and the plan fails naming the step', () => {
+    const loop = new Loop(plan());
+    loop.drain((stepId) => (stepId === 'scan' ? { error: 'scanner busy', retriable: true } : { result: stepId }));
+    const retried = loop.log.find((e) => e.type === 'StepRetried')!.event as { attempt: number; notBefore: number; reasonCode: string };
+    expect(retried).toMatchObject({ attempt: 2, reasonCode: 'STEP_FAILED' });
+    // Not before its backoff (100 ms) does the retry need an agent.
+    expect(loop.queue).toEqual([]);
+    expect(decideTick(loop.run, loop.ctx()).toAssign).toEqual([]);
+    loop.now = retried.notBefore;
+    const tick = loop.keep(decideTick(loop.run, loop.ctx()));
+    expect(tick.toAssign.map((a) => `${a.stepId}#${a.attempt} excluding ${a.exclude.join(',')}`)).toEqual(['scan#2 excluding s1']);
+    loop.drain((stepId) => (stepId === 'scan' ? { error: 'scanner busy again', retriable: true } : { result: stepId }));
+    const failed = loop.log.filter((e) => e.type === 'StepFailed').map((e) => e.event as { attempt: number; final: boolean });
+    expect(failed.map((f) => `${f.attempt} ${f.final}`)).toEqual(['1 false', '2 true']);
+    expect(loop.types()).toContain('StepSkipped report');
+    expect(loop.types()).toContain('StepReady cleanup');
+    expect(loop.log.at(-1)).toMatchObject({ type: 'PlanFailed', event: { failed: ['scan'] } });
+  });
+
+  it('a failure that may not be retried fails the step at once (or escalates it when the plan says so)', () => {
+    const loop = new Loop(plan());
+    loop.drain((stepId) => (stepId === 'scan' ? { error: 'forbidden', retriable: false } : { result: stepId }));
+    expect(loop.log.filter((e) => e.type === 'StepRetried')).toEqual([]);
+    expect(loop.log.find((e) => e.type === 'StepFailed')!.event).toMatchObject({ final: true, escalated: false });
+    const escalating = new Loop(plan({ escalate: true }));
+    escalating.drain((stepId) => (stepId === 'scan' ? { error: 'forbidden', retriable: false } : { result: stepId }));
+    expect(escalating.log.find((e) => e.type === 'StepFailed')!.event).toMatchObject({ final: true, escalated: true });
+    expect(escalating.run.steps.get('scan')!.state).toBe('escalated');
+    expect(escalating.log.some((e) => e.type === 'PlanFailed' || e.type === 'PlanCompleted')).toBe(false);
+  });
+
+  it('counts a step\'s result once: a second completion, a superseded attempt, another agent and an unknown step are refused', () => {
+    const loop = new Loop(plan());
+    loop.drain((stepId) => ({ result: stepId }));
+    loop.report('StepCompleted', 'fetch', 'h1', 1, { result: '"again"' });
+    expect(loop.refused.at(-1)).toMatchObject({ reasonCode: 'PLAN_FINISHED' });
+    const fresh = new Loop(plan());
+    fresh.keep(decideAssigned(fresh.run, { stepId: 'fetch', attempt: 1, agentId: 'h1', roundId: 'r' }, fresh.ctx()));
+    fresh.report('StepCompleted', 'fetch', 'h2', 1, { result: '"x"' });
+    expect(fresh.refused.at(-1)).toMatchObject({ reasonCode: 'NOT_ASSIGNED' });
+    fresh.report('StepCompleted', 'fetch', 'h1', 2, { result: '"x"' });
+    expect(fresh.refused.at(-1)).toMatchObject({ reasonCode: 'STALE_ATTEMPT' });
+    fresh.report('StepCompleted', 'ghost', 'h1', 1, { result: '"x"' });
+    expect(fresh.refused.at(-1)).toMatchObject({ reasonCode: 'UNKNOWN_STEP' });
+    fresh.report('StepCompleted', 'fetch', 'h1', 1, { result: '"first"' });
+    fresh.report('StepCompleted', 'fetch', 'h1', 1, { result: '"second"' });
+    expect(fresh.refused.at(-1)).toMatchObject({ reasonCode: 'STEP_FINISHED' });
+    expect(fresh.run.steps.get('fetch')!.result).toBe('first');
+    expect(decideAssigned(fresh.run, { stepId: 'fetch', attempt: 1, agentId: 'h1', roundId: 'r' }, fresh.ctx()).refused).toMatchObject({ reasonCode: 'STALE_ASSIGNMENT' });
+  });
+
+  it('a lease that runs out is retried (a clock decision), and out of attempts the step fails', () => {
+    const loop = new Loop(plan({ retry: { maxAttempts: 2, backoffMs: 0 }, timeoutMs: 500 }));
+    loop.drain((stepId) => ({ result: stepId }));
+    // Take scan back to a silent attempt: a fresh loop where scan's agent never answers.
+    const silent = new Loop(plan({ retry: { maxAttempts: 2, backoffMs: 0 }, timeoutMs: 500 }));
+    const fetch = silent.queue.shift()!;
+    silent.keep(decideAssigned(silent.run, { stepId: 'fetch', attempt: fetch.attempt, agentId: 'h1', roundId: null }, silent.ctx()));
+    silent.report('StepCompleted', 'fetch', 'h1', 1, { result: '"page"' });
+    const scan = silent.queue.find((q) => q.stepId === 'scan')!;
+    silent.keep(decideAssigned(silent.run, { stepId: 'scan', attempt: scan.attempt, agentId: 's1', roundId: null }, silent.ctx()));
+    const startedAt = silent.now;
+    silent.now = startedAt + 499;
+    expect(decideTick(silent.run, { ...silent.ctx(), aliveAt: new Map([['scan', startedAt]]) }).events).toEqual([]);
+    silent.now = startedAt + 500;
+    const expired = silent.keep(decideTick(silent.run, { ...silent.ctx(), aliveAt: new Map([['scan', startedAt]]) }));
+    expect(expired.events.map((e) => e.type)).toEqual(['StepRetried']);
+    expect(expired.events[0]!.event).toMatchObject({ attempt: 2, reasonCode: 'LEASE_EXPIRED' });
+    expect(expired.toAssign.map((a) => `${a.stepId}#${a.attempt}`)).toEqual(['parse#1', 'scan#2']);
+    silent.keep(decideAssigned(silent.run, { stepId: 'scan', attempt: 2, agentId: 's2', roundId: null }, silent.ctx()));
+    silent.now += 500;
+    const gone = decideTick(silent.run, { ...silent.ctx(), aliveAt: new Map([['scan', silent.now - 500]]) });
+    expect(gone.events.map((e) => `${e.type} ${(e.event as { final?: boolean }).final ?? ''}`)).toContain('StepFailed true');
+  });
+});
