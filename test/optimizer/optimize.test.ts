@@ -169,7 +169,7 @@ describe.concurrent('optimization studies over evaluator agent processes', () =>
     const b = startEvaluator('slow-2', env);
     await Promise.all([a.ready, b.ready]);
     const studyId = `${ctx.prefix}-kill-evaluator`;
-    const file = await studyFile('kill-evaluator', { ...branin, budget: { trials: 6 }, parallelism: 2, searcher: 'random', evaluators: { capability: 'evaluate-slow' }, retry: { maxAttempts: 3, leaseMs: 2000 } });
+    const file = await studyFile('kill-evaluator', { ...branin, budget: { trials: 6 }, parallelism: 2, searcher: 'random', evaluators: { capability: 'evaluate-slow' }, retry: { maxAttempts: 3, leaseMs: 5000 } });
     const run = optimize(['run', file, '--id', studyId, '--seed', '1', '--json', '--timeout', '90s']);
     // Once slow-1 has said it started a trial (a 4 s evaluation), it dies without a word.
     const started = await waitFor(async () => (await studyLog(studyId, ['study-inputs'])).find((e) => e.type === 'TrialStarted' && e.event.agentId === 'slow-1'), { timeoutMs: 30_000 });
@@ -197,6 +197,8 @@ describe.concurrent('optimization studies over evaluator agent processes', () =>
     const file = await studyFile('asha', {
       space: { lr: { type: 'float', low: 1e-5, high: 1, log: true }, width: { type: 'int', low: 8, high: 256 } }, objectives: [{ name: 'loss', direction: 'minimize' }],
       budget: { trials: 24 }, parallelism: 2, searcher: 'random', pruner: { name: 'asha', config: { minResource: 1, reductionFactor: 3 } }, evaluators: { capability: 'evaluate-curve' },
+      // An evaluator waits for the verdict on each report up to a third of the lease: a long lease lets a loaded machine's optimizer answer.
+      retry: { maxAttempts: 3, leaseMs: 30000 },
     });
     const done = await optimize(['run', file, '--id', studyId, '--seed', '5', '--json', '--timeout', '100s']);
     expect(done.code, done.stderr).toBe(0);
