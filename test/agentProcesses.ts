@@ -15,11 +15,11 @@ export interface CliRun {
 }
 
 /** Runs a short `mabeam …` command as a user would, against the test stack; resolves with its exit code and output (never rejects on a non-zero exit). */
-export async function runCli(stack: StackEndpoints, args: string[], env: Record<string, string> = {}): Promise<CliRun> {
+export async function runCli(stack: StackEndpoints, args: string[], env: Record<string, string> = {}, timeoutMs = 60_000): Promise<CliRun> {
   try {
     const { stdout, stderr } = await promisify(execFile)(process.execPath, [cli, ...args], {
       env: { ...process.env, KAFKA_BROKERS: stack.kafkaBrokers.join(','), SCHEMA_REGISTRY_URL: stack.schemaRegistryUrl, REDIS_URL: stack.redisUrl, ...env },
-      timeout: 60_000,
+      timeout: timeoutMs,
       maxBuffer: 64 * 1024 * 1024,
     });
     return { code: 0, stdout, stderr };

@@ -45,7 +45,8 @@ async function studyFile(name: string, spec: Record<string, unknown>): Promise<s
   return path;
 }
 
-const optimize = (args: string[]) => runCli(ctx.stack, ['optimize', ...args, '--prefix', ctx.prefix]);
+// A study may run for minutes on a loaded machine: each command gets as long as the longest --timeout it is given, and more.
+const optimize = (args: string[]) => runCli(ctx.stack, ['optimize', ...args, '--prefix', ctx.prefix], {}, 200_000);
 
 interface StudyLogEvent {
   type: string;

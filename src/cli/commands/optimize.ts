@@ -15,6 +15,7 @@ import { readStudy } from '../../optimizer/study/studyLog.ts';
 import { endpointsFromEnvironment, resolveEndpoints } from '../../stack/index.ts';
 import { defaultTopicPrefix } from '../../topics/index.ts';
 import { connect, type Connections } from '../connect.ts';
+import { parseDuration } from '../roundRequest.ts';
 import { untilSignalOrStopped } from '../lifetime.ts';
 import { metricsPort, metricsPortHelp, startMetricsServer } from '../metrics.ts';
 import { out, progress, table } from '../output.ts';
@@ -25,11 +26,10 @@ export const optimizeExitCodes = { completed: 0, error: 1, badInput: 2, timeout:
 
 const badInputCodes = new Set(['INVALID_OPTIONS', 'VALIDATION_FAILED', 'NOT_IN_LOG']);
 
-function seconds(text: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
-  if (!m) throw new MabeamError('INVALID_OPTIONS', `Not a duration: "${text}" (try 500ms, 30s, 10m, 1h)`);
-  const unit = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 }[(m[2] ?? 'ms') as 'ms'];
-  return Number(m[1]) * unit;
+/** A failed command says why on one line (with its code) and exits 2 for bad input, 1 for anything else. */
+function failed(error: unknown): void {
+  process.stderr.write(`mabeam: ${describeError(error)}${isMabeamError(error) ? ` [${error.code}]` : ''}\n`);
+  process.exitCode = isMabeamError(error) && badInputCodes.has(error.code) ? optimizeExitCodes.badInput : optimizeExitCodes.error;
 }
 
 async function endpoints(program: Command) {
@@ -117,7 +117,7 @@ export function registerOptimizeCommands(program: Command, logger: () => Logger)
         parseStudy(spec);
         seed = opts.seed === undefined ? randomBytes(4).readUInt32BE(0) : Number(opts.seed);
         if (!Number.isSafeInteger(seed) || seed < 0) throw new MabeamError('INVALID_OPTIONS', `--seed must be a whole number >= 0, not ${opts.seed}`);
-        timeoutMs = seconds(opts.timeout);
+        timeoutMs = parseDuration(opts.timeout, '--timeout');
       } catch (error) {
         process.stderr.write(`mabeam: ${describeError(error)}\n`);
         process.exitCode = optimizeExitCodes.badInput;
@@ -128,8 +128,7 @@ export function registerOptimizeCommands(program: Command, logger: () => Logger)
       try {
         process.exitCode = await runStudy(c, opts.prefix, studyId, seed, spec, { timeoutMs, wait: opts.wait, json: opts.json === true });
       } catch (error) {
-        process.stderr.write(`mabeam: ${describeError(error)}${isMabeamError(error) ? ` [${error.code}]` : ''}\n`);
-        process.exitCode = isMabeamError(error) && badInputCodes.has(error.code) ? optimizeExitCodes.badInput : optimizeExitCodes.error;
+        failed(error);
       } finally {
         await c.close();
       }
@@ -147,8 +146,7 @@ export function registerOptimizeCommands(program: Command, logger: () => Logger)
         try {
           show(await readStudy(c.kafka, c.codec, c.logger, opts.prefix, studyId, { verify: opts.verify === true }), opts.json === true);
         } catch (error) {
-          process.stderr.write(`mabeam: ${describeError(error)}${isMabeamError(error) ? ` [${error.code}]` : ''}\n`);
-          process.exitCode = isMabeamError(error) && badInputCodes.has(error.code) ? optimizeExitCodes.badInput : optimizeExitCodes.error;
+          failed(error);
         } finally {
           await c.close();
         }
@@ -215,8 +213,7 @@ export function registerOptimizeCommands(program: Command, logger: () => Logger)
         }
         if (report.rerun.misses.length > 5) out(`  … and ${report.rerun.misses.length - 5} more (--json lists them all)`);
       } catch (error) {
-        process.stderr.write(`mabeam: ${describeError(error)}${isMabeamError(error) ? ` [${error.code}]` : ''}\n`);
-        process.exitCode = isMabeamError(error) && badInputCodes.has(error.code) ? optimizeExitCodes.badInput : optimizeExitCodes.error;
+        failed(error);
       } finally {
         await c.close();
       }

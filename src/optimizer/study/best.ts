@@ -5,7 +5,7 @@
  * dominance). Also the best-so-far curve: the best value after each
  * finished trial, in the order they finished.
  */
-import { constrainedDominates, paretoFront, violation } from '../pareto.ts';
+import { paretoFront, violation } from '../pareto.ts';
 import type { Params } from '../space.ts';
 import type { StudyRun, TrialRun } from './run.ts';
 
@@ -41,11 +41,6 @@ export function bestTrials(run: StudyRun): BestTrial[] {
   }
   const objective = complete.map((t) => ({ trialId: t.trialId, values: t.values!, constraints: t.constraints, trial: t }));
   return paretoFront(objective, directions).map((o) => asBest(o.trial));
-}
-
-/** Whether trial a is better than trial b (constrained dominance for several objectives). */
-export function better(run: StudyRun, a: BestTrial, b: BestTrial): boolean {
-  return constrainedDominates({ trialId: a.trialId, values: a.values, constraints: a.constraints }, { trialId: b.trialId, values: b.values, constraints: b.constraints }, run.study.directions);
 }
 
 /**

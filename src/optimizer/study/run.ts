@@ -16,7 +16,7 @@ import { MabeamError } from '../../errors.ts';
 import type { Envelope, StudyCompleted, StudyCreated, TrialAssigned, TrialCompleted, TrialFailed, TrialProposed, TrialPruned, TrialReported, TrialRetried, TrialStarted } from '../../events/types.ts';
 import { canonicalJson, type Params } from '../space.ts';
 import type { Proposal } from '../searchers/types.ts';
-import { parseStudy, type Study, type StudySpec } from './spec.ts';
+import { parseStudy, type Study } from './spec.ts';
 
 export type TrialState = 'waiting' | 'assigned' | 'running' | 'complete' | 'pruned' | 'failed';
 
@@ -282,9 +282,4 @@ export function evolve(run: StudyRun, e: Exclude<StudyEvent, { type: 'StudyCreat
       return run;
     }
   }
-}
-
-/** The spec of a run (shorthand). */
-export function specOf(run: StudyRun): StudySpec {
-  return run.study.spec;
 }
