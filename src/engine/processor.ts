@@ -60,6 +60,8 @@ export interface ProcessorOptions<D> {
    * is committed at once, so what arrives while no member runs is read later.
    */
   startAt?: 'beginning' | 'end';
+  /** Tries at joining (the first, and after a failure) before the member stops for good. Default 15, about a minute. */
+  joinAttempts?: number;
 }
 
 
@@ -122,6 +124,8 @@ export class Processor<D> implements StopsForGood {
   private restores: Promise<void> = Promise.resolve();
   /** Set from a failure until the member has started over. */
   private broken: Error | undefined;
+  /** Set while a try at joining is under way: fails that try. */
+  private opening: ((error: unknown) => void) | undefined;
 
   constructor(options: ProcessorOptions<D>) {
     this.o = options;
@@ -132,36 +136,83 @@ export class Processor<D> implements StopsForGood {
     return this.latch.stoppedForGood;
   }
 
+  /**
+   * Joins the group and resolves once the member's partitions are restored.
+   * A consumer that crashes, or a restore that fails, before then is closed
+   * and the member tries again, for about a minute; then it stops for good
+   * and this rejects.
+   */
   async start(): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.open();
+        if (attempt > 1) this.log.info({ attempt }, 'joined after a failure');
+        return;
+      } catch (error) {
+        const consumer = this.consumer;
+        this.consumer = undefined;
+        await consumer?.disconnect().catch(() => undefined);
+        await this.closeLanes();
+        // About a minute of trying (a broker restarting takes 15–20 s here), then the process should be restarted.
+        if (attempt >= (this.o.joinAttempts ?? 15) || this.stopping) {
+          const stopped = new Error(`the ${this.o.groupId} member could not join: ${describeError(error)}`, { cause: error });
+          this.latch.stop(stopped);
+          throw stopped;
+        }
+        this.log.warn({ attempt, error: describeError(error) }, 'could not join yet');
+        await new Promise((resolve) => setTimeout(resolve, Math.min(5_000, 500 * attempt)));
+      }
+    }
+  }
+
+  /** One try at joining: rejects if the consumer crashes or a restore fails before the member is ready. */
+  private async open(): Promise<void> {
     const o = this.o;
-    if (this.partitionCounts.size === 0) await this.readPartitionCounts();
-    const consumer = createPartitionOwnerConsumer(o.kafka, o.groupId, o.sessionTimeoutMs);
-    this.consumer = consumer;
-    // Only the current consumer speaks for the member: one it replaced says nothing.
-    consumer.on(consumer.events.CRASH, ({ payload }) => {
-      if (consumer !== this.consumer) return;
-      this.log.warn({ error: describeError(payload.error) }, 'consumer crashed; starting over from what was committed');
-      if (!this.stopping) void this.fail(payload.error);
-    });
-    consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
-      if (consumer === this.consumer) this.assigned(payload.memberAssignment);
-    });
-    const joined = joinedAndFetched(consumer);
-    await consumer.connect();
-    await consumer.subscribe({ topics: [...o.decider.inputs], fromBeginning: (o.startAt ?? 'beginning') === 'beginning' });
-    await consumer.run({
-      autoCommit: false,
-      eachBatchAutoResolve: false,
-      partitionsConsumedConcurrently: 4,
-      eachBatch: (payload) => (consumer === this.consumer ? this.onBatch(payload) : Promise.resolve()),
-    });
-    await joined;
-    // Ready means restored: the partitions are fenced, their state read and their positions known.
-    await this.restores;
+    let failed: (error: unknown) => void = () => undefined;
+    const failure = new Promise<never>((_, reject) => (failed = reject));
+    this.opening = failed;
+    try {
+      if (this.partitionCounts.size === 0) await Promise.race([this.readPartitionCounts(), failure]);
+      const consumer = createPartitionOwnerConsumer(o.kafka, o.groupId, o.sessionTimeoutMs);
+      this.consumer = consumer;
+      // Only the current consumer speaks for the member: one it replaced says nothing.
+      consumer.on(consumer.events.CRASH, ({ payload }) => {
+        if (consumer !== this.consumer) return;
+        this.log.warn({ error: describeError(payload.error) }, 'consumer crashed; starting over from what was committed');
+        if (!this.stopping) this.broke(payload.error);
+      });
+      consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
+        if (consumer === this.consumer) this.assigned(payload.memberAssignment);
+      });
+      const joined = joinedAndFetched(consumer);
+      const ready = async () => {
+        await consumer.connect();
+        await consumer.subscribe({ topics: [...o.decider.inputs], fromBeginning: (o.startAt ?? 'beginning') === 'beginning' });
+        await consumer.run({
+          autoCommit: false,
+          eachBatchAutoResolve: false,
+          partitionsConsumedConcurrently: 4,
+          eachBatch: (payload) => (consumer === this.consumer ? this.onBatch(payload) : Promise.resolve()),
+        });
+        await joined;
+        // Ready means restored: the partitions are fenced, their state read and their positions known.
+        await this.restores;
+      };
+      await Promise.race([ready(), failure]);
+    } finally {
+      this.opening = undefined;
+    }
+  }
+
+  /** A failure of the consumer or of a restore: the try at joining fails, or a joined member starts over. */
+  private broke(error: unknown): void {
+    if (this.opening) this.opening(error);
+    else void this.fail(error);
   }
 
   async stop(): Promise<void> {
     this.stopping = true;
+    this.opening?.(new Error(`the ${this.o.groupId} member was stopped while joining`));
     await this.consumer?.disconnect().catch(() => undefined);
     // What was decided but not committed goes out now (or the next owner decides it again).
     await Promise.all([...this.lanes.values()].map((lane) => lane.run(() => this.flush(lane)).catch(() => undefined)));
@@ -244,7 +295,7 @@ export class Processor<D> implements StopsForGood {
     this.restores = restoring.catch(() => undefined);
     for (const lane of lanes) lane.restoring = restoring;
     restoring.catch((error: unknown) => {
-      if (generation === this.generation) void this.fail(error);
+      if (generation === this.generation) this.broke(error);
     });
   }
 
@@ -484,22 +535,11 @@ export class Processor<D> implements StopsForGood {
     await this.closeLanes();
     this.broken = undefined;
     if (this.stopping) return;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await this.start();
-        this.log.info({ attempt }, 'rejoined after a failure');
-        return;
-      } catch (startError) {
-        await (this.consumer as Consumer | undefined)?.disconnect().catch(() => undefined);
-        // About a minute of trying (a broker restarting takes 15–20 s here), then the process should be restarted.
-        if (attempt >= 15 || this.stopping) {
-          this.latch.stop(new Error(`the ${this.o.groupId} member could not rejoin: ${describeError(startError)}`, { cause: startError }));
-          return;
-        }
-        this.log.warn({ attempt, error: describeError(startError) }, 'could not rejoin yet');
-        await new Promise((resolve) => setTimeout(resolve, Math.min(5_000, 500 * attempt)));
-      }
-    }
+    // start() stops the member for good itself once it has tried long enough.
+    await this.start().then(
+      () => this.log.info('rejoined after a failure'),
+      () => undefined,
+    );
   }
 
   private async closeLanes(): Promise<void> {
