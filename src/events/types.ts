@@ -335,6 +335,128 @@ export interface StudyCompleted extends Event {
   applied: string[];
 }
 
+export interface PlanRequested extends Event {
+  planId: string;
+  requesterId: string;
+  /** JSON: what is wanted, its inputs and constraints. */
+  goal: string;
+  /** The template that decomposes the goal; null when the plan is given whole. */
+  goalType: string | null;
+  /** JSON: the whole plan, or null. */
+  plan: string | null;
+}
+
+export interface PlanCreated extends Event {
+  planId: string;
+  requesterId: string;
+  goalType: string | null;
+  /** JSON: the checked plan (planner/plan.ts). */
+  plan: string;
+}
+
+export interface PlanRejected extends Event {
+  planId: string;
+  requesterId: string;
+  reasonCode: string;
+  reason: string;
+  problems: string[];
+}
+
+export interface StepReady extends Event {
+  planId: string;
+  stepId: string;
+  reason: string;
+}
+
+export interface StepSkipped extends Event {
+  planId: string;
+  stepId: string;
+  reason: string;
+}
+
+export interface StepAssigned extends Event {
+  planId: string;
+  stepId: string;
+  attempt: number;
+  agentId: string;
+  capability: string;
+  /** The assignment auction; null when only one agent could take the step. */
+  roundId: string | null;
+  rule: string;
+  /** JSON: the resolved inputs. */
+  inputs: string;
+  leaseMs: number;
+  escalated: boolean;
+}
+
+export interface StepStarted extends Event {
+  planId: string;
+  stepId: string;
+  attempt: number;
+  agentId: string;
+  instanceId: string;
+  leaseMs: number;
+}
+
+export interface StepHeartbeat extends Event {
+  planId: string;
+  stepId: string;
+  attempt: number;
+  agentId: string;
+}
+
+export interface StepCompleted extends Event {
+  planId: string;
+  stepId: string;
+  attempt: number;
+  agentId: string;
+  /** JSON, or null. */
+  result: string | null;
+}
+
+export interface StepFailed extends Event {
+  planId: string;
+  stepId: string;
+  attempt: number;
+  agentId: string | null;
+  error: string;
+  retriable: boolean;
+  /** Set by the planner: no attempt follows. */
+  final: boolean;
+  /** Set by the planner: the step is handed up by hierarchical delegation. */
+  escalated: boolean;
+}
+
+export interface StepRetried extends Event {
+  planId: string;
+  stepId: string;
+  attempt: number;
+  previousAgentId: string | null;
+  reasonCode: string;
+  reason: string;
+  /** No agent is chosen before this time (ms): the retry's backoff. */
+  notBefore: number;
+  escalated: boolean;
+}
+
+export interface PlanCompleted extends Event {
+  planId: string;
+  /** JSON: the joined result. */
+  result: string;
+}
+
+export interface PlanFailed extends Event {
+  planId: string;
+  reason: string;
+  failed: string[];
+}
+
+export interface PlanCancelled extends Event {
+  planId: string;
+  requesterId: string;
+  reason: string;
+}
+
 /** Every event type by its short name. */
 export interface EventTypes {
   AgentRecord: AgentRecord;
@@ -368,6 +490,20 @@ export interface EventTypes {
   TrialFailed: TrialFailed;
   TrialRetried: TrialRetried;
   StudyCompleted: StudyCompleted;
+  PlanRequested: PlanRequested;
+  PlanCreated: PlanCreated;
+  PlanRejected: PlanRejected;
+  StepReady: StepReady;
+  StepSkipped: StepSkipped;
+  StepAssigned: StepAssigned;
+  StepStarted: StepStarted;
+  StepHeartbeat: StepHeartbeat;
+  StepCompleted: StepCompleted;
+  StepFailed: StepFailed;
+  StepRetried: StepRetried;
+  PlanCompleted: PlanCompleted;
+  PlanFailed: PlanFailed;
+  PlanCancelled: PlanCancelled;
 }
 
 export type EventTypeName = keyof EventTypes;

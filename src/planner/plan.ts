@@ -38,16 +38,31 @@ const stepSchema = z.strictObject({
     })
     .default({ maxAttempts: 3, backoffMs: 1_000, backoffFactor: 2, maxBackoffMs: 60_000 }),
   trigger: z.enum(['all-success', 'all-done', 'one-failed']).default('all-success'),
-  /** After its last attempt fails, hand the step up through hierarchical delegation instead of failing it. */
-  escalate: z.boolean().default(false),
+  /**
+   * After its last attempt fails, hand the step up through hierarchical
+   * delegation instead of failing it: one more attempt, offered to the agents
+   * with the first capability of `to`, then (no taker there) the next.
+   */
+  escalate: z.union([z.literal(false), z.strictObject({ to: z.array(z.string().min(1)).min(1) })]).default(false),
 });
+
+const assignmentSchema = z
+  .strictObject({
+    /** The auction protocol that chooses among capable agents: delegation (lowest cost wins, passes allowed) or another auction. */
+    protocol: z.string().min(1).default('delegation'),
+    /** How long a step's auction waits for bids before it closes, ms (it closes sooner once every asked agent answered). */
+    biddingMs: z.number().int().positive().max(600_000).default(2_000),
+  })
+  .default({ protocol: 'delegation', biddingMs: 2_000 });
 
 const planSchema = z.strictObject({
   goal: z.record(z.string(), z.unknown()).default({}),
   steps: z.array(stepSchema).min(1, 'a plan needs at least one step'),
   /** The plan's result: named values taken from steps' results. Default: every sink step's result by its id. */
   result: z.record(z.string().min(1), z.strictObject({ step: idSchema, path: z.string().min(1).optional() })).optional(),
+  /** How long the plan may take from its creation, ms: past it, the plan fails. */
   deadlineMs: z.number().int().positive().optional(),
+  assignment: assignmentSchema,
 });
 
 export type StepInput = { goal?: string; path?: string } | { step: string; path?: string } | { value: unknown };
@@ -60,7 +75,7 @@ export interface PlanStep {
   timeoutMs: number;
   retry: { maxAttempts: number; backoffMs: number; backoffFactor: number; maxBackoffMs: number };
   trigger: 'all-success' | 'all-done' | 'one-failed';
-  escalate: boolean;
+  escalate: false | { to: string[] };
 }
 
 export interface Plan {
@@ -69,6 +84,7 @@ export interface Plan {
   steps: PlanStep[];
   result: Record<string, { step: string; path?: string }>;
   deadlineMs?: number;
+  assignment: { protocol: string; biddingMs: number };
 }
 
 /** The steps a step waits for: those its inputs name and its `after`, without repeats, in order. */
@@ -166,12 +182,15 @@ export function parsePlan(raw: unknown, options: { capabilities?: readonly strin
     }
     for (const id of s.after) if (!ids.has(id)) problems.push(`step "${s.id}": after names no step ("${id}")`);
     if (options.capabilities && !options.capabilities.includes(s.capability)) problems.push(`step "${s.id}" needs capability "${s.capability}", which no agent offers`);
+    if (options.capabilities && s.escalate) {
+      for (const c of s.escalate.to) if (!options.capabilities.includes(c)) problems.push(`step "${s.id}" escalates to capability "${c}", which no agent offers`);
+    }
   }
   if (problems.length === 0) {
     const cycle = findCycle(steps);
     if (cycle) problems.push(`the steps form a cycle: ${cycle.join(' → ')}`);
   }
-  const plan: Plan = { goal: d.goal, steps, result: {}, ...(d.deadlineMs !== undefined ? { deadlineMs: d.deadlineMs } : {}) };
+  const plan: Plan = { goal: d.goal, steps, result: {}, assignment: d.assignment, ...(d.deadlineMs !== undefined ? { deadlineMs: d.deadlineMs } : {}) };
   if (d.result) {
     for (const [name, r] of Object.entries(d.result)) if (!ids.has(r.step)) problems.push(`result "${name}" names no step ("${r.step}")`);
     plan.result = d.result as Plan['result'];
@@ -181,6 +200,16 @@ export function parsePlan(raw: unknown, options: { capabilities?: readonly strin
   }
   if (problems.length > 0) throw new MabeamError('VALIDATION_FAILED', `Invalid plan: ${problems.join('; ')}`, { details: { problems } });
   return plan;
+}
+
+/** The capabilities a plan needs agents for: its steps' and their escalation tiers'. */
+export function capabilitiesOf(plan: Plan): string[] {
+  const out = new Set<string>();
+  for (const s of plan.steps) {
+    out.add(s.capability);
+    if (s.escalate) for (const c of s.escalate.to) out.add(c);
+  }
+  return [...out].sort();
 }
 
 /** The value at a dotted path of a JSON value (undefined when it is not there). */

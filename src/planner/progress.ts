@@ -14,7 +14,7 @@
  */
 import { dependantsOf, upstreamOf, type Plan } from './plan.ts';
 
-export type StepState = 'waiting' | 'ready' | 'assigned' | 'running' | 'retrying' | 'escalated' | 'completed' | 'failed' | 'skipped';
+export type StepState = 'waiting' | 'ready' | 'assigned' | 'running' | 'retrying' | 'completed' | 'failed' | 'skipped';
 
 export function isFinished(state: StepState): boolean {
   return state === 'completed' || state === 'failed' || state === 'skipped';

@@ -28,6 +28,11 @@ export interface StepRun {
   reason: string | null;
   /** Not before this time (ms) does a retried attempt start (its backoff). */
   notBefore: number | null;
+  /** The current attempt goes up the escalation tiers. */
+  escalated: boolean;
+  /** When the current attempt was assigned, and when it started (log time, ms). */
+  assignedAt: number | null;
+  startedAt: number | null;
 }
 
 export interface PlanRun {
@@ -48,7 +53,7 @@ function stepOf(run: PlanRun, stepId: string): StepRun {
 export function startPlan(created: Extract<PlanEvent, { type: 'PlanCreated' }>['event']): PlanRun {
   const plan = parsePlan(JSON.parse(created.plan));
   const steps = new Map<string, StepRun>(
-    plan.steps.map((s) => [s.id, { stepId: s.id, state: 'waiting', attempt: 0, agentId: null, roundId: null, triedBy: [], result: undefined, errors: [], reason: null, notBefore: null }]),
+    plan.steps.map((s) => [s.id, { stepId: s.id, state: 'waiting', attempt: 0, agentId: null, roundId: null, triedBy: [], result: undefined, errors: [], reason: null, notBefore: null, escalated: false, assignedAt: null, startedAt: null }]),
   );
   return { planId: created.planId, plan, createdAt: created.envelope.eventTime, steps, outcome: null };
 }
@@ -96,9 +101,11 @@ export function evolve(run: PlanRun, e: Exclude<PlanEvent, { type: 'PlanCreated'
       s.roundId = e.event.roundId;
       s.triedBy.push(e.event.agentId);
       s.notBefore = null;
+      s.assignedAt = e.event.envelope.eventTime;
+      s.startedAt = null;
       return run;
     case 'StepStarted':
-      if (e.event.attempt === s.attempt && e.event.agentId === s.agentId) s.state = 'running';
+      if (e.event.attempt === s.attempt && e.event.agentId === s.agentId) [s.state, s.startedAt] = ['running', e.event.envelope.eventTime];
       return run;
     case 'StepCompleted':
       if (e.event.attempt !== s.attempt || e.event.agentId !== s.agentId) return run;
@@ -106,9 +113,10 @@ export function evolve(run: PlanRun, e: Exclude<PlanEvent, { type: 'PlanCreated'
       s.result = e.event.result === null ? null : JSON.parse(e.event.result);
       return run;
     case 'StepFailed':
-      if (e.event.attempt !== s.attempt) return run;
+      // A step's first attempt is 1 even before an agent took it (an auction without a taker fails attempt 1).
+      if (e.event.attempt !== Math.max(1, s.attempt)) return run;
       s.errors.push(e.event.error);
-      if (e.event.final) s.state = e.event.escalated ? 'escalated' : 'failed';
+      if (e.event.final) s.state = 'failed';
       return run;
     case 'StepRetried':
       s.state = 'retrying';
@@ -116,6 +124,7 @@ export function evolve(run: PlanRun, e: Exclude<PlanEvent, { type: 'PlanCreated'
       s.agentId = null;
       s.roundId = null;
       s.notBefore = e.event.notBefore;
+      s.escalated = e.event.escalated;
       return run;
   }
 }

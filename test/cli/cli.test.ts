@@ -11,10 +11,10 @@ describe('mabeam CLI', () => {
     const prefix = uniqueName('cli');
     const first = await mabeam(['topics', 'apply', '--prefix', prefix]);
     expect(first.code).toBe(0);
-    expect(first.stdout.match(/ created /g)).toHaveLength(18);
+    expect(first.stdout.match(/ created /g)).toHaveLength(20);
     expect(first.stderr).toMatch(/note: bids: replication factor 3 capped at 1/);
     const second = await mabeam(['topics', 'apply', '--prefix', prefix]);
-    expect(second.stdout.match(/ unchanged/g)).toHaveLength(18);
+    expect(second.stdout.match(/ unchanged/g)).toHaveLength(20);
 
     const schemas = await mabeam(['schemas', 'register']);
     expect(schemas.code).toBe(0);

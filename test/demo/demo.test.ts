@@ -22,12 +22,12 @@ describe('the demo (the README\'s main job)', () => {
       expect(first.outcome).toMatchObject({ winners: ['planner-b'], price: 42 });
       expect(first.variablesFromRedis).toEqual({ 'demo.temperature': 0.7, 'demo.team-size': 3 });
       expect(first.refusedChange).toMatch(/demo\.team-size 99 is over the maximum 10\. \[OUT_OF_RANGE\]/);
-      expect(lines[0]).toBe(`topics under "${prefix}": 18 created, 0 updated, 0 unchanged (36 settings capped for a one-broker cluster)`);
+      expect(lines[0]).toBe(`topics under "${prefix}": 20 created, 0 updated, 0 unchanged (40 settings capped for a one-broker cluster)`);
 
       const again: string[] = [];
       const second = await runDemo(c, { prefix, say: (l) => again.push(l) });
       expect(second.roundId).not.toBe(first.roundId);
-      expect(again[0]).toMatch(/0 created, 0 updated, 18 unchanged/);
+      expect(again[0]).toMatch(/0 created, 0 updated, 20 unchanged/);
       expect(second.bids).toEqual(first.bids);
     } finally {
       await c.close();

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { newEnvelope } from '../../src/events/envelope.ts';
-import { decideAssigned, decideCreated, decideReport, decideTick, type PlanDecision } from '../../src/planner/decide.ts';
+import { decideAssigned, decideCancel, decideCreated, decideNoTaker, decideReport, decideTick, type PlanDecision } from '../../src/planner/decide.ts';
 import type { PlanEvent } from '../../src/planner/events.ts';
 import type { PlanRun } from '../../src/planner/run.ts';
 
@@ -28,7 +28,7 @@ class Loop {
   queue: PlanDecision['toAssign'] = [];
 
   constructor(planJson: string) {
-    const created = { envelope: newEnvelope('RoundClosed', 'cli', { eventTime: this.now }), planId: 'p', plan: planJson, requesterId: 'cli' };
+    const created = { envelope: newEnvelope('RoundClosed', 'cli', { eventTime: this.now }), planId: 'p', plan: planJson, requesterId: 'cli', goalType: null };
     this.run = this.keep(decideCreated(created, this.ctx())).run!;
   }
 
@@ -46,7 +46,7 @@ class Loop {
 
   report(type: 'StepStarted' | 'StepCompleted' | 'StepFailed', stepId: string, agentId: string, attempt: number, extra: Record<string, unknown> = {}): PlanDecision {
     this.now += 5;
-    const event = { envelope: newEnvelope('RoundClosed', agentId, { eventTime: this.now }), planId: 'p', stepId, attempt, agentId, leaseMs: 1_000, result: null, error: '', retriable: true, final: false, escalated: false, ...extra };
+    const event = { envelope: newEnvelope('RoundClosed', agentId, { eventTime: this.now }), planId: 'p', stepId, attempt, agentId, leaseMs: 1_000, instanceId: 'i', result: null, error: '', retriable: true, final: false, escalated: false, ...extra };
     return this.keep(decideReport(this.run, { type, event } as never, this.ctx()));
   }
 
@@ -56,7 +56,7 @@ class Loop {
       const next = this.queue.shift()!;
       const agentId = agents[next.capability]!;
       this.now += 5;
-      this.keep(decideAssigned(this.run, { stepId: next.stepId, attempt: next.attempt, agentId, roundId: `round-${next.stepId}-${next.attempt}` }, this.ctx()));
+      this.keep(decideAssigned(this.run, { stepId: next.stepId, attempt: next.attempt, agentId, roundId: `round-${next.stepId}-${next.attempt}`, rule: 'test' }, this.ctx()));
       this.report('StepStarted', next.stepId, agentId, next.attempt);
       const done = work(next.stepId, next.attempt, next.inputs);
       if ('result' in done) this.report('StepCompleted', next.stepId, agentId, next.attempt, { result: JSON.stringify(done.result) });
@@ -106,16 +106,58 @@ describe('the planner\'s decisions', () => {
     expect(loop.log.at(-1)).toMatchObject({ type: 'PlanFailed', event: { failed: ['scan'] } });
   });
 
-  it('a failure that may not be retried fails the step at once (or escalates it when the plan says so)', () => {
+  it('a failure that may not be retried fails the step at once; with escalation the step gets one more attempt, offered up the escalation tiers', () => {
     const loop = new Loop(plan());
     loop.drain((stepId) => (stepId === 'scan' ? { error: 'forbidden', retriable: false } : { result: stepId }));
     expect(loop.log.filter((e) => e.type === 'StepRetried')).toEqual([]);
     expect(loop.log.find((e) => e.type === 'StepFailed')!.event).toMatchObject({ final: true, escalated: false });
-    const escalating = new Loop(plan({ escalate: true }));
-    escalating.drain((stepId) => (stepId === 'scan' ? { error: 'forbidden', retriable: false } : { result: stepId }));
-    expect(escalating.log.find((e) => e.type === 'StepFailed')!.event).toMatchObject({ final: true, escalated: true });
-    expect(escalating.run.steps.get('scan')!.state).toBe('escalated');
-    expect(escalating.log.some((e) => e.type === 'PlanFailed' || e.type === 'PlanCompleted')).toBe(false);
+    const escalating = new Loop(plan({ escalate: { to: ['review', 'audit'] } }));
+    const asked: string[] = [];
+    escalating.drain((stepId, attempt) => {
+      const q = escalating.log.filter((e) => e.type === 'StepAssigned' && e.event.stepId === stepId && e.event.attempt === attempt).at(-1)!;
+      asked.push(`${stepId}#${attempt}${(q.event as { escalated: boolean }).escalated ? ' escalated' : ''}`);
+      return stepId === 'scan' && attempt === 1 ? { error: 'forbidden', retriable: false } : { result: stepId };
+    });
+    expect(escalating.log.find((e) => e.type === 'StepFailed')!.event).toMatchObject({ attempt: 1, final: false, escalated: true });
+    expect(escalating.log.find((e) => e.type === 'StepRetried')!.event).toMatchObject({ attempt: 2, reasonCode: 'ESCALATED', escalated: true });
+    expect(asked).toContain('scan#2 escalated');
+    expect(escalating.run.steps.get('scan')).toMatchObject({ state: 'completed', attempt: 2, escalated: true });
+    expect(escalating.log.at(-1)!.type).toBe('PlanCompleted');
+  });
+
+  it('an escalated attempt that fails too fails the step for good', () => {
+    const loop = new Loop(plan({ escalate: { to: ['review'] }, retry: { maxAttempts: 1 } }));
+    loop.drain((stepId) => (stepId === 'scan' ? { error: 'no', retriable: true } : { result: stepId }));
+    const failed = loop.log.filter((e) => e.type === 'StepFailed').map((e) => e.event as { attempt: number; final: boolean; escalated: boolean });
+    expect(failed).toMatchObject([{ attempt: 1, final: false, escalated: true }, { attempt: 2, final: true, escalated: false }]);
+    expect(loop.log.at(-1)).toMatchObject({ type: 'PlanFailed', event: { failed: ['scan'] } });
+  });
+
+  it('an auction without a taker is a failed attempt: retried after the backoff, then the step fails', () => {
+    const loop = new Loop(plan({ retry: { maxAttempts: 2, backoffMs: 50 } }));
+    const fetch = loop.queue.shift()!;
+    loop.keep(decideAssigned(loop.run, { stepId: 'fetch', attempt: fetch.attempt, agentId: 'h1', roundId: null, rule: 'only agent' }, loop.ctx()));
+    loop.report('StepCompleted', 'fetch', 'h1', 1, { result: '"page"' });
+    const first = loop.keep(decideNoTaker(loop.run, { stepId: 'scan', attempt: 1, roundId: 'r1', reason: 'every agent passed' }, loop.ctx()));
+    expect(first.events.map((e) => e.type)).toEqual(['StepFailed', 'StepRetried']);
+    expect(first.events[1]!.event).toMatchObject({ attempt: 2, reasonCode: 'NO_TAKER', notBefore: loop.now + 50 });
+    expect(decideNoTaker(loop.run, { stepId: 'scan', attempt: 1, roundId: 'r1', reason: 'again' }, loop.ctx()).refused).toMatchObject({ reasonCode: 'STALE_ASSIGNMENT' });
+    const last = loop.keep(decideNoTaker(loop.run, { stepId: 'scan', attempt: 2, roundId: 'r2', reason: 'every agent passed' }, loop.ctx()));
+    expect(last.events[0]!.event).toMatchObject({ attempt: 2, final: true, error: expect.stringMatching(/^NO_TAKER: attempt 2: no agent took the step \(round r2\)/) });
+  });
+
+  it('a plan past its deadline fails, naming what did not finish; a cancelled plan assigns nothing more', () => {
+    const loop = new Loop(JSON.stringify({ ...JSON.parse(plan()), deadlineMs: 1_000 }));
+    loop.now += 999;
+    expect(decideTick(loop.run, loop.ctx()).events).toEqual([]);
+    loop.now += 1;
+    const late = loop.keep(decideTick(loop.run, loop.ctx()));
+    expect(late.events).toMatchObject([{ type: 'PlanFailed', event: { failed: ['fetch', 'parse', 'scan', 'report', 'cleanup'] } }]);
+    const cancelled = new Loop(plan());
+    const c = cancelled.keep(decideCancel(cancelled.run, { requesterId: 'cli', reason: 'not needed' }, cancelled.ctx()));
+    expect(c.events).toMatchObject([{ type: 'PlanCancelled', event: { reason: 'not needed' } }]);
+    expect(decideTick(cancelled.run, cancelled.ctx()).toAssign).toEqual([]);
+    expect(decideAssigned(cancelled.run, { stepId: 'fetch', attempt: 1, agentId: 'h1', roundId: null, rule: 'x' }, cancelled.ctx()).refused).toMatchObject({ reasonCode: 'STALE_ASSIGNMENT' });
   });
 
   it('counts a step\'s result once: a second completion, a superseded attempt, another agent and an unknown step are refused', () => {
@@ -124,7 +166,7 @@ describe('the planner\'s decisions', () => {
     loop.report('StepCompleted', 'fetch', 'h1', 1, { result: '"again"' });
     expect(loop.refused.at(-1)).toMatchObject({ reasonCode: 'PLAN_FINISHED' });
     const fresh = new Loop(plan());
-    fresh.keep(decideAssigned(fresh.run, { stepId: 'fetch', attempt: 1, agentId: 'h1', roundId: 'r' }, fresh.ctx()));
+    fresh.keep(decideAssigned(fresh.run, { stepId: 'fetch', attempt: 1, agentId: 'h1', roundId: 'r', rule: 'test' }, fresh.ctx()));
     fresh.report('StepCompleted', 'fetch', 'h2', 1, { result: '"x"' });
     expect(fresh.refused.at(-1)).toMatchObject({ reasonCode: 'NOT_ASSIGNED' });
     fresh.report('StepCompleted', 'fetch', 'h1', 2, { result: '"x"' });
@@ -135,7 +177,7 @@ describe('the planner\'s decisions', () => {
     fresh.report('StepCompleted', 'fetch', 'h1', 1, { result: '"second"' });
     expect(fresh.refused.at(-1)).toMatchObject({ reasonCode: 'STEP_FINISHED' });
     expect(fresh.run.steps.get('fetch')!.result).toBe('first');
-    expect(decideAssigned(fresh.run, { stepId: 'fetch', attempt: 1, agentId: 'h1', roundId: 'r' }, fresh.ctx()).refused).toMatchObject({ reasonCode: 'STALE_ASSIGNMENT' });
+    expect(decideAssigned(fresh.run, { stepId: 'fetch', attempt: 1, agentId: 'h1', roundId: 'r', rule: 'test' }, fresh.ctx()).refused).toMatchObject({ reasonCode: 'STALE_ASSIGNMENT' });
   });
 
   it('a lease that runs out is retried (a clock decision), and out of attempts the step fails', () => {
@@ -144,19 +186,20 @@ describe('the planner\'s decisions', () => {
     // Take scan back to a silent attempt: a fresh loop where scan's agent never answers.
     const silent = new Loop(plan({ retry: { maxAttempts: 2, backoffMs: 0 }, timeoutMs: 500 }));
     const fetch = silent.queue.shift()!;
-    silent.keep(decideAssigned(silent.run, { stepId: 'fetch', attempt: fetch.attempt, agentId: 'h1', roundId: null }, silent.ctx()));
+    silent.keep(decideAssigned(silent.run, { stepId: 'fetch', attempt: fetch.attempt, agentId: 'h1', roundId: null, rule: 'test' }, silent.ctx()));
     silent.report('StepCompleted', 'fetch', 'h1', 1, { result: '"page"' });
     const scan = silent.queue.find((q) => q.stepId === 'scan')!;
-    silent.keep(decideAssigned(silent.run, { stepId: 'scan', attempt: scan.attempt, agentId: 's1', roundId: null }, silent.ctx()));
+    silent.keep(decideAssigned(silent.run, { stepId: 'scan', attempt: scan.attempt, agentId: 's1', roundId: null, rule: 'test' }, silent.ctx()));
     const startedAt = silent.now;
     silent.now = startedAt + 499;
     expect(decideTick(silent.run, { ...silent.ctx(), aliveAt: new Map([['scan', startedAt]]) }).events).toEqual([]);
     silent.now = startedAt + 500;
     const expired = silent.keep(decideTick(silent.run, { ...silent.ctx(), aliveAt: new Map([['scan', startedAt]]) }));
-    expect(expired.events.map((e) => e.type)).toEqual(['StepRetried']);
-    expect(expired.events[0]!.event).toMatchObject({ attempt: 2, reasonCode: 'LEASE_EXPIRED' });
+    expect(expired.events.map((e) => e.type)).toEqual(['StepFailed', 'StepRetried']);
+    expect(expired.events[0]!.event).toMatchObject({ attempt: 1, agentId: 's1', final: false, error: expect.stringMatching(/^LEASE_EXPIRED: /) });
+    expect(expired.events[1]!.event).toMatchObject({ attempt: 2, previousAgentId: 's1', reasonCode: 'LEASE_EXPIRED' });
     expect(expired.toAssign.map((a) => `${a.stepId}#${a.attempt}`)).toEqual(['parse#1', 'scan#2']);
-    silent.keep(decideAssigned(silent.run, { stepId: 'scan', attempt: 2, agentId: 's2', roundId: null }, silent.ctx()));
+    silent.keep(decideAssigned(silent.run, { stepId: 'scan', attempt: 2, agentId: 's2', roundId: null, rule: 'test' }, silent.ctx()));
     silent.now += 500;
     const gone = decideTick(silent.run, { ...silent.ctx(), aliveAt: new Map([['scan', silent.now - 500]]) });
     expect(gone.events.map((e) => `${e.type} ${(e.event as { final?: boolean }).final ?? ''}`)).toContain('StepFailed true');

@@ -21,13 +21,13 @@ function ev<T extends PlanEvent['type']>(type: T, body: Omit<Extract<PlanEvent, 
 }
 
 function start(): PlanRun {
-  return startPlan(ev('PlanCreated', { plan: planJson, requesterId: 'cli' }).event);
+  return startPlan(ev('PlanCreated', { plan: planJson, requesterId: 'cli', goalType: null }).event);
 }
 
 /** Runs a step's one attempt to completion on an agent. */
 function runStep(run: PlanRun, stepId: string, agentId: string, result: unknown, attempt = 1): void {
-  evolve(run, ev('StepAssigned', { stepId, attempt, agentId, roundId: `r-${stepId}-${attempt}`, leaseMs: 5_000 }));
-  evolve(run, ev('StepStarted', { stepId, attempt, agentId, leaseMs: 5_000 }));
+  evolve(run, ev('StepAssigned', { stepId, attempt, agentId, roundId: `r-${stepId}-${attempt}`, leaseMs: 5_000, capability: 'c', rule: 'test', inputs: '{}', escalated: false }));
+  evolve(run, ev('StepStarted', { stepId, attempt, agentId, leaseMs: 5_000, instanceId: 'i' }));
   evolve(run, ev('StepCompleted', { stepId, attempt, agentId, result: JSON.stringify(result) }));
 }
 
@@ -55,12 +55,12 @@ describe('a plan as the fold of its events', () => {
   it('records a step\'s result once: a superseded attempt\'s late result and a second result change nothing', () => {
     const run = start();
     evolve(run, ev('StepReady', { stepId: 'fetch', reason: 'no upstream step' }));
-    evolve(run, ev('StepAssigned', { stepId: 'fetch', attempt: 1, agentId: 'a1', roundId: 'r1', leaseMs: 5_000 }));
-    evolve(run, ev('StepStarted', { stepId: 'fetch', attempt: 1, agentId: 'a1', leaseMs: 5_000 }));
+    evolve(run, ev('StepAssigned', { stepId: 'fetch', attempt: 1, agentId: 'a1', roundId: 'r1', leaseMs: 5_000, capability: 'c', rule: 'test', inputs: '{}', escalated: false }));
+    evolve(run, ev('StepStarted', { stepId: 'fetch', attempt: 1, agentId: 'a1', leaseMs: 5_000, instanceId: 'i' }));
     const notBefore = clock + 500;
-    evolve(run, ev('StepRetried', { stepId: 'fetch', attempt: 2, reasonCode: 'LEASE_EXPIRED', reason: 'no sign of life from a1', notBefore }));
+    evolve(run, ev('StepRetried', { stepId: 'fetch', attempt: 2, previousAgentId: 'a1', reasonCode: 'LEASE_EXPIRED', reason: 'no sign of life from a1', notBefore, escalated: false }));
     expect(run.steps.get('fetch')).toMatchObject({ state: 'retrying', attempt: 2, agentId: null, notBefore });
-    evolve(run, ev('StepAssigned', { stepId: 'fetch', attempt: 2, agentId: 'a2', roundId: 'r2', leaseMs: 5_000 }));
+    evolve(run, ev('StepAssigned', { stepId: 'fetch', attempt: 2, agentId: 'a2', roundId: 'r2', leaseMs: 5_000, capability: 'c', rule: 'test', inputs: '{}', escalated: false }));
     // a1 wakes up and answers its attempt 1: superseded.
     evolve(run, ev('StepCompleted', { stepId: 'fetch', attempt: 1, agentId: 'a1', result: '"stale"' }));
     expect(run.steps.get('fetch')!.state).toBe('assigned');
@@ -75,7 +75,7 @@ describe('a plan as the fold of its events', () => {
     runStep(run, 'fetch', 'a1', 'page');
     for (const id of ['parse', 'scan']) evolve(run, ev('StepReady', { stepId: id, reason: 'upstream fetch completed' }));
     runStep(run, 'parse', 'a2', 'words');
-    evolve(run, ev('StepAssigned', { stepId: 'scan', attempt: 1, agentId: 'a3', roundId: null, leaseMs: 5_000 }));
+    evolve(run, ev('StepAssigned', { stepId: 'scan', attempt: 1, agentId: 'a3', roundId: null, leaseMs: 5_000, capability: 'c', rule: 'test', inputs: '{}', escalated: false }));
     evolve(run, ev('StepFailed', { stepId: 'scan', attempt: 1, agentId: 'a3', error: 'scanner refused the page', retriable: false, final: true, escalated: false }));
     expect(pending(run).changes).toEqual([{ stepId: 'report', to: 'skipped', reason: 'upstream scan failed' }]);
     evolve(run, ev('StepSkipped', { stepId: 'report', reason: 'upstream scan failed' }));

@@ -17,7 +17,7 @@ describe('topic definitions', () => {
   it('declares every topic the product needs, each with a purpose', async () => {
     const definitions = await loadTopicDefinitions();
     expect(definitions.map((d) => d.name).sort()).toEqual(
-      ['agent-state', 'agents', 'bid-requests', 'bids', 'dead-letters', 'directives', 'heartbeats', 'lifecycle', 'metrics', 'outcomes', 'proposals', 'round-state', 'studies', 'study-inputs', 'variable-changes', 'variable-requests', 'variables', 'votes'].sort(),
+      ['agent-state', 'agents', 'bid-requests', 'bids', 'dead-letters', 'directives', 'heartbeats', 'lifecycle', 'metrics', 'outcomes', 'plan-inputs', 'plans', 'proposals', 'round-state', 'studies', 'study-inputs', 'variable-changes', 'variable-requests', 'variables', 'votes'].sort(),
     );
     const compacted = definitions.filter((d) => d.config['cleanup.policy'] === 'compact').map((d) => d.name);
     expect(compacted.sort()).toEqual(['agent-state', 'agents', 'round-state', 'variables']);
@@ -35,6 +35,13 @@ describe('topic definitions', () => {
     expect(studies.map((d) => d.name).sort()).toEqual(['studies', 'study-inputs']);
     expect(new Set(studies.map((d) => d.partitions)).size).toBe(1);
     expect(new Set(studies.map((d) => d.key))).toEqual(new Set(['studyId']));
+  });
+
+  it('co-partitions the plan topics: a plan\'s inputs and its log on the same partition number, keyed by plan id', async () => {
+    const plans = (await loadTopicDefinitions()).filter((d) => d.coPartitionGroup === 'plans');
+    expect(plans.map((d) => d.name).sort()).toEqual(['plan-inputs', 'plans']);
+    expect(new Set(plans.map((d) => d.partitions)).size).toBe(1);
+    expect(new Set(plans.map((d) => d.key))).toEqual(new Set(['planId']));
   });
 
   it('names only event types that exist in schemas/, and every event type has a topic', async () => {
