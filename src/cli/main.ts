@@ -10,6 +10,7 @@ import { registerDemoCommand } from './commands/demo.ts';
 import { registerDevCommands } from './commands/dev.ts';
 import { registerOptimizeCommands } from './commands/optimize.ts';
 import { registerOrchestratorCommands } from './commands/orchestrator.ts';
+import { registerPlanCommands } from './commands/plan.ts';
 import { registerRoundCommands } from './commands/round.ts';
 import { registerReplayCommand } from './commands/replay.ts';
 import { registerSchemaCommands } from './commands/schemas.ts';
@@ -46,6 +47,7 @@ registerRoundCommands(program, getLogger);
 registerReplayCommand(program, getLogger);
 registerAuditCommands(program, getLogger);
 registerOptimizeCommands(program, getLogger);
+registerPlanCommands(program, getLogger);
 registerDemoCommand(program, getLogger);
 
 try {

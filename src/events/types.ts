@@ -59,7 +59,7 @@ export interface LifecycleChanged extends Event {
 export interface HandlerFailed extends Event {
   agentId: string;
   instanceId: string;
-  handler: 'onBidRequest' | 'onProposal' | 'onDirective';
+  handler: 'onBidRequest' | 'onProposal' | 'onDirective' | 'stepCost';
   subjectId: string;
   causeEventId: string;
   error: string;
@@ -374,6 +374,17 @@ export interface StepSkipped extends Event {
   reason: string;
 }
 
+export interface StepAuctioned extends Event {
+  planId: string;
+  stepId: string;
+  attempt: number;
+  roundId: string;
+  protocol: string;
+  asked: string[];
+  tiers: string[][];
+  deadline: number;
+}
+
 export interface StepAssigned extends Event {
   planId: string;
   stepId: string;
@@ -495,6 +506,7 @@ export interface EventTypes {
   PlanRejected: PlanRejected;
   StepReady: StepReady;
   StepSkipped: StepSkipped;
+  StepAuctioned: StepAuctioned;
   StepAssigned: StepAssigned;
   StepStarted: StepStarted;
   StepHeartbeat: StepHeartbeat;

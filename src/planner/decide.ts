@@ -112,6 +112,7 @@ function toAssign(run: PlanRun, now: number, events: readonly PlanEvent[], all =
     .filter((s) => {
       const st = run.steps.get(s.id)!;
       if (!all && !touched.has(s.id)) return false;
+      if (st.auctioning === Math.max(1, st.attempt)) return false;
       return st.state === 'ready' || (st.state === 'retrying' && (st.notBefore ?? 0) <= now);
     })
     .map((s) => {
@@ -172,6 +173,24 @@ export function decideAssigned(run: PlanRun, a: { stepId: string; attempt: numbe
   const inputs = resolveInputs(run.plan, step, resultsOf(run));
   out.emit(run, 'StepAssigned', { stepId: a.stepId, attempt: a.attempt, agentId: a.agentId, capability: step.capability, roundId: a.roundId, rule: a.rule, inputs: JSON.stringify(inputs), leaseMs: step.timeoutMs, escalated: st.escalated });
   return decision(run, out, ctx.now);
+}
+
+/** The auction of a step's attempt is opened (the binding writes its BidRequest in the same transaction). */
+export function decideAuctioned(run: PlanRun, a: { stepId: string; attempt: number; roundId: string; protocol: string; asked: string[]; tiers: string[][]; deadline: number }, ctx: PlanDecideContext): PlanDecision {
+  const st = run.steps.get(a.stepId);
+  if (!waitsForAgent(run, st, a.attempt) || st.auctioning === a.attempt) return stale(run, a.stepId, a.attempt, null);
+  const out = new Emitter(ctx, run.planId);
+  out.emit(run, 'StepAuctioned', { stepId: a.stepId, attempt: a.attempt, roundId: a.roundId, protocol: a.protocol, asked: a.asked, tiers: a.tiers, deadline: a.deadline });
+  return { run, events: out.events, toAssign: [] };
+}
+
+/** The outcome of a step's auction: its winner is the attempt's agent; no winner is an attempt without a taker. */
+export function decideAwarded(run: PlanRun, o: { stepId: string; attempt: number; roundId: string; protocol: string; status: string; winners: string[]; reason: string }, ctx: PlanDecideContext): PlanDecision {
+  const st = run.steps.get(o.stepId);
+  if (!waitsForAgent(run, st, o.attempt) || st.roundId !== o.roundId) return stale(run, o.stepId, o.attempt, o.winners[0] ?? null);
+  const winner = o.status === 'decided' ? o.winners[0] : undefined;
+  if (!winner) return decideNoTaker(run, { stepId: o.stepId, attempt: o.attempt, roundId: o.roundId, reason: `${o.status}: ${o.reason}` }, ctx);
+  return decideAssigned(run, { stepId: o.stepId, attempt: o.attempt, agentId: winner, roundId: o.roundId, rule: `${o.protocol} auction: ${o.reason}` }, ctx);
 }
 
 /** No agent takes a step's attempt: none has the capability now, or its auction closed without a taker. */

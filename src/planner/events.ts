@@ -8,6 +8,7 @@ import type {
   PlanCreated,
   PlanFailed,
   StepAssigned,
+  StepAuctioned,
   StepCompleted,
   StepFailed,
   StepReady,
@@ -20,6 +21,7 @@ export type PlanEvent =
   | { type: 'PlanCreated'; event: PlanCreated }
   | { type: 'StepReady'; event: StepReady }
   | { type: 'StepSkipped'; event: StepSkipped }
+  | { type: 'StepAuctioned'; event: StepAuctioned }
   | { type: 'StepAssigned'; event: StepAssigned }
   | { type: 'StepStarted'; event: StepStarted }
   | { type: 'StepCompleted'; event: StepCompleted }
@@ -30,4 +32,4 @@ export type PlanEvent =
   | { type: 'PlanCancelled'; event: PlanCancelled };
 
 /** The plan-log event types the fold applies. */
-export const planEventTypes: ReadonlySet<string> = new Set(['PlanCreated', 'StepReady', 'StepSkipped', 'StepAssigned', 'StepStarted', 'StepCompleted', 'StepFailed', 'StepRetried', 'PlanCompleted', 'PlanFailed', 'PlanCancelled']);
+export const planEventTypes: ReadonlySet<string> = new Set(['PlanCreated', 'StepReady', 'StepSkipped', 'StepAuctioned', 'StepAssigned', 'StepStarted', 'StepCompleted', 'StepFailed', 'StepRetried', 'PlanCompleted', 'PlanFailed', 'PlanCancelled']);

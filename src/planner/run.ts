@@ -18,8 +18,10 @@ export interface StepRun {
   /** The current attempt (0 before the first assignment). */
   attempt: number;
   agentId: string | null;
-  /** The auction round that chose the agent of the current attempt. */
+  /** The auction round of the current attempt (opened, or the one that chose its agent). */
   roundId: string | null;
+  /** The attempt whose auction is open (null when none is). */
+  auctioning: number | null;
   /** Every agent an attempt went to, in order. */
   triedBy: string[];
   result: unknown;
@@ -40,7 +42,7 @@ export interface PlanRun {
   plan: Plan;
   createdAt: number;
   steps: Map<string, StepRun>;
-  outcome: (PlanOutcome & { at: number }) | { status: 'cancelled'; reason: string; at: number } | null;
+  outcome: ({ status: 'completed'; result: Record<string, unknown> } & { at: number }) | (Extract<PlanOutcome, { status: 'failed' }> & { at: number }) | { status: 'cancelled'; reason: string; at: number } | null;
 }
 
 function stepOf(run: PlanRun, stepId: string): StepRun {
@@ -53,7 +55,7 @@ function stepOf(run: PlanRun, stepId: string): StepRun {
 export function startPlan(created: Extract<PlanEvent, { type: 'PlanCreated' }>['event']): PlanRun {
   const plan = parsePlan(JSON.parse(created.plan));
   const steps = new Map<string, StepRun>(
-    plan.steps.map((s) => [s.id, { stepId: s.id, state: 'waiting', attempt: 0, agentId: null, roundId: null, triedBy: [], result: undefined, errors: [], reason: null, notBefore: null, escalated: false, assignedAt: null, startedAt: null }]),
+    plan.steps.map((s) => [s.id, { stepId: s.id, state: 'waiting', attempt: 0, agentId: null, roundId: null, auctioning: null, triedBy: [], result: undefined, errors: [], reason: null, notBefore: null, escalated: false, assignedAt: null, startedAt: null }]),
   );
   return { planId: created.planId, plan, createdAt: created.envelope.eventTime, steps, outcome: null };
 }
@@ -77,8 +79,8 @@ export function resultsOf(run: PlanRun): Map<string, unknown> {
 /** Applies one event, in place. An event for a step's superseded attempt, or for a finished step, changes nothing. */
 export function evolve(run: PlanRun, e: Exclude<PlanEvent, { type: 'PlanCreated' }>): PlanRun {
   if (e.type === 'PlanCompleted' || e.type === 'PlanFailed') {
-    const outcome: PlanOutcome = e.type === 'PlanCompleted' ? { status: 'completed' } : { status: 'failed', reason: e.event.reason, failed: e.event.failed };
-    run.outcome = { ...outcome, at: e.event.envelope.eventTime };
+    const at = e.event.envelope.eventTime;
+    run.outcome = e.type === 'PlanCompleted' ? { status: 'completed', result: JSON.parse(e.event.result) as Record<string, unknown>, at } : { status: 'failed', reason: e.event.reason, failed: e.event.failed, at };
     return run;
   }
   if (e.type === 'PlanCancelled') {
@@ -94,8 +96,12 @@ export function evolve(run: PlanRun, e: Exclude<PlanEvent, { type: 'PlanCreated'
     case 'StepSkipped':
       if (s.state === 'waiting') [s.state, s.reason] = ['skipped', e.event.reason];
       return run;
+    case 'StepAuctioned':
+      if (e.event.attempt === Math.max(1, s.attempt) && (s.state === 'ready' || s.state === 'retrying')) [s.auctioning, s.roundId] = [e.event.attempt, e.event.roundId];
+      return run;
     case 'StepAssigned':
       s.state = 'assigned';
+      s.auctioning = null;
       s.attempt = e.event.attempt;
       s.agentId = e.event.agentId;
       s.roundId = e.event.roundId;
@@ -120,6 +126,7 @@ export function evolve(run: PlanRun, e: Exclude<PlanEvent, { type: 'PlanCreated'
       return run;
     case 'StepRetried':
       s.state = 'retrying';
+      s.auctioning = null;
       s.attempt = e.event.attempt;
       s.agentId = null;
       s.roundId = null;
