@@ -35,6 +35,8 @@ export const errorCodes = [
   'INVALID_AGENT',
   'ILLEGAL_TRANSITION',
   'AGENT_MODULE_INVALID',
+  // a step of a plan failed (StepError); retriable says whether another attempt may succeed
+  'STEP_FAILED',
   // protocols: a module given to add protocols did not
   'PROTOCOL_MODULE_INVALID',
   // reading topics (readToEnd): the end was not reached in time

@@ -33,7 +33,9 @@ export {
   lifecycleStates,
   eligibleForBidRequest,
   eligibleForProposal,
+  eligibleForStep,
   addressedTo,
+  StepError,
   loadAgentModule,
   readSnapshots,
   hostDefaults,
@@ -59,6 +61,9 @@ export type {
   Trial,
   TrialAnswer,
   TrialContext,
+  Step,
+  StepAnswer,
+  StepContext,
 } from './agents/index.ts';
 export { Supervisor, parseSupervisorSpec, backoffDelay, type SupervisorSpec, type ChildSpec, type SupervisorEvent, type RestartPolicy } from './supervisor/supervisor.ts';
 export { deterministicEventId } from './events/envelope.ts';

@@ -15,7 +15,9 @@ const definitionSchema = z.object({
   onProposal: z.function().optional(),
   onDirective: z.function().optional(),
   onTrial: z.function().optional(),
-});
+  onStep: z.function().optional(),
+  stepCost: z.function().optional(),
+}).refine((d) => !d.stepCost || d.onStep, { path: ['stepCost'], message: 'a step cost needs onStep, the handler that runs the steps it bids for' });
 
 /**
  * Checks an agent definition once, when it is made, and returns it frozen.

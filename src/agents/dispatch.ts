@@ -2,13 +2,16 @@ import type { DecodedEvent, EventCodec } from '../codec/codec.ts';
 import { describeError } from '../errors.ts';
 import { deterministicEventId, newEnvelope } from '../events/envelope.ts';
 import type { Bid, BidRequest, Directive, HandlerFailed, Proposal, Vote } from '../events/types.ts';
-import { addressedTo, eligibleForBidRequest, eligibleForProposal } from './eligibility.ts';
+import { stepItemOf, type StepItem } from '../planner/stepRounds.ts';
+import { addressedTo, eligibleForBidRequest, eligibleForProposal, eligibleForStep } from './eligibility.ts';
 import type { Outgoing } from './outbox.ts';
-import type { HostedAgent } from './types.ts';
+import type { BidAnswer, HostedAgent, Step } from './types.ts';
 
 /**
  * Turns one consumed event into handler calls and what they answer, with no
- * Kafka in it: a bid request goes to every eligible agent, a proposal to
+ * Kafka in it: a bid request goes to every eligible agent (the auction of a
+ * plan's step, to agents that run steps: they bid their step cost or pass,
+ * answered for them), a proposal to
  * every eligible voter, a directive to the agent it names. Whatever a
  * handler does — throws anything, answers something that is not a valid
  * Bid or Vote, answers something the broker will not take — becomes a
@@ -20,6 +23,8 @@ export interface DispatchContext {
   codec: Pick<EventCodec, 'check'>;
   instanceId: string;
   topic: (name: string) => string;
+  /** How many steps an agent is running now: its bid in a step's auction when it has no stepCost (0 when not given). */
+  stepsRunning?: (agentId: string) => number;
 }
 
 /** A directive the host carries out itself (for all its agents): stop, or hand over. */
@@ -52,25 +57,19 @@ export async function dispatch(decoded: DecodedEvent, agents: ReadonlyMap<string
   const out: Outgoing[] = [];
   if (decoded.type === 'BidRequest') {
     const request = decoded.event as unknown as BidRequest;
+    const step = stepItemOf(request);
     for (const agent of agents.values()) {
-      if (!handling(agent) || !eligibleForBidRequest(agent.definition, request)) continue;
+      if (!handling(agent)) continue;
+      // A step's auction is answered for an agent that runs steps, never by its onBidRequest.
+      if (step && agent.definition.onStep) {
+        if (!eligibleForStep(agent.definition, request, step)) continue;
+        await sandboxed(agent, 'stepCost', request.roundId, request.envelope.eventId, context, out, async () => bidOf(agent, request, await stepBid(agent, step, context), context));
+        continue;
+      }
+      if (!eligibleForBidRequest(agent.definition, request)) continue;
       await sandboxed(agent, 'onBidRequest', request.roundId, request.envelope.eventId, context, out, async () => {
         const answer = await agent.definition.onBidRequest!(request, agent.context);
-        if (!answer) return undefined;
-        const bid: Bid = {
-          envelope: newEnvelope('Bid', agent.definition.id, {
-            correlationId: request.roundId,
-            causationId: request.envelope.eventId,
-            eventId: deterministicEventId('bid', agent.definition.id, request.envelope.eventId),
-          }),
-          roundId: request.roundId,
-          agentId: agent.definition.id,
-          amount: answer.amount,
-          bundle: answer.bundle ?? [],
-          attributes: answer.attributes === undefined ? null : JSON.stringify(answer.attributes),
-        };
-        context.codec.check('Bid', bid); // a nonsense answer is the agent's failure
-        return { topic: context.topic('bids'), key: request.roundId, type: 'Bid', event: bid };
+        return answer ? bidOf(agent, request, answer, context) : undefined;
       });
     }
   } else if (decoded.type === 'Proposal') {
@@ -114,6 +113,36 @@ export async function dispatch(decoded: DecodedEvent, agents: ReadonlyMap<string
   return { out };
 }
 
+/** An agent's Bid, checked: a nonsense answer is the agent's failure. */
+function bidOf(agent: HostedAgent, request: BidRequest, answer: BidAnswer, context: DispatchContext): Outgoing {
+  const bid: Bid = {
+    envelope: newEnvelope('Bid', agent.definition.id, {
+      correlationId: request.roundId,
+      causationId: request.envelope.eventId,
+      eventId: deterministicEventId('bid', agent.definition.id, request.envelope.eventId),
+    }),
+    roundId: request.roundId,
+    agentId: agent.definition.id,
+    amount: answer.amount,
+    bundle: answer.bundle ?? [],
+    attributes: answer.attributes === undefined ? null : JSON.stringify(answer.attributes),
+  };
+  context.codec.check('Bid', bid);
+  return { topic: context.topic('bids'), key: request.roundId, type: 'Bid', event: bid };
+}
+
+/** What an agent that runs steps answers a step's auction: its cost (stepCost, or its load), or a pass. */
+async function stepBid(agent: HostedAgent, item: StepItem, context: DispatchContext): Promise<BidAnswer> {
+  const { stepCost } = agent.definition;
+  const step: Step = { planId: item.planId, stepId: item.stepId, attempt: item.attempt, capability: item.capability, escalated: item.escalated, inputs: item.inputs };
+  const cost: unknown = stepCost ? await stepCost(step, agent.context) : (context.stepsRunning?.(agent.definition.id) ?? 0);
+  if (cost === undefined || cost === null) return { amount: 0, attributes: { pass: true } };
+  if (typeof cost !== 'number' || !Number.isFinite(cost) || cost < 0) {
+    throw new TypeError(`stepCost must answer a finite cost >= 0, or undefined to pass, not ${typeof cost === 'number' ? cost : JSON.stringify(cost) ?? typeof cost}`);
+  }
+  return { amount: cost };
+}
+
 /** Runs one handler: its answer goes out (or, if the broker refuses it, its failure); a throw becomes its failure. */
 async function sandboxed(
   agent: HostedAgent,
@@ -153,7 +182,7 @@ function handlerFailed(agent: HostedAgent, handler: HandlerFailed['handler'], su
 }
 
 /** What a handler threw, as text, whatever it threw (an object without toString, an Error whose message getter throws). */
-function describeThrown(error: unknown): string {
+export function describeThrown(error: unknown): string {
   try {
     return String(describeError(error));
   } catch {

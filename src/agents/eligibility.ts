@@ -7,6 +7,7 @@ interface Agent {
   onBidRequest?: unknown;
   onProposal?: unknown;
   onDirective?: unknown;
+  onStep?: unknown;
 }
 
 /**
@@ -14,6 +15,8 @@ interface Agent {
  * every required capability, and — when the request names bidders — are
  * named. A proposal goes to the named voters (every agent with a proposal
  * handler when none are named). A directive goes to the agent it names.
+ * A step's auction goes to agents that run steps, have the step's
+ * capability and every required one, among the named ones.
  */
 export function eligibleForBidRequest(agent: Agent, request: Pick<BidRequest, 'eligibleAgents' | 'requiredCapabilities'>): boolean {
   if (!agent.onBidRequest) return false;
@@ -28,4 +31,10 @@ export function eligibleForProposal(agent: Agent, proposal: Pick<Proposal, 'elig
 
 export function addressedTo(agent: Agent, directive: Pick<Directive, 'agentId'>): boolean {
   return Boolean(agent.onDirective) && directive.agentId === agent.id;
+}
+
+export function eligibleForStep(agent: Agent, request: Pick<BidRequest, 'eligibleAgents' | 'requiredCapabilities'>, step: { capability: string }): boolean {
+  if (!agent.onStep) return false;
+  if (request.eligibleAgents.length > 0 && !request.eligibleAgents.includes(agent.id)) return false;
+  return agent.capabilities.includes(step.capability) && request.requiredCapabilities.every((c) => agent.capabilities.includes(c));
 }

@@ -19,6 +19,7 @@ import { hostDefaults, hostPool, type AgentHostOptions } from './options.ts';
 import { Outbox, type Outgoing } from './outbox.ts';
 import { PoolMember } from './pool.ts';
 import { restoreStates, snapshotOf } from './stateStore.ts';
+import { Steps } from './steps.ts';
 import type { HostedAgent } from './types.ts';
 
 export { hostDefaults, type AgentHostOptions } from './options.ts';
@@ -26,8 +27,10 @@ export { instanceHeader } from './outbox.ts';
 
 /**
  * Runs agents as members of one Kafka consumer group (the pool). It reads
- * bid requests, proposals and directives, hands each to every local agent
- * that is eligible, and writes their bids and votes keyed by round id. A
+ * bid requests, proposals and directives (and, for agents that evaluate
+ * trials or run plans' steps, the studies' and plans' logs: evaluations.ts,
+ * steps.ts), hands each to every local agent that is eligible, and writes
+ * their bids and votes keyed by round id. A
  * handler that throws or answers nonsense is reported as a HandlerFailed
  * event and the host goes on; an undecodable message goes to dead-letters.
  * It registers its agents, reports every lifecycle transition, sends
@@ -60,6 +63,7 @@ export class AgentHost extends EventEmitter implements StopsForGood {
   private readonly producer: Producer;
   private readonly outbox: Outbox;
   private readonly evaluations: Evaluations;
+  private readonly steps: Steps;
   private member: PoolMember | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private stopping: Promise<void> | undefined;
@@ -78,6 +82,7 @@ export class AgentHost extends EventEmitter implements StopsForGood {
     this.producer = createProducer(options.kafka);
     this.outbox = new Outbox({ producer: this.producer, codec: options.codec, instanceId: this.instanceId, topic: this.topic, logger: this.log });
     this.evaluations = new Evaluations({ outbox: this.outbox, codec: options.codec, instanceId: this.instanceId, topic: this.topic, logger: this.log });
+    this.steps = new Steps({ outbox: this.outbox, instanceId: this.instanceId, topic: this.topic, logger: this.log });
     for (const definition of options.agents) {
       this.agents.set(definition.id, {
         definition,
@@ -149,8 +154,15 @@ export class AgentHost extends EventEmitter implements StopsForGood {
       codec: o.codec,
       logger: this.log,
       groupId: this.groupId,
-      // Evaluators also read the studies' logs: their assignments, prunes and retries.
-      topics: ['bid-requests', 'proposals', 'directives', ...(Evaluations.wanted(this.agents.values()) ? ['studies'] : [])].map((name) => ({ topic: this.topic(name), definition: this.definition(name) })),
+      // Evaluators also read the studies' logs (their assignments, prunes and retries), agents that
+      // run steps the plans' logs (their assignments, retries and the plans' ends).
+      topics: [
+        'bid-requests',
+        'proposals',
+        'directives',
+        ...(Evaluations.wanted(this.agents.values()) ? ['studies'] : []),
+        ...(Steps.wanted(this.agents.values()) ? ['plans'] : []),
+      ].map((name) => ({ topic: this.topic(name), definition: this.definition(name) })),
       deadLetters,
       sessionTimeoutMs: o.sessionTimeoutMs ?? hostDefaults.sessionTimeoutMs,
       ...(o.metrics ? { metrics: o.metrics } : {}),
@@ -196,6 +208,7 @@ export class AgentHost extends EventEmitter implements StopsForGood {
     await this.moveAll(via, reason, announced);
     await this.member?.stop();
     await this.evaluations.stop(reason);
+    await this.steps.stop(reason);
     const saved: HostedAgent[] = [];
     const snapshots: Outgoing[] = [];
     const unsaved: Array<{ agent: HostedAgent; error: string }> = [];
@@ -263,7 +276,11 @@ export class AgentHost extends EventEmitter implements StopsForGood {
       this.evaluations.handle(decoded, this.agents);
       return;
     }
-    const { out, hostAction } = await dispatch(decoded, this.agents, { codec: this.options.codec, instanceId: this.instanceId, topic: this.topic });
+    if (context.topic === this.topic('plans')) {
+      this.steps.handle(decoded, this.agents);
+      return;
+    }
+    const { out, hostAction } = await dispatch(decoded, this.agents, { codec: this.options.codec, instanceId: this.instanceId, topic: this.topic, stepsRunning: (agentId) => this.steps.load(agentId) });
     if (hostAction) this.carryOut(hostAction);
     await this.outbox.send(out);
     this.log.debug({ type: decoded.type, topic: context.topic, partition: context.partition, offset: context.offset, key: context.key, answers: out.length }, 'dispatched');

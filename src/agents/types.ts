@@ -72,6 +72,39 @@ export interface TrialContext<S> extends AgentContext<S> {
   readonly stopReason: string | null;
 }
 
+/** A step of a plan an agent is given to run (StepAssigned to this agent), or bids for. */
+export interface Step {
+  planId: string;
+  stepId: string;
+  /** 1 for the first attempt at the step, one more for each retry or escalation. */
+  attempt: number;
+  /** The capability the step needs (for an escalated step, the tier it was handed up to). */
+  capability: string;
+  /** Whether the step was handed up by hierarchical delegation. */
+  escalated: boolean;
+  /** The step's inputs, resolved by the planner from the plan and the results of the steps before it. */
+  inputs: Record<string, unknown>;
+}
+
+/**
+ * What a step answers: its result, any JSON-serialisable value (undefined is
+ * written as null). Something JSON cannot hold (a BigInt, a cycle, a
+ * function) is the attempt's failure.
+ */
+export type StepAnswer = unknown;
+
+export interface StepContext<S> extends AgentContext<S> {
+  /**
+   * Aborted when the attempt is taken away: the step was retried (as a later
+   * attempt), its lease was counted lost, the plan completed, failed or was
+   * cancelled, or the host is stopping. What the handler answers after that
+   * is not written.
+   */
+  signal: AbortSignal;
+  /** Why the attempt should stop (`retried as attempt 2 …`), once the signal is aborted. */
+  readonly stopReason: string | null;
+}
+
 export interface AgentHandlers<S> {
   onBidRequest?: (request: BidRequest, context: AgentContext<S>) => Maybe<BidAnswer> | Promise<Maybe<BidAnswer>>;
   onProposal?: (proposal: Proposal, context: AgentContext<S>) => Maybe<VoteAnswer> | Promise<Maybe<VoteAnswer>>;
@@ -83,6 +116,19 @@ export interface AgentHandlers<S> {
    * policy).
    */
   onTrial?: (trial: Trial, context: TrialContext<S>) => TrialAnswer | Promise<TrialAnswer>;
+  /**
+   * Runs a step of a plan assigned to this agent. Runs beside the agent's
+   * other handlers; its answer is the step's result. Throw a StepError with
+   * `retriable: false` to fail the step with no retry; any other throw is a
+   * failure the plan's retry policy may retry.
+   */
+  onStep?: (step: Step, context: StepContext<S>) => StepAnswer | Promise<StepAnswer>;
+  /**
+   * The agent's bid in a step's auction (lowest wins): a finite cost >= 0,
+   * or undefined (or null) to pass. Without it the agent bids its load, the
+   * number of steps it is running, so idle agents win. Only with onStep.
+   */
+  stepCost?: (step: Step, context: AgentContext<S>) => Maybe<number> | Promise<Maybe<number>>;
 }
 
 export interface AgentDefinition<S = Record<string, unknown>> extends AgentHandlers<S> {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { defineAgent } from '../../src/agents/defineAgent.ts';
-import { addressedTo, eligibleForBidRequest, eligibleForProposal } from '../../src/agents/eligibility.ts';
+import { addressedTo, eligibleForBidRequest, eligibleForProposal, eligibleForStep } from '../../src/agents/eligibility.ts';
 
 const bidder = defineAgent({ id: 'gpu-1', role: 'worker', capabilities: ['gpu', 'plan', 'gpu'], onBidRequest: () => ({ amount: 1 }) });
 
@@ -33,5 +33,18 @@ describe('eligibility', () => {
     expect(eligibleForProposal(bidder, { eligibleVoters: [] })).toBe(false);
     expect(addressedTo(voter, { agentId: 'v1' })).toBe(true);
     expect(addressedTo(voter, { agentId: 'v2' })).toBe(false);
+  });
+});
+
+describe('agents that run steps', () => {
+  it('need onStep for a step cost, and get a step auction when they have its capability, among the named ones', () => {
+    expect(() => defineAgent({ id: 'w', role: 'r', capabilities: [], stepCost: () => 1 })).toThrow('Invalid agent "w": stepCost: a step cost needs onStep, the handler that runs the steps it bids for');
+    const worker = defineAgent({ id: 'w1', role: 'r', capabilities: ['compute', 'gpu'], onStep: () => null, stepCost: () => 1 });
+    expect(eligibleForStep(worker, { eligibleAgents: [], requiredCapabilities: [] }, { capability: 'compute' })).toBe(true);
+    expect(eligibleForStep(worker, { eligibleAgents: [], requiredCapabilities: [] }, { capability: 'code' })).toBe(false);
+    expect(eligibleForStep(worker, { eligibleAgents: [], requiredCapabilities: ['fpga'] }, { capability: 'compute' })).toBe(false);
+    expect(eligibleForStep(worker, { eligibleAgents: ['other'], requiredCapabilities: [] }, { capability: 'compute' })).toBe(false);
+    expect(eligibleForStep(worker, { eligibleAgents: ['other', 'w1'], requiredCapabilities: ['gpu'] }, { capability: 'compute' })).toBe(true);
+    expect(eligibleForStep(bidder, { eligibleAgents: [], requiredCapabilities: [] }, { capability: 'gpu' })).toBe(false);
   });
 });

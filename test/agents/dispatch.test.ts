@@ -5,7 +5,8 @@ import { dispatch, type DispatchContext } from '../../src/agents/dispatch.ts';
 import type { AgentDefinition, HostedAgent } from '../../src/agents/types.ts';
 import type { DecodedEvent } from '../../src/codec/codec.ts';
 import { newEnvelope } from '../../src/events/envelope.ts';
-import type { BidRequest, Directive, HandlerFailed, LifecycleState } from '../../src/events/types.ts';
+import type { Bid, BidRequest, Directive, HandlerFailed, LifecycleState } from '../../src/events/types.ts';
+import { stepRoundId } from '../../src/planner/stepRounds.ts';
 import { createLogger } from '../../src/log/logger.ts';
 import { loadCatalog } from '../../src/schemas/catalog.ts';
 import { createRegistryClient } from '../../src/schemas/registry.ts';
@@ -69,5 +70,21 @@ describe('dispatch', () => {
     const { out, hostAction } = await dispatch(decoded('Directive', migrate), running, context);
     expect(out).toEqual([]);
     expect(hostAction).toMatchObject({ action: 'migrate', reason: `migrate directive ${migrate.envelope.eventId}` });
+  });
+
+  it('answers a step auction for agents that run steps: their load when they name no cost, and a cost that is no cost is their failure', async () => {
+    const agents = hosted([
+      defineAgent({ id: 'loaded', role: 'w', capabilities: ['compute'], onStep: () => null }),
+      defineAgent({ id: 'negative', role: 'w', capabilities: ['compute'], onStep: () => null, stepCost: () => -1 }),
+      defineAgent({ id: 'null-pass', role: 'w', capabilities: ['compute'], onStep: () => null, stepCost: () => null }),
+      defineAgent({ id: 'other', role: 'w', capabilities: ['gpu'], onStep: () => null, onBidRequest: () => ({ amount: 1 }) }),
+    ]);
+    const roundId = stepRoundId('p', 's', 2);
+    const r: BidRequest = { ...request(roundId), protocol: 'delegation', item: JSON.stringify({ kind: 'plan-step', planId: 'p', stepId: 's', attempt: 2, capability: 'compute', escalated: true, inputs: {} }) };
+    const { out } = await dispatch(decoded('BidRequest', r), agents, { ...context, stepsRunning: (id) => (id === 'loaded' ? 2 : 0) });
+    expect(out.map((o) => `${o.type}:${o.key}`)).toEqual([`Bid:${roundId}`, 'HandlerFailed:negative', `Bid:${roundId}`]);
+    expect((out[0]!.event as Bid)).toMatchObject({ agentId: 'loaded', amount: 2, attributes: null });
+    expect((out[1]!.event as HandlerFailed)).toMatchObject({ handler: 'stepCost', error: 'stepCost must answer a finite cost >= 0, or undefined to pass, not -1' });
+    expect((out[2]!.event as Bid)).toMatchObject({ agentId: 'null-pass', amount: 0, attributes: '{"pass":true}' });
   });
 });
