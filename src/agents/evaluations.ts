@@ -152,9 +152,6 @@ export class Evaluations {
     const trial: Trial = { studyId: a.studyId, trialId: a.trialId, number: a.number, attempt: a.attempt, params, miniBatch: a.miniBatch };
     const context: TrialContext<unknown> = Object.assign(Object.create(agent.context) as object, {
       signal: controller.signal,
-      get stopReason() {
-        return r.stopReason;
-      },
       intermediate: async (step: number, value: number | number[]): Promise<boolean> => {
         if (controller.signal.aborted) return true;
         const values = Array.isArray(value) ? value : [value];
@@ -175,6 +172,8 @@ export class Evaluations {
         }
       },
     }) as TrialContext<unknown>;
+    // Object.assign would copy a getter's value (null) once: the reason is read when asked for.
+    Object.defineProperty(context, 'stopReason', { get: () => r.stopReason, enumerable: true });
     r.done = (async () => {
       try {
         const answer = await agent.definition.onTrial!(trial, context);
