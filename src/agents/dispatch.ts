@@ -23,8 +23,10 @@ export interface DispatchContext {
   codec: Pick<EventCodec, 'check'>;
   instanceId: string;
   topic: (name: string) => string;
-  /** How many steps an agent is running now: its bid in a step's auction when it has no stepCost (0 when not given). */
+  /** How many steps an agent is running or has bid on and not yet heard of: its load, the base of its default bid in a step's auction (0 when not given). */
   stepsRunning?: (agentId: string) => number;
+  /** Told of each default bid in a step's auction, so that it counts in the agent's load until the step is assigned or the auction's deadline passes. */
+  bidOnStep?: (agentId: string, item: StepItem, deadline: number) => void;
 }
 
 /** A directive the host carries out itself (for all its agents): stop, or hand over. */
@@ -63,7 +65,7 @@ export async function dispatch(decoded: DecodedEvent, agents: ReadonlyMap<string
       // A step's auction is answered for an agent that runs steps, never by its onBidRequest.
       if (step && agent.definition.onStep) {
         if (!eligibleForStep(agent.definition, request, step)) continue;
-        await sandboxed(agent, 'stepCost', request.roundId, request.envelope.eventId, context, out, async () => bidOf(agent, request, await stepBid(agent, step, context), context));
+        await sandboxed(agent, 'stepCost', request.roundId, request.envelope.eventId, context, out, async () => bidOf(agent, request, await stepBid(agent, step, request, context), context));
         continue;
       }
       if (!eligibleForBidRequest(agent.definition, request)) continue;
@@ -131,16 +133,38 @@ function bidOf(agent: HostedAgent, request: BidRequest, answer: BidAnswer, conte
   return { topic: context.topic('bids'), key: request.roundId, type: 'Bid', event: bid };
 }
 
-/** What an agent that runs steps answers a step's auction: its cost (stepCost, or its load), or a pass. */
-async function stepBid(agent: HostedAgent, item: StepItem, context: DispatchContext): Promise<BidAnswer> {
+/**
+ * What an agent that runs steps answers a step's auction: its cost
+ * (stepCost), or a pass. Without a stepCost the cost is its load — the steps
+ * it runs and those it has bid on and not yet heard of, so the auctions of
+ * steps ready at the same moment do not all go to one agent — plus a part
+ * below 0.5 drawn from the agent and round ids, so agents equally loaded
+ * split those steps evenly instead of the lowest id taking every one.
+ */
+async function stepBid(agent: HostedAgent, item: StepItem, request: BidRequest, context: DispatchContext): Promise<BidAnswer> {
   const { stepCost } = agent.definition;
   const step: Step = { planId: item.planId, stepId: item.stepId, attempt: item.attempt, capability: item.capability, escalated: item.escalated, inputs: item.inputs };
-  const cost: unknown = stepCost ? await stepCost(step, agent.context) : (context.stepsRunning?.(agent.definition.id) ?? 0);
+  let cost: unknown;
+  if (stepCost) cost = await stepCost(step, agent.context);
+  else {
+    cost = (context.stepsRunning?.(agent.definition.id) ?? 0) + tieBreak(agent.definition.id, request.roundId);
+    context.bidOnStep?.(agent.definition.id, item, request.deadline);
+  }
   if (cost === undefined || cost === null) return { amount: 0, attributes: { pass: true } };
   if (typeof cost !== 'number' || !Number.isFinite(cost) || cost < 0) {
     throw new TypeError(`stepCost must answer a finite cost >= 0, or undefined to pass, not ${typeof cost === 'number' ? cost : JSON.stringify(cost) ?? typeof cost}`);
   }
   return { amount: cost };
+}
+
+/** A number in [0, 0.5) from an agent and a round (FNV-1a): the same for both every time. */
+export function tieBreak(agentId: string, roundId: string): number {
+  let h = 0x811c9dc5;
+  for (const ch of `${agentId}\u0000${roundId}`) {
+    h ^= ch.codePointAt(0)!;
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return (h % 10_000) / 20_000;
 }
 
 /** Runs one handler: its answer goes out (or, if the broker refuses it, its failure); a throw becomes its failure. */

@@ -280,7 +280,7 @@ export class AgentHost extends EventEmitter implements StopsForGood {
       this.steps.handle(decoded, this.agents);
       return;
     }
-    const { out, hostAction } = await dispatch(decoded, this.agents, { codec: this.options.codec, instanceId: this.instanceId, topic: this.topic, stepsRunning: (agentId) => this.steps.load(agentId) });
+    const { out, hostAction } = await dispatch(decoded, this.agents, { codec: this.options.codec, instanceId: this.instanceId, topic: this.topic, stepsRunning: (agentId) => this.steps.load(agentId), bidOnStep: (agentId, item, deadline) => this.steps.bidOn(agentId, item, deadline) });
     if (hostAction) this.carryOut(hostAction);
     await this.outbox.send(out);
     this.log.debug({ type: decoded.type, topic: context.topic, partition: context.partition, offset: context.offset, key: context.key, answers: out.length }, 'dispatched');

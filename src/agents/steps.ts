@@ -78,11 +78,26 @@ export class Steps {
     return this.running.size;
   }
 
-  /** How many steps an agent is running now: its load, and its default cost in a step's auction. */
-  load(agentId: string): number {
+  /** Step attempts agents here bid on and have not heard of yet, until the auction's deadline. */
+  private readonly promised = new Map<string, { agents: Set<string>; until: number }>();
+
+  /** How many steps an agent is running, or has bid on and not yet heard of: its load, the base of its default cost in a step's auction. */
+  load(agentId: string, now = Date.now()): number {
     let n = 0;
     for (const r of this.running.values()) if (r.agentId === agentId && !r.finished) n += 1;
+    for (const [key, p] of this.promised) {
+      if (p.until < now) this.promised.delete(key);
+      else if (p.agents.has(agentId)) n += 1;
+    }
     return n;
+  }
+
+  /** An agent here bid on a step's attempt: it counts in its load until the step is assigned (to anyone) or the auction's deadline. */
+  bidOn(agentId: string, step: { planId: string; stepId: string; attempt: number }, deadline: number): void {
+    const key = keyOf(step.planId, step.stepId, step.attempt);
+    const p = this.promised.get(key) ?? { agents: new Set<string>(), until: deadline };
+    p.agents.add(agentId);
+    this.promised.set(key, p);
   }
 
   /** Whether any of these agents runs steps (then the host reads `plans`). */
@@ -95,6 +110,7 @@ export class Steps {
     switch (decoded.type) {
       case 'StepAssigned': {
         const a = decoded.event as unknown as StepAssigned;
+        this.promised.delete(keyOf(a.planId, a.stepId, a.attempt));
         const agent = agents.get(a.agentId);
         if (!agent?.definition.onStep || !handling(agent)) return;
         const key = keyOf(a.planId, a.stepId, a.attempt);

@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { EventCodec } from '../../src/codec/codec.ts';
 import { defineAgent } from '../../src/agents/defineAgent.ts';
-import { dispatch, type DispatchContext } from '../../src/agents/dispatch.ts';
+import { dispatch, tieBreak, type DispatchContext } from '../../src/agents/dispatch.ts';
 import type { AgentDefinition, HostedAgent } from '../../src/agents/types.ts';
 import type { DecodedEvent } from '../../src/codec/codec.ts';
 import { newEnvelope } from '../../src/events/envelope.ts';
@@ -83,7 +83,11 @@ describe('dispatch', () => {
     const r: BidRequest = { ...request(roundId), protocol: 'delegation', item: JSON.stringify({ kind: 'plan-step', planId: 'p', stepId: 's', attempt: 2, capability: 'compute', escalated: true, inputs: {} }) };
     const { out } = await dispatch(decoded('BidRequest', r), agents, { ...context, stepsRunning: (id) => (id === 'loaded' ? 2 : 0) });
     expect(out.map((o) => `${o.type}:${o.key}`)).toEqual([`Bid:${roundId}`, 'HandlerFailed:negative', `Bid:${roundId}`]);
-    expect((out[0]!.event as Bid)).toMatchObject({ agentId: 'loaded', amount: 2, attributes: null });
+    // Its load, and a tie-break below 0.5 drawn from its id and the round's.
+    expect((out[0]!.event as Bid)).toMatchObject({ agentId: 'loaded', amount: 2 + tieBreak('loaded', r.roundId), attributes: null });
+    expect(tieBreak('loaded', r.roundId)).toBeGreaterThanOrEqual(0);
+    expect(tieBreak('loaded', r.roundId)).toBeLessThan(0.5);
+    expect(tieBreak('loaded', r.roundId)).not.toBe(tieBreak('other', r.roundId));
     expect((out[1]!.event as HandlerFailed)).toMatchObject({ handler: 'stepCost', error: 'stepCost must answer a finite cost >= 0, or undefined to pass, not -1' });
     expect((out[2]!.event as Bid)).toMatchObject({ agentId: 'null-pass', amount: 0, attributes: '{"pass":true}' });
   });

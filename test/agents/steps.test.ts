@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import type { KafkaMessage } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defineAgent } from '../../src/agents/defineAgent.ts';
+import { tieBreak } from '../../src/agents/dispatch.ts';
 import { AgentHost } from '../../src/agents/host.ts';
 import { loadAgentModule } from '../../src/agents/loadModule.ts';
 import { StepError } from '../../src/agents/steps.ts';
@@ -46,7 +47,7 @@ const agents = [
     },
   }),
   defineAgent({ id: 'passer', role: 'worker', capabilities: ['compute'], stepCost: () => undefined, onStep: () => 'never' }),
-  // No stepCost: it bids its load, 0 when idle.
+  // No stepCost: it bids its load (0 when idle) and a tie-break.
   defineAgent({ id: 'idle', role: 'worker', capabilities: ['compute'], onStep: () => 'never' }),
   defineAgent({
     id: 'broken-cost',
@@ -143,7 +144,8 @@ describe('agents that run plan steps', () => {
     expect(byAgent).toEqual({
       worker: { amount: 3, attributes: null },
       passer: { amount: 0, attributes: { pass: true } },
-      idle: { amount: 0, attributes: null },
+      // Idle: its load 0, and a tie-break below 0.5 drawn from its id and the round's.
+      idle: { amount: tieBreak('idle', roundId), attributes: null },
       bidder: { amount: 7, attributes: null },
     });
     expect(answers.find((b) => b.agentId === 'worker')!.envelope.eventId).toBe(deterministicEventId('bid', 'worker', request.envelope.eventId));
