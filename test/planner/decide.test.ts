@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { newEnvelope } from '../../src/events/envelope.ts';
-import { decideAssigned, decideCancel, decideCreated, decideNoTaker, decideReport, decideTick, type PlanDecision } from '../../src/planner/decide.ts';
+import { decideAssigned, decideAuctioned, decideAwarded, decideCancel, decideCreated, decideNoTaker, decideReport, decideTick, type PlanDecision } from '../../src/planner/decide.ts';
 import type { PlanEvent } from '../../src/planner/events.ts';
 import type { PlanRun } from '../../src/planner/run.ts';
 
@@ -203,5 +203,32 @@ describe('the planner\'s decisions', () => {
     silent.now += 500;
     const gone = decideTick(silent.run, { ...silent.ctx(), aliveAt: new Map([['scan', silent.now - 500]]) });
     expect(gone.events.map((e) => `${e.type} ${(e.event as { final?: boolean }).final ?? ''}`)).toContain('StepFailed true');
+  });
+
+  it('an auction opened for a step\'s attempt is opened once; its outcome assigns the winner, naming the round and why; an outcome of another round or attempt is refused', () => {
+    const loop = new Loop(plan());
+    const fetch = loop.queue.shift()!;
+    expect(fetch).toMatchObject({ stepId: 'fetch', attempt: 1, tiers: ['http'], escalated: false });
+    const opened = loop.keep(decideAuctioned(loop.run, { stepId: 'fetch', attempt: 1, roundId: 'step:p/fetch#1', protocol: 'delegation', asked: ['h1', 'h2'], tiers: [], deadline: loop.now + 2_000 }, loop.ctx()));
+    expect(opened.events.map((e) => e.type)).toEqual(['StepAuctioned']);
+    expect(loop.run.steps.get('fetch')).toMatchObject({ state: 'ready', auctioning: 1, roundId: 'step:p/fetch#1' });
+    // A tick does not ask for an agent again while the auction is open, and it is not opened twice.
+    expect(decideTick(loop.run, loop.ctx()).toAssign).toEqual([]);
+    expect(decideAuctioned(loop.run, { stepId: 'fetch', attempt: 1, roundId: 'step:p/fetch#1', protocol: 'delegation', asked: ['h1'], tiers: [], deadline: 0 }, loop.ctx()).refused).toMatchObject({ reasonCode: 'STALE_ASSIGNMENT' });
+    const outcome = { stepId: 'fetch', attempt: 1, protocol: 'delegation', status: 'decided', winners: ['h2'], reason: 'h2 (tier 0) takes the task at cost 0.1' };
+    expect(decideAwarded(loop.run, { ...outcome, roundId: 'step:p/other#1' }, loop.ctx()).refused).toMatchObject({ reasonCode: 'STALE_ASSIGNMENT' });
+    const awarded = loop.keep(decideAwarded(loop.run, { ...outcome, roundId: 'step:p/fetch#1' }, loop.ctx()));
+    expect(awarded.events).toMatchObject([{ type: 'StepAssigned', event: { agentId: 'h2', roundId: 'step:p/fetch#1', rule: 'delegation auction: h2 (tier 0) takes the task at cost 0.1', inputs: '{"url":"u"}', capability: 'http' } }]);
+    expect(decideAwarded(loop.run, { ...outcome, roundId: 'step:p/fetch#1' }, loop.ctx()).refused).toMatchObject({ reasonCode: 'STALE_ASSIGNMENT' });
+  });
+
+  it('an auction that ends without a winner is an attempt without a taker', () => {
+    const loop = new Loop(plan());
+    loop.queue.shift();
+    loop.keep(decideAuctioned(loop.run, { stepId: 'fetch', attempt: 1, roundId: 'step:p/fetch#1', protocol: 'delegation', asked: ['h1', 'h2'], tiers: [], deadline: loop.now + 2_000 }, loop.ctx()));
+    const none = loop.keep(decideAwarded(loop.run, { stepId: 'fetch', attempt: 1, roundId: 'step:p/fetch#1', protocol: 'delegation', status: 'failed', winners: [], reason: 'tier 0 had no taker' }, loop.ctx()));
+    expect(none.events.map((e) => e.type)).toEqual(['StepFailed', 'StepRetried']);
+    expect(none.events[0]!.event).toMatchObject({ attempt: 1, agentId: null, error: expect.stringMatching(/^NO_TAKER: .*round step:p\/fetch#1.*failed: tier 0 had no taker/) });
+    expect(loop.run.steps.get('fetch')).toMatchObject({ state: 'retrying', attempt: 2, auctioning: null });
   });
 });
