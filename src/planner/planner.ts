@@ -329,7 +329,7 @@ export class Planner implements StopsForGood {
   /** Encodes events into the lane's transaction, on the plan's partition of `plans`. */
   private async write(lane: Lane<Written>, partition: number, events: readonly Written[]): Promise<void> {
     const messages: Message[] = [];
-    for (const e of events) messages.push({ ...(await this.message(e, (e.event as { planId: string }).planId)), partition });
+    for (const e of events) messages.push({ ...(await this.message(e, e.type === 'Rejection' ? e.event.subjectId : (e.event as { planId: string }).planId)), partition });
     for (const m of messages) lane.out.add(this.topics.plans, m);
     lane.out.decisions.push(...events);
   }

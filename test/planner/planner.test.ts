@@ -4,6 +4,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Coordinator } from '../../src/coordinator/coordinator.ts';
+import { newEnvelope } from '../../src/events/envelope.ts';
+import type { DeadLetter, PlanRequested, StepCompleted } from '../../src/events/types.ts';
+import { readLog } from '../../src/replay/readLog.ts';
 import { PlanClient, type PlanResult } from '../../src/planner/client.ts';
 import type { LoggedEvent } from '../../src/planner/planLog.ts';
 import { readPlan } from '../../src/planner/planLog.ts';
@@ -142,6 +145,17 @@ describe.concurrent('plans run by agent processes', () => {
     const badTemplate = await run({ type: 'map-reduce', goal: { items: [] } }, `${ctx.prefix}-bad-template`);
     expect(badTemplate.result).toMatchObject({ status: 'rejected', rejection: { reasonCode: 'INVALID_PLAN', reason: expect.stringContaining('items: a non-empty array') } });
     expect(await runsOf(`${ctx.prefix}-no-agent`)).toEqual([]);
+    // Garbage and a request under another plan's key go to dead-letters with the reason; the planner goes on.
+    const producer = await ctx.producer();
+    await producer.send({ topic: ctx.topic('plan-inputs'), messages: [{ key: `${ctx.prefix}-garbage`, value: Buffer.from('{"plan": "not avro"}') }] });
+    const misKeyed: PlanRequested = { envelope: newEnvelope('PlanRequested', 'someone'), planId: `${ctx.prefix}-mis-keyed`, requesterId: 'someone', goal: '{}', goalType: null, plan: JSON.stringify({ steps: [{ id: 'a', capability: 'chain' }] }) };
+    await producer.send({ topic: ctx.topic('plan-inputs'), messages: [{ key: 'another-plan', value: await ctx.codec.encode('PlanRequested', misKeyed) }] });
+    const dead = await waitFor(async () => {
+      const list = (await readLog(ctx.kafka, ctx.codec, [ctx.topic('dead-letters')])).map((r) => r.decoded.event as unknown as DeadLetter).filter((d) => d.sourceTopic === ctx.topic('plan-inputs'));
+      return list.length >= 2 && list;
+    }, { what: 'two dead letters from plan-inputs', timeoutMs: 30_000 });
+    expect(dead.map((d) => d.key?.toString())).toEqual(expect.arrayContaining([`${ctx.prefix}-garbage`, 'another-plan']));
+    expect(dead.find((d) => d.key?.toString() === 'another-plan')!.reason).toMatch(/the message key is "another-plan" but plan-inputs is keyed by planId/);
     // A goal of a template: map-reduce over the maps, reduced by join.
     const mapped = await run({ type: 'map-reduce', goal: { items: ['x', 'y', 'z'], map: 'map', reduce: 'join' } }, `${ctx.prefix}-map-reduce`);
     expect(mapped.result.status).toBe('completed');
@@ -167,6 +181,12 @@ describe('plans through failures', () => {
     expect(events.filter((e) => e.type === 'StepCompleted')).toHaveLength(1);
     expect(events.find((e) => e.type === 'StepFailed')!.event).toMatchObject({ attempt: 1, agentId: started.agentId, error: expect.stringMatching(/^LEASE_EXPIRED/) });
     expect(await runsOf(planId)).toEqual(['long 1', 'long 2']);
+    // A late result from the superseded attempt is refused as an event on the plan's log.
+    const late: StepCompleted = { envelope: newEnvelope('StepCompleted', started.agentId, { correlationId: planId }), planId, stepId: 'long', attempt: 1, agentId: started.agentId, result: '"late"' };
+    await (await ctx.producer()).send({ topic: ctx.topic('plan-inputs'), messages: [{ key: planId, value: await ctx.codec.encode('StepCompleted', late) }] });
+    const refused = await waitFor(async () => (await readPlan(ctx.kafka, ctx.codec, ctx.logger, ctx.prefix, planId)).events.find((e) => e.e.type === 'Rejection' && e.e.event.rejectedEventId === late.envelope.eventId), { what: 'the late result refused', timeoutMs: 30_000 });
+    expect(refused.e.event).toMatchObject({ reasonCode: 'PLAN_FINISHED', agentId: started.agentId });
+    expect((await readPlan(ctx.kafka, ctx.codec, ctx.logger, ctx.prefix, planId)).run!.steps.get('long')!.result).toMatchObject({ by: other });
   });
 
   it('the planner SIGKILLed mid-plan: another resumes it and no completed step runs again', { timeout: 150_000 }, async () => {
