@@ -65,24 +65,23 @@ const twoSteps = parsePlan({
 
 describe('mabeam plan', () => {
   it('refuses bad goals with exit 2 and a clear message, producing nothing', async () => {
-    const invalidJson = await plan(['run', await goalFile('invalid', '{"plan": {"steps": [')]);
+    // Each is checked before anything is produced; they run side by side.
+    const [invalidJson, cycle, noStep, neither, badTimeout] = await Promise.all([
+      goalFile('invalid', '{"plan": {"steps": [').then((f) => plan(['run', f])),
+      goalFile('cycle', JSON.stringify({ plan: { steps: [{ id: 'a', capability: 'c', after: ['b'] }, { id: 'b', capability: 'c', inputs: { v: { step: 'a' } } }] } })).then((f) => plan(['run', f])),
+      goalFile('nostep', JSON.stringify({ plan: { steps: [{ id: 'a', capability: 'c', inputs: { v: { step: 'missing' } } }] } })).then((f) => plan(['run', f])),
+      goalFile('neither', JSON.stringify({ goal: { x: 1 } })).then((f) => plan(['run', f])),
+      goalFile('ok', JSON.stringify({ type: 'map-reduce', goal: { items: [1], map: 'compute' } })).then((f) => plan(['run', f, '--timeout', 'soon'])),
+    ]);
     expect(invalidJson.code).toBe(2);
     expect(invalidJson.stderr).toMatch(/is not JSON/);
     expect(invalidJson.stderr).toMatch(/\[VALIDATION_FAILED\]/);
-
-    const cycle = await plan(['run', await goalFile('cycle', JSON.stringify({ plan: { steps: [{ id: 'a', capability: 'c', after: ['b'] }, { id: 'b', capability: 'c', inputs: { v: { step: 'a' } } }] } }))]);
     expect(cycle.code).toBe(2);
     expect(cycle.stderr).toMatch(/the steps form a cycle: (a → b → a|b → a → b)/);
-
-    const noStep = await plan(['run', await goalFile('nostep', JSON.stringify({ plan: { steps: [{ id: 'a', capability: 'c', inputs: { v: { step: 'missing' } } }] } }))]);
     expect(noStep.code).toBe(2);
     expect(noStep.stderr).toContain('step "a": input "v" names no step ("missing")');
-
-    const neither = await plan(['run', await goalFile('neither', JSON.stringify({ goal: { x: 1 } }))]);
     expect(neither.code).toBe(2);
     expect(neither.stderr).toMatch(/needs a type/);
-
-    const badTimeout = await plan(['run', await goalFile('ok', JSON.stringify({ type: 'map-reduce', goal: { items: [1], map: 'compute' } })), '--timeout', 'soon']);
     expect(badTimeout.code).toBe(2);
     expect(badTimeout.stderr).toMatch(/--timeout/);
 
@@ -90,9 +89,10 @@ describe('mabeam plan', () => {
   });
 
   it('says NOT_IN_LOG (exit 2) for a plan never submitted', async () => {
-    for (const command of ['status', 'result', 'audit', 'cancel']) {
-      const r = await plan([command, 'plan-never-submitted']);
-      expect(r.code, `${command}: ${r.stderr}`).toBe(2);
+    const commands = ['status', 'result', 'audit', 'cancel'];
+    const runs = await Promise.all(commands.map((command) => plan([command, 'plan-never-submitted'])));
+    for (const [i, r] of runs.entries()) {
+      expect(r.code, `${commands[i]}: ${r.stderr}`).toBe(2);
       expect(r.stderr).toMatch(/\[NOT_IN_LOG\]/);
     }
   });
@@ -120,7 +120,10 @@ describe('mabeam plan', () => {
       { type: 'PlanCompleted', at: t0 + 1_430, body: { planId, result: JSON.stringify({ b: { sum: 3 } }) } },
     ]);
 
-    const status = await plan(['status', planId, '--json']);
+    // Every reader side by side (each is a process of its own).
+    const [status, text, result, audit, story, cancel] = await Promise.all([
+      plan(['status', planId, '--json']), plan(['status', planId]), plan(['result', planId]), plan(['audit', planId, '--json']), plan(['audit', planId]), plan(['cancel', planId]),
+    ]);
     expect(status.code, status.stderr).toBe(0);
     const s = JSON.parse(status.stdout) as { status: string; result: unknown; steps: Array<Record<string, unknown>>; durationMs: number; goalType: unknown; requesterId: string };
     expect(s).toMatchObject({ status: 'completed', result: { b: { sum: 3 } }, durationMs: 1_430, goalType: null, requesterId: 'cli-test' });
@@ -129,16 +132,13 @@ describe('mabeam plan', () => {
       expect.objectContaining({ stepId: 'b', capability: 'compute', state: 'completed', attempt: 1, agentId: 'w3', triedBy: ['w3'], roundId: null, result: { sum: 3 } }),
     ]);
 
-    const text = await plan(['status', planId]);
     expect(text.code).toBe(0);
     expect(text.stdout).toMatch(/status\s+completed/);
     expect(text.stdout).toMatch(/a\s+compute\s+completed\s+2\s+w1\s+w2, w1\s+step:plan-cli-done\/a#2/);
 
-    const result = await plan(['result', planId]);
     expect(result.code, result.stderr).toBe(0);
     expect(JSON.parse(result.stdout)).toEqual({ b: { sum: 3 } });
 
-    const audit = await plan(['audit', planId, '--json']);
     expect(audit.code, audit.stderr).toBe(0);
     const a = JSON.parse(audit.stdout) as PlanAudit;
     expect(a.status).toBe('completed');
@@ -166,14 +166,12 @@ describe('mabeam plan', () => {
     expect(a.outcome).toMatchObject({ status: 'completed', result: { b: { sum: 3 } }, durationMs: 1_430 });
     expect(a.read).toMatchObject({ events: 16, rounds: 1 });
 
-    const story = await plan(['audit', planId]);
     expect(story.code, story.stderr).toBe(0);
     expect(story.stdout).toContain('Plan plan-cli-done: completed after 1.4 s');
     expect(story.stdout).toMatch(/retried\s+as attempt 2 .*STEP_FAILED/);
     expect(story.stdout).toMatch(/no round step:plan-cli-done\/a#2 in the log/);
     expect(story.stdout).toMatch(/STEP_FINISHED/);
 
-    const cancel = await plan(['cancel', planId]);
     expect(cancel.code).toBe(3);
     expect(cancel.stderr).toMatch(/completed already/);
   });
@@ -196,21 +194,28 @@ describe('mabeam plan', () => {
       { type: 'Bid', at: now + 10, causationId: `${planId}-request`, body: { roundId, agentId: 'w1', amount: 3, bundle: [], attributes: null } },
       { type: 'Bid', at: now + 11, causationId: `${planId}-request`, body: { roundId, agentId: 'w2', amount: 0, bundle: [], attributes: JSON.stringify({ pass: true }) } },
     ]);
-    const open = JSON.parse((await plan(['audit', planId, '--json'])).stdout) as PlanAudit;
+    const rejectedId = 'plan-cli-rejected';
+    await writePlanEvents(rejectedId, [
+      { type: 'PlanRejected', at: Date.now(), body: { planId: rejectedId, requesterId: 'cli-test', reasonCode: 'NO_AGENT', reason: 'Invalid plan: step "a" needs capability "gpu", which no agent offers', problems: ['step "a" needs capability "gpu", which no agent offers'] } },
+    ]);
+    // Every reader side by side (each is a process of its own); the cancel last, as it writes.
+    const [openAudit, openStory, result, statusRun, rejectedStatus, rejectedResult, rejectedAuditRun] = await Promise.all([
+      plan(['audit', planId, '--json']), plan(['audit', planId]), plan(['result', planId]), plan(['status', planId, '--json']),
+      plan(['status', rejectedId, '--json']), plan(['result', rejectedId]), plan(['audit', rejectedId, '--json']),
+    ]);
+    const open = JSON.parse(openAudit.stdout) as PlanAudit;
     expect(open.status).toBe('running');
     expect(open.outcome).toBeNull();
     const auction = open.steps[0]!.attempts[0]!.auction!;
     expect(auction).toMatchObject({ roundId, asked: ['w1', 'w2'], tiers: [['w9']] });
     expect(auction.round).toMatchObject({ found: true, state: 'open', protocol: 'delegation', stages: [{ stage: 0, asked: ['w1', 'w2'] }], outcome: null });
     expect(auction.round.bids.map((b) => [b.agentId, b.amount, b.pass])).toEqual([['w1', 3, false], ['w2', null, true]]);
-    const openStory = await plan(['audit', planId]);
     expect(openStory.stdout).toMatch(/asked w1, w2; then tier 1 w9/);
     expect(openStory.stdout).toMatch(/w1\s+3\s+neither/);
     expect(openStory.stdout).toMatch(/w2\s+pass/);
-    const result = await plan(['result', planId]);
     expect(result.code).toBe(3);
     expect(result.stderr).toMatch(/has not completed: running: 0\/2 steps finished/);
-    const status = JSON.parse((await plan(['status', planId, '--json'])).stdout) as { status: string; steps: Array<{ state: string }> };
+    const status = JSON.parse(statusRun.stdout) as { status: string; steps: Array<{ state: string }> };
     expect(status.status).toBe('running');
     expect(status.steps.map((x) => x.state)).toEqual(['ready', 'waiting']);
     expect(status.steps[0]).toMatchObject({ roundId, agentId: null, attempt: 0 });
@@ -221,16 +226,11 @@ describe('mabeam plan', () => {
     const inputs = await readLog(ctx.kafka, ctx.codec, [ctx.topic('plan-inputs')]);
     expect(inputs.filter((r) => r.key === planId).map((r) => [r.decoded.type, (r.decoded.event as { reason?: string }).reason])).toEqual([['PlanCancelled', 'not needed']]);
 
-    const rejectedId = 'plan-cli-rejected';
-    await writePlanEvents(rejectedId, [
-      { type: 'PlanRejected', at: Date.now(), body: { planId: rejectedId, requesterId: 'cli-test', reasonCode: 'NO_AGENT', reason: 'Invalid plan: step "a" needs capability "gpu", which no agent offers', problems: ['step "a" needs capability "gpu", which no agent offers'] } },
-    ]);
-    const rejected = JSON.parse((await plan(['status', rejectedId, '--json'])).stdout) as { status: string; rejection: { reasonCode: string; problems: string[] } };
+    const rejected = JSON.parse(rejectedStatus.stdout) as { status: string; rejection: { reasonCode: string; problems: string[] } };
     expect(rejected).toMatchObject({ status: 'rejected', rejection: { reasonCode: 'NO_AGENT', problems: ['step "a" needs capability "gpu", which no agent offers'] } });
-    const rejectedResult = await plan(['result', rejectedId]);
     expect(rejectedResult.code).toBe(3);
     expect(rejectedResult.stderr).toMatch(/rejected: .*\[NO_AGENT\]\n {2}- step "a" needs capability "gpu"/);
-    const rejectedAudit = JSON.parse((await plan(['audit', rejectedId, '--json'])).stdout) as PlanAudit;
+    const rejectedAudit = JSON.parse(rejectedAuditRun.stdout) as PlanAudit;
     expect(rejectedAudit).toMatchObject({ status: 'rejected', steps: [], rejected: { reasonCode: 'NO_AGENT' } });
   });
 
