@@ -8,8 +8,11 @@ export interface AgentDirectory {
 /**
  * Running agents from the agent registry: agents with the capability whose
  * last lifecycle transition is `running` and whose heartbeats are current
- * (alive or lagging). An agent that died without saying so drops out once
- * its heartbeats are overdue; until then a lease is what catches it.
+ * (alive or lagging) — or, when none is, those whose heartbeats are late
+ * but not yet given up on (unresponsive: on a loaded machine a live agent's
+ * heartbeats run late before anything else does). An agent that died
+ * without saying so drops out once its heartbeats are overdue (dead); until
+ * then a lease is what catches it.
  */
 export class RegistryAgents implements AgentDirectory {
   private readonly registry: AgentRegistry;
@@ -22,7 +25,9 @@ export class RegistryAgents implements AgentDirectory {
     const ids = await this.registry.find({ capabilities: [capability], state: 'running' });
     if (ids.length === 0) return [];
     const health = await this.registry.health(ids);
-    return health.filter((h) => h.health === 'alive' || h.health === 'lagging').map((h) => h.agentId).sort();
+    const current = health.filter((h) => h.health === 'alive' || h.health === 'lagging');
+    const found = current.length > 0 ? current : health.filter((h) => h.health === 'unresponsive');
+    return found.map((h) => h.agentId).sort();
   }
 }
 

@@ -1,23 +1,21 @@
+import { RegistryAgents } from '../agents/capableAgents.ts';
 import type { AgentRegistry } from '../agents/registry.ts';
 import type { EvaluatorDirectory } from './optimizer.ts';
 
 /**
- * Evaluators from the agent registry: agents with the capability whose last
- * lifecycle transition is `running` and whose heartbeats are current (alive
- * or lagging). An agent that died without saying so drops out once its
- * heartbeats are overdue; until then its lease is what catches it.
+ * Evaluators from the agent registry: the running agents with the
+ * capability (RegistryAgents: last lifecycle transition `running`,
+ * heartbeats current). An agent that died without saying so drops out once
+ * its heartbeats are overdue; until then its lease is what catches it.
  */
 export class RegistryEvaluators implements EvaluatorDirectory {
-  private readonly registry: AgentRegistry;
+  private readonly agents: RegistryAgents;
 
   constructor(registry: AgentRegistry) {
-    this.registry = registry;
+    this.agents = new RegistryAgents(registry);
   }
 
-  async evaluators(capability: string): Promise<string[]> {
-    const ids = await this.registry.find({ capabilities: [capability], state: 'running' });
-    if (ids.length === 0) return [];
-    const health = await this.registry.health(ids);
-    return health.filter((h) => h.health === 'alive' || h.health === 'lagging').map((h) => h.agentId);
+  evaluators(capability: string): Promise<string[]> {
+    return this.agents.agents(capability);
   }
 }

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Kafka, Message } from 'kafkajs';
+import { CachedAgents } from '../agents/capableAgents.ts';
 import type { EventCodec } from '../codec/codec.ts';
 import { Processor } from '../engine/processor.ts';
 import type { Decider, InputRecord, Lane } from '../engine/types.ts';
@@ -63,9 +64,7 @@ export class Optimizer implements StopsForGood {
   private readonly studiesTopic: string;
   private tickTimer: NodeJS.Timeout | undefined;
   private readonly ticking = new Set<number>();
-  /** The directory's last answer per capability (`at`: when it was asked), and the question under way. */
-  private readonly answers = new Map<string, { at: number; ids: string[] }>();
-  private readonly asking = new Map<string, Promise<string[]>>();
+  private readonly directory: CachedAgents;
 
   constructor(options: OptimizerOptions) {
     this.options = options;
@@ -74,6 +73,9 @@ export class Optimizer implements StopsForGood {
     this.log = options.logger.child({ ns: 'optimizer', instance: this.instanceId });
     this.inputTopic = topicName(options.prefix, 'study-inputs');
     this.studiesTopic = topicName(options.prefix, 'studies');
+    this.directory = new CachedAgents({ agents: (capability) => options.evaluators.evaluators(capability) }, {
+      onError: (capability, error) => this.log.warn({ capability, error: describeError(error) }, 'asking for evaluators failed; the last answer stands for now'),
+    });
     const definition = options.definitions.find((d) => d.name === 'study-inputs');
     if (!definition) throw new MabeamError('INVALID_OPTIONS', 'The optimizer needs the topic definition "study-inputs" (topics/study-inputs.json).');
     const allowedTypes = definition.eventTypes;
@@ -165,39 +167,9 @@ export class Optimizer implements StopsForGood {
     };
   }
 
-  /**
-   * Evaluator ids: the directory's answer, used for 500 ms from when it was
-   * asked. Once an answer is 250 ms old the next one is asked beside the
-   * decisions, so a lane seldom waits for the directory (a registry lookup
-   * takes tens of ms); only an answer 500 ms old (or none) is waited for.
-   */
-  private async evaluatorIds(capability: string): Promise<string[]> {
-    const answer = this.answers.get(capability);
-    const age = answer ? Date.now() - answer.at : Number.POSITIVE_INFINITY;
-    if (answer && age < evaluatorsMaxAgeMs) {
-      if (age >= evaluatorsMaxAgeMs / 2 && !this.asking.has(capability)) {
-        this.askDirectory(capability).catch((error: unknown) => this.log.warn({ capability, error: describeError(error) }, 'asking for evaluators failed; the last answer stands for now'));
-      }
-      return answer.ids;
-    }
-    return this.askDirectory(capability);
-  }
-
-  /** Asks the directory for a capability's evaluators (one question at a time per capability) and keeps the answer. */
-  private askDirectory(capability: string): Promise<string[]> {
-    const under = this.asking.get(capability);
-    if (under) return under;
-    const at = Date.now();
-    const asked = Promise.resolve()
-      .then(() => this.options.evaluators.evaluators(capability))
-      .then((found) => {
-        const ids = [...found].sort();
-        this.answers.set(capability, { at, ids });
-        return ids;
-      })
-      .finally(() => this.asking.delete(capability));
-    this.asking.set(capability, asked);
-    return asked;
+  /** Evaluator ids: the directory's answer, at most 500 ms old (see CachedAgents). */
+  private evaluatorIds(capability: string): Promise<string[]> {
+    return this.directory.agents(capability);
   }
 
   private async decide(record: InputRecord, lane: Lane<Emitted>, allowedTypes: string[]): Promise<void> {
@@ -293,9 +265,6 @@ export class Optimizer implements StopsForGood {
     }
   }
 }
-
-/** How long an answer of the evaluator directory is used, ms. */
-const evaluatorsMaxAgeMs = 500;
 
 /** The evaluator capability a declaration names, if it is readable at all (the full check is the decision's). */
 function safeSpec(created: StudyCreated): string | undefined {

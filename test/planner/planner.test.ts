@@ -94,7 +94,10 @@ describe.concurrent('plans run by agent processes', () => {
     expect(new Set(Object.values(join.inputs))).toEqual(new Set(['map-1', 'map-2', 'map-3']));
     // Several agents could take each map: an auction chose; one split and one join agent: assigned directly.
     const assigned = events.filter((e) => e.type === 'StepAssigned').map((e) => e.event as { stepId: string; roundId: string | null; rule: string });
-    expect(assigned.filter((a) => a.stepId.startsWith('m')).every((a) => a.roundId !== null && /^delegation auction: /.test(a.rule))).toBe(true);
+    // (On a loaded machine an agent whose heartbeats run late is left out of an auction while others are current: a map may then go to the only one seen running.)
+    const maps = assigned.filter((a) => a.stepId.startsWith('m'));
+    expect(maps.every((a) => (a.roundId !== null && /^delegation auction: /.test(a.rule)) || (a.roundId === null && a.rule === 'the only running agent with capability map')), JSON.stringify(maps)).toBe(true);
+    expect(maps.filter((a) => a.roundId !== null).length).toBeGreaterThan(0);
     expect(assigned.find((a) => a.stepId === 'split')).toMatchObject({ roundId: null, rule: 'the only running agent with capability split' });
     // Parallel where the DAG allows: maps' [started, completed] intervals overlap.
     const at = (type: string, stepId: string) => (events.find((e) => e.type === type && (e.event as { stepId: string }).stepId === stepId)!.event.envelope.eventTime);
@@ -104,7 +107,10 @@ describe.concurrent('plans run by agent processes', () => {
     // Nothing starts before what it needs completed.
     for (let i = 0; i < 18; i++) expect(at('StepStarted', `m${i}`)).toBeGreaterThanOrEqual(at('StepCompleted', 'split'));
     expect(at('StepStarted', 'join')).toBeGreaterThanOrEqual(Math.max(...intervals.map(([, e]) => e)));
-    expect((await runsOf(planId)).sort()).toEqual([...diamond.steps.map((s) => `${s.id} 1`)].sort());
+    // Each step ran once, on its last attempt (an earlier one may have found no taker on a loaded machine), as its events say.
+    const ran = await runsOf(planId);
+    const retries = events.filter((e) => e.type === 'StepRetried').map((e) => e.event);
+    expect(ran.sort(), JSON.stringify(retries)).toEqual(diamond.steps.map((s) => `${s.id} ${r.run.steps.get(s.id)!.attempt}`).sort());
     // The plan's log folds into the same plan as the one followed live.
     const read = await readPlan(ctx.kafka, ctx.codec, ctx.logger, ctx.prefix, planId);
     expect(snapshot(read.run!)).toEqual(snapshot(r.run));
@@ -165,11 +171,12 @@ describe.concurrent('plans run by agent processes', () => {
 
 describe('plans through failures', () => {
   it('an agent SIGKILLed while it runs a step: the step is re-auctioned after its lease and completes once', { timeout: 120_000 }, async () => {
-    const slow = [startWorker('slow-1', 'slow', { DELAY_MS: '4000' }), startWorker('slow-2', 'slow', { DELAY_MS: '4000' })];
+    const slow = [startWorker('slow-1', 'slow', { DELAY_MS: '6000' }), startWorker('slow-2', 'slow', { DELAY_MS: '6000' })];
     await Promise.all(slow.map((w) => w.ready));
     const planId = `${ctx.prefix}-killed-agent`;
     const events: LoggedEvent[] = [];
-    const done = client.run({ plan: { steps: [{ id: 'long', capability: 'slow', timeoutMs: 2_000, retry: { maxAttempts: 3, backoffMs: 0 } }] } }, { planId, timeoutMs: 90_000, onEvent: (e) => events.push(e) });
+    // A lease of 5 s: heartbeats (every third of it) of a live agent on a loaded machine are not late by that much.
+    const done = client.run({ plan: { steps: [{ id: 'long', capability: 'slow', timeoutMs: 5_000, retry: { maxAttempts: 3, backoffMs: 0 } }] } }, { planId, timeoutMs: 90_000, onEvent: (e) => events.push(e) });
     const started = await waitFor(() => events.find((e) => e.type === 'StepStarted')?.event as { agentId: string } | undefined, { what: 'the step to start', timeoutMs: 30_000 });
     const victim = slow[started.agentId === 'slow-1' ? 0 : 1]!;
     victim.process.kill('SIGKILL');
@@ -177,7 +184,7 @@ describe('plans through failures', () => {
     expect(result.status).toBe('completed');
     const step = (result as { run: PlanRun }).run.steps.get('long')!;
     const other = started.agentId === 'slow-1' ? 'slow-2' : 'slow-1';
-    expect(step).toMatchObject({ state: 'completed', attempt: 2, agentId: other, triedBy: [started.agentId, other] });
+    expect(step, JSON.stringify(events.filter((e) => e.type === 'StepFailed' || e.type === 'StepRetried').map((e) => e.event))).toMatchObject({ state: 'completed', attempt: 2, agentId: other, triedBy: [started.agentId, other] });
     expect(events.filter((e) => e.type === 'StepCompleted')).toHaveLength(1);
     expect(events.find((e) => e.type === 'StepFailed')!.event).toMatchObject({ attempt: 1, agentId: started.agentId, error: expect.stringMatching(/^LEASE_EXPIRED/) });
     expect(await runsOf(planId)).toEqual(['long 1', 'long 2']);

@@ -1,16 +1,13 @@
 /**
- * Follows one study on its log as the optimizer writes it: a throw-away
- * consumer (committed data only) of the one partition of `studies` the
- * study id hashes to, read from the beginning, folding the study's events
- * into a run and telling the caller of each — what `mabeam optimize run`
- * shows progress from and waits on.
+ * Follows one study on its log as the optimizer writes it (a KeyFollower of
+ * its study id on `studies`), folding the study's events into a run and
+ * telling the caller of each — what `mabeam optimize run` shows progress
+ * from and waits on.
  */
-import { randomBytes } from 'node:crypto';
-import type { Consumer, Kafka } from 'kafkajs';
+import type { Kafka } from 'kafkajs';
 import type { EventCodec } from '../../codec/codec.ts';
-import { describeError } from '../../errors.ts';
 import type { Rejection } from '../../events/types.ts';
-import { partitionOfKey } from '../../engine/routing.ts';
+import { KeyFollower } from '../../kafka/keyFollower.ts';
 import type { Logger } from '../../log/logger.ts';
 import { studyEventTypes, type StudyEvent, type StudyRun } from './run.ts';
 import { applyStudyEvent } from './studyLog.ts';
@@ -30,51 +27,15 @@ export interface StudyFollowerOptions {
 }
 
 export class StudyFollower {
-  private readonly o: StudyFollowerOptions;
-  private consumer: Consumer | undefined;
+  private readonly follower: KeyFollower;
   private readonly runs = new Map<string, StudyRun>();
+  private readonly studyId: string;
 
-  constructor(options: StudyFollowerOptions) {
-    this.o = options;
-  }
-
-  get run(): StudyRun | undefined {
-    return this.runs.get(this.o.studyId);
-  }
-
-  /** Resolves once the consumer reads. */
-  async start(): Promise<void> {
-    const o = this.o;
-    const mine = partitionOfKey(Buffer.from(o.studyId), o.partitions);
-    const others = Array.from({ length: o.partitions }, (_, p) => p).filter((p) => p !== mine);
-    const consumer = o.kafka.consumer({ groupId: `mabeam-study-follower-${randomBytes(6).toString('hex')}`, maxWaitTimeInMs: 100 });
-    this.consumer = consumer;
-    let joined = false;
-    const ready = new Promise<void>((resolve) => {
-      consumer.on(consumer.events.GROUP_JOIN, () => {
-        if (others.length > 0) consumer.pause([{ topic: o.topic, partitions: others }]);
-        if (!joined) {
-          joined = true;
-          const off = consumer.on(consumer.events.FETCH, () => {
-            off();
-            resolve();
-          });
-        }
-      });
-    });
-    await consumer.connect();
-    await consumer.subscribe({ topic: o.topic, fromBeginning: true });
-    await consumer.run({
-      autoCommit: false,
-      eachMessage: async ({ message, partition }) => {
-        if (partition !== mine || message.key?.toString() !== o.studyId) return;
-        let decoded;
-        try {
-          decoded = await o.codec.decode(message.value);
-        } catch (error) {
-          o.logger.warn({ topic: o.topic, partition, offset: message.offset, error: describeError(error) }, 'an undecodable record on the studies topic; skipped');
-          return;
-        }
+  constructor(o: StudyFollowerOptions) {
+    this.studyId = o.studyId;
+    this.follower = new KeyFollower({
+      kafka: o.kafka, codec: o.codec, logger: o.logger, topic: o.topic, partitions: o.partitions, key: o.studyId, groupPrefix: 'mabeam-study-follower',
+      onEvent: (decoded) => {
         if (decoded.type === 'Rejection') {
           o.onEvent({ type: 'Rejection', event: decoded.event as unknown as Rejection }, this.run);
           return;
@@ -85,10 +46,18 @@ export class StudyFollower {
         o.onEvent(e, this.run);
       },
     });
-    await ready;
   }
 
-  async stop(): Promise<void> {
-    await this.consumer?.disconnect().catch(() => undefined);
+  get run(): StudyRun | undefined {
+    return this.runs.get(this.studyId);
+  }
+
+  /** Resolves once the consumer reads. */
+  start(): Promise<void> {
+    return this.follower.start();
+  }
+
+  stop(): Promise<void> {
+    return this.follower.stop();
   }
 }
