@@ -51,6 +51,10 @@ export interface Metrics {
   trials: Counter<'outcome'>;
   /** Studies ended: completed (by reason: trials, time) or rejected. */
   studies: Counter<'status'>;
+  /** What planners decided of steps: assigned (directly or by auction), completed, retried, failed (for good), skipped. */
+  steps: Counter<'outcome'>;
+  /** Plans ended: completed, failed, cancelled, or rejected (by reason code). */
+  plans: Counter<'status'>;
 }
 
 /**
@@ -141,6 +145,18 @@ export function createMetrics(options: MetricsOptions): Metrics {
     studies: new Counter({
       name: 'mabeam_studies_total',
       help: 'Studies ended: completed-trials, completed-time (budget spent) or rejected.',
+      labelNames: ['status'],
+      registers,
+    }),
+    steps: new Counter({
+      name: 'mabeam_steps_total',
+      help: 'Plan steps as planners decided them: assigned-direct, assigned-auction, completed, retried, failed (for good), skipped.',
+      labelNames: ['outcome'],
+      registers,
+    }),
+    plans: new Counter({
+      name: 'mabeam_plans_total',
+      help: 'Plans ended: completed, failed, cancelled, or rejected-<reason code>.',
       labelNames: ['status'],
       registers,
     }),

@@ -384,6 +384,15 @@ export class Planner implements StopsForGood {
       }
       if (!m) continue;
       if (w.type === 'Rejection') m.rejections.inc({ reason: w.event.reasonCode });
+      else if (w.type === 'PlanRejected') m.plans.inc({ status: `rejected-${w.event.reasonCode}` });
+      else if (w.type === 'PlanCompleted') m.plans.inc({ status: 'completed' });
+      else if (w.type === 'PlanFailed') m.plans.inc({ status: 'failed' });
+      else if (w.type === 'PlanCancelled') m.plans.inc({ status: 'cancelled' });
+      else if (w.type === 'StepAssigned') m.steps.inc({ outcome: w.event.roundId ? 'assigned-auction' : 'assigned-direct' });
+      else if (w.type === 'StepCompleted') m.steps.inc({ outcome: 'completed' });
+      else if (w.type === 'StepRetried') m.steps.inc({ outcome: 'retried' });
+      else if (w.type === 'StepFailed' && w.event.final) m.steps.inc({ outcome: 'failed' });
+      else if (w.type === 'StepSkipped') m.steps.inc({ outcome: 'skipped' });
     }
   }
 }

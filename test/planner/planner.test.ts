@@ -26,8 +26,11 @@ let client: PlanClient;
 const planners: AgentProcess[] = [];
 const counts = join(tmpdir(), `plans-${process.pid}-${Date.now()}.count`);
 
-function startPlanner(): AgentProcess {
-  const p = runCliProcess(ctx.stack, ['planner', 'run', '--prefix', ctx.prefix, '--session-timeout-ms', '3000']);
+/** Where the first planner serves its metrics. */
+const metricsPort = 20_000 + Math.floor(Math.random() * 1_000);
+
+function startPlanner(port?: number): AgentProcess {
+  const p = runCliProcess(ctx.stack, ['planner', 'run', '--prefix', ctx.prefix, '--session-timeout-ms', '3000', ...(port ? ['--metrics-port', String(port)] : [])]);
   ctx.defer(() => stopAgentProcess(p));
   planners.push(p);
   return p;
@@ -53,7 +56,7 @@ beforeAll(async () => {
     startWorker('join-1', 'join,chain', { DELAY_MS: '200', FAIL_STEPS: 'doomed,delicate' }),
     startWorker('reviewer-1', 'review'),
   ];
-  await Promise.all([coordinator.start(), startPlanner().ready, ...workers.map((w) => w.ready)]);
+  await Promise.all([coordinator.start(), startPlanner(metricsPort).ready, ...workers.map((w) => w.ready)]);
 }, 120_000);
 afterAll(() => ctx?.close());
 
@@ -111,6 +114,11 @@ describe.concurrent('plans run by agent processes', () => {
     const ran = await runsOf(planId);
     const retries = events.filter((e) => e.type === 'StepRetried').map((e) => e.event);
     expect(ran.sort(), JSON.stringify(retries)).toEqual(diamond.steps.map((s) => `${s.id} ${r.run.steps.get(s.id)!.attempt}`).sort());
+    // The planner counts what it decided (the diamond's maps were auctioned, its split and join assigned directly).
+    const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    expect(metrics).toMatch(/^mabeam_plans_total\{status="completed"\} [1-9]/m);
+    expect(metrics).toMatch(/^mabeam_steps_total\{outcome="assigned-auction"\} [1-9]/m);
+    expect(metrics).toMatch(/^mabeam_steps_total\{outcome="assigned-direct"\} [1-9]/m);
     // The plan's log folds into the same plan as the one followed live.
     const read = await readPlan(ctx.kafka, ctx.codec, ctx.logger, ctx.prefix, planId);
     expect(snapshot(read.run!)).toEqual(snapshot(r.run));
