@@ -176,6 +176,11 @@ export class AgentRegistry {
     return lifecycle ? { ...agent, lifecycle } : agent;
   }
 
+  /** Every agent's latest lifecycle transition, by agent id. */
+  lifecycles(): Promise<Map<string, AgentLifecycle>> {
+    return this.lifecycle.entries<AgentLifecycle>();
+  }
+
   async list(): Promise<RegisteredAgent[]> {
     return [...(await this.agents.entries<RegisteredAgent>()).values()].sort((a, b) => a.agentId.localeCompare(b.agentId));
   }

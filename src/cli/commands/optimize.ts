@@ -11,6 +11,7 @@ import { StudyClient } from '../../optimizer/client.ts';
 import { rerunStudy } from '../../optimizer/study/rerun.ts';
 import type { StudyRun } from '../../optimizer/study/run.ts';
 import { parseStudy } from '../../optimizer/study/spec.ts';
+import { statusJson } from '../../optimizer/study/status.ts';
 import { readStudy } from '../../optimizer/study/studyLog.ts';
 import { endpointsFromEnvironment, resolveEndpoints } from '../../stack/index.ts';
 import { defaultTopicPrefix } from '../../topics/index.ts';
@@ -41,17 +42,6 @@ function trialJson(t: StudyRun['trials'][number]): Record<string, unknown> {
   return {
     trialId: t.trialId, number: t.number, state: t.state, attempt: t.attempt, agentId: t.agentId, params: t.params, miniBatch: t.miniBatch, values: t.values,
     constraints: t.constraints, lastStep: t.lastStep, triedBy: t.triedBy, errors: t.errors, seed: t.seed,
-  };
-}
-
-export function statusJson(run: StudyRun): Record<string, unknown> {
-  const counts: Record<string, number> = {};
-  for (const t of run.trials) counts[t.state] = (counts[t.state] ?? 0) + 1;
-  return {
-    studyId: run.studyId, name: run.study.spec.name ?? null, searcher: run.study.spec.searcher.name, pruner: run.study.spec.pruner.name, seed: run.seed,
-    objectives: run.study.spec.objectives, budget: run.study.spec.budget, parallelism: run.study.spec.parallelism,
-    proposed: run.trials.length, finished: run.finished, states: counts, completed: run.completed ? { reason: run.completed.reason, applied: run.completed.applied } : null,
-    best: bestTrials(run), diverged: run.verify ? run.diverged.length : null, createdAt: new Date(run.createdAt).toISOString(),
   };
 }
 

@@ -26,6 +26,10 @@ export interface ReadStudiesOptions {
   timeoutMs?: number;
   /** Check every logged proposal by asking the searcher again (default true; the optimizer's restore does). */
   verify?: boolean;
+  /** End offsets (exclusive) per `${topic}/${partition}`: read only the log before them (default: to its end). */
+  until?: ReadonlyMap<string, number>;
+  /** Each study event read, once folded in. */
+  onEvent?: (event: StudyEvent, partition: number) => void;
 }
 
 /**
@@ -59,6 +63,7 @@ export async function readStudies(options: ReadStudiesOptions): Promise<Map<numb
     ...(options.partitions ? { partitions: options.partitions } : {}),
     groupPrefix: 'mabeam-study-reader',
     ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
+    ...(options.until ? { until: options.until } : {}),
     onRecord: async ({ partition, offset, message }) => {
       if (options.studyId !== undefined && message.key?.toString() !== options.studyId) return;
       let decoded;
@@ -72,7 +77,9 @@ export async function readStudies(options: ReadStudiesOptions): Promise<Map<numb
       if (!studyEventTypes.has(decoded.type)) return;
       let runs = out.get(partition);
       if (!runs) out.set(partition, (runs = new Map()));
-      applyStudyEvent(runs, { type: decoded.type, event: decoded.event } as unknown as StudyEvent, options.logger, options.verify ?? true);
+      const event = { type: decoded.type, event: decoded.event } as unknown as StudyEvent;
+      applyStudyEvent(runs, event, options.logger, options.verify ?? true);
+      options.onEvent?.(event, partition);
     },
   });
   return out;
@@ -84,7 +91,10 @@ export async function readStudies(options: ReadStudiesOptions): Promise<Map<numb
  * never started. `verify` asks the searcher again for every logged proposal
  * (slower: a TPE ask per trial) and lists those it would not make in `diverged`.
  */
-export async function readStudy(kafka: Kafka, codec: EventCodec, logger: Logger, prefix: string, studyId: string, options: { verify?: boolean; timeoutMs?: number } = {}): Promise<StudyRun> {
+export async function readStudy(
+  kafka: Kafka, codec: EventCodec, logger: Logger, prefix: string, studyId: string,
+  options: { verify?: boolean; timeoutMs?: number; onEvent?: (event: StudyEvent) => void } = {},
+): Promise<StudyRun> {
   const topic = topicName(prefix, 'studies');
   const admin = kafka.admin();
   await admin.connect();
@@ -95,7 +105,12 @@ export async function readStudy(kafka: Kafka, codec: EventCodec, logger: Logger,
     await admin.disconnect();
   }
   const partition = partitionOfKey(Buffer.from(studyId), count);
-  const runs = await readStudies({ kafka, codec, logger, topic, partitions: [partition], studyId, verify: options.verify ?? false, ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}) });
+  const onEvent = options.onEvent;
+  const runs = await readStudies({
+    kafka, codec, logger, topic, partitions: [partition], studyId, verify: options.verify ?? false,
+    ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
+    ...(onEvent ? { onEvent: (event: StudyEvent) => onEvent(event) } : {}),
+  });
   const run = runs.get(partition)?.get(studyId);
   if (!run) throw new MabeamError('NOT_IN_LOG', `No study "${studyId}" on ${topic} (prefix "${prefix}"): it was never started, or it was rejected.`);
   return run;
