@@ -131,3 +131,6 @@ export { bestTrials, bestCurve, type BestTrial } from './optimizer/study/best.ts
 export { rerunStudy, type RerunOptions, type RerunReport, type RerunMiss } from './optimizer/study/rerun.ts';
 export { readStudy, readStudies } from './optimizer/study/studyLog.ts';
 export type { StudyRun, TrialRun, TrialState } from './optimizer/study/run.ts';
+export { statusJson as studyStatusJson } from './optimizer/study/status.ts';
+export { createViewServer, viewDefaults, LiveView, liveDefaults, type ViewServer, type ViewServerOptions, type LiveViewOptions, type AgentFilter } from './view/index.ts';
+export type { RoundSummary, AgentRow, VariableRow, StudySummary, DeadLetterRow, DeadLetterCount, DeadLetters, Overview as ViewOverview, LiveEvent, LiveListener } from './view/index.ts';

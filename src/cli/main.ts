@@ -17,6 +17,7 @@ import { registerSchemaCommands } from './commands/schemas.ts';
 import { registerSuperviseCommand } from './commands/supervise.ts';
 import { registerTopicCommands } from './commands/topics.ts';
 import { registerVariableCommands } from './commands/variables.ts';
+import { registerViewCommand } from './commands/view.ts';
 
 silenceKafkajsTimerWarnings();
 // Output piped into a reader that stops early (`| head`): stop quietly, as other command-line tools do.
@@ -48,6 +49,7 @@ registerReplayCommand(program, getLogger);
 registerAuditCommands(program, getLogger);
 registerOptimizeCommands(program, getLogger);
 registerPlanCommands(program, getLogger);
+registerViewCommand(program, getLogger);
 registerDemoCommand(program, getLogger);
 
 try {
