@@ -2,7 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { Coordinator } from '../../src/coordinator/coordinator.ts';
 import { RoundClient } from '../../src/coordinator/roundClient.ts';
 import { createViewServer } from '../../src/view/server.ts';
@@ -50,7 +50,7 @@ beforeAll(async () => {
   ctx.defer(() => rounds.stop());
   const [address, executablePath] = await Promise.all([
     view.listen({ port: 0, host: '127.0.0.1' }),
-    ensureChromium(),
+    ensureChromium(inject('runId')),
     coordinator.start(),
     rounds.start(),
     ...[...agents.values()].map((a) => a.ready),
@@ -64,7 +64,8 @@ beforeAll(async () => {
     if (m.type() === 'error') pageErrors.push(`console: ${m.text()} (${m.location().url})`);
   });
   page.on('pageerror', (e) => pageErrors.push(`page: ${e.message}`));
-}, 120_000);
+  // Long enough to wait for a Chromium the run is still installing (a clean machine).
+}, 900_000);
 afterAll(() => ctx?.close());
 
 const agentRow = (id: string, health?: string) => `#agents tbody tr[data-agent-id="${id}"]${health ? `[data-health="${health}"]` : ''}`;
