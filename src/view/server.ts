@@ -95,6 +95,10 @@ export function createViewServer(options: ViewServerOptions): ViewServer {
     return503OnClosing: true,
     // Ids are checked by the routes' schemas (a 400 that says why), not cut off by the router (a 404); encoded, an id is longer.
     routerOptions: { maxParamLength: viewDefaults.maxIdLength * 12 },
+    // A URL the router cannot read (bad percent-encoding) or a malformed request gets the API's own error shape too.
+    frameworkErrors: (error, _request, reply) => {
+      void (reply as FastifyReply).code(400).send({ error: `Bad request: ${error.message}`, code: 'BAD_REQUEST' });
+    },
   });
 
   app.setErrorHandler((error: FastifyError, request, reply) => {

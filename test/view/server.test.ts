@@ -133,6 +133,10 @@ describe('mabeam view: the server', () => {
     expect((await get<{ code: string }>('api/agents?state=asleep')).status).toBe(400);
     const tooLong = await get<{ code: string }>(`api/rounds/${'r'.repeat(201)}`);
     expect([tooLong.status, tooLong.body.code]).toEqual([400, 'BAD_REQUEST']);
+    // A URL the router cannot read (bad percent-encoding) gets the same error shape.
+    const badUrl = await get<{ error: string; code: string }>('api/rounds/%00%ff');
+    expect([badUrl.status, badUrl.body.code]).toEqual([400, 'BAD_REQUEST']);
+    expect(badUrl.body.error).toMatch(/^Bad request: /);
     const nowhere = await get<{ error: string; code: string }>('api/nowhere');
     expect([nowhere.status, nowhere.body.code]).toEqual([404, 'NOT_FOUND']);
     expect((await get<{ code: string }>(`api/variables/${uniqueName('nothing')}`)).body.code).toBe('NOT_IN_LOG');
