@@ -87,12 +87,12 @@ describe.concurrent('optimization studies over evaluator agent processes', () =>
     const teamEvaluators = [1, 2].map((i) => startEvaluator(`team-${i}`, { EVALUATOR_FUNCTION: 'team', EVALUATOR_CAPABILITY: 'evaluate-team' }));
     await Promise.all([...evaluators, ...teamEvaluators].map((p) => p.ready));
 
-    // In batches: the same seed gives the same study however quick each evaluator is.
+    // In batches: the same seed gives the same study however quick each evaluator is (the best team, 1.85, is only 0.05 above planner + coder + tester + scribe).
     const tpe = await studyFile('tpe', { ...branin, name: 'branin-tpe', schedule: 'batch', searcher: 'tpe', apply: { x1: 'branin-x1', x2: 'branin-x2' } });
     const random = await studyFile('random', { ...branin, name: 'branin-random', schedule: 'batch', searcher: 'random' });
     const team = await studyFile('team', {
-      name: 'team', space: { team: { type: 'agentSet', candidates: roles, minSize: 1, maxSize: 4 } }, objectives: [{ name: 'quality', direction: 'maximize' }],
-      budget: { trials: 60 }, parallelism: 2, searcher: 'tpe', evaluators: { capability: 'evaluate-team' }, apply: { team: 'squad' },
+      name: 'team', schedule: 'batch', space: { team: { type: 'agentSet', candidates: roles, minSize: 1, maxSize: 4 } }, objectives: [{ name: 'quality', direction: 'maximize' }],
+      budget: { trials: 100 }, parallelism: 2, searcher: 'tpe', evaluators: { capability: 'evaluate-team' }, apply: { team: 'squad' },
     });
     const [t, r, q] = await Promise.all([
       optimize(['run', tpe, '--id', `${ctx.prefix}-tpe`, '--seed', '42', '--json', '--timeout', '180s']),
