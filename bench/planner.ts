@@ -82,7 +82,7 @@ say(`prefix ${prefix}: topics applied, schemas registered`);
 const hops = await rawRoundTrips(c.kafka, topicName(prefix, 'metrics'), `${prefix}.bench-raw`, 100);
 
 const conn = { kafka: c.kafka, codec: c.codec, logger: quiet, prefix, definitions: c.definitions };
-const registry = new AgentRegistry({ kafka: c.kafka, redis: c.redis, codec: c.codec, producer: c.producer, logger: quiet, prefix, definitions: c.definitions, viewName: `bench-planner:${randomBytes(3).toString('hex')}` });
+const registry = new AgentRegistry({ kafka: c.kafka, redis: c.redis, codec: c.codec, producer: c.producer, logger: quiet, prefix, definitions: c.definitions, viewName: `bench-planner:${randomBytes(3).toString('hex')}`, disposable: true });
 await registry.start();
 const coordinator = new Coordinator(conn);
 const planner = new Planner({ ...conn, agents: new RegistryAgents(registry), instanceId: 'bench-planner' });

@@ -53,6 +53,8 @@ export interface AgentRegistryOptions {
    * One process maintains a view name; other processes use their own.
    */
   viewName?: string;
+  /** The view is this process's alone (a view name with its instance in it): its Redis keys go when it stops, or expire if it dies (see CompactedView). */
+  disposable?: boolean;
 }
 
 /**
@@ -78,7 +80,7 @@ export class AgentRegistry {
       producerId: `registry-view:${namespace}`,
       logger: options.logger,
     });
-    const common = { kafka: options.kafka, redis: options.redis, codec: options.codec, deadLetters, logger: options.logger };
+    const common = { kafka: options.kafka, redis: options.redis, codec: options.codec, deadLetters, logger: options.logger, ...(options.disposable ? { disposable: true } : {}) };
     this.agents = new CompactedView({
       ...common,
       topic: topicName(options.prefix, 'agents'),

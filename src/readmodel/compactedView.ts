@@ -39,6 +39,16 @@ export interface CompactedViewOptions {
    * which counts commit markers and aborted records as read.
    */
   transactional?: boolean;
+  /**
+   * The view belongs to this process only (its namespace names the process):
+   * its keys go when it stops, and while it runs they carry a time to live
+   * (`disposableTtlMs`, default 10 min), set on keys new since and renewed
+   * every 5 s (at most a sixth of it), so the keys of a process that died
+   * without stopping go too. A view whose keys
+   * expired (a process stalled that long) is rebuilt from the topic.
+   */
+  disposable?: boolean;
+  disposableTtlMs?: number;
 }
 
 /**
@@ -60,6 +70,7 @@ export class CompactedView {
   private positions = new ReadPositions();
   private rebuilding: Promise<void> | undefined;
   private generation = '';
+  private renewal: NodeJS.Timeout | undefined;
   readonly keys: ViewKeys;
 
   constructor(options: CompactedViewOptions) {
@@ -77,6 +88,26 @@ export class CompactedView {
     // Keep a view this namespace already holds (records apply at most once); else start one.
     this.generation = (await this.options.redis.get(this.keys.generation)) ?? (await this.newGeneration());
     await this.startConsumer();
+    if (this.options.disposable) {
+      const ttlMs = this.options.disposableTtlMs ?? 600_000;
+      await this.renew(ttlMs);
+      this.renewal = setInterval(() => {
+        this.renew(ttlMs).catch((error: unknown) => this.options.logger.warn({ namespace: this.options.namespace, error: String(error) }, 'could not renew the view\'s time to live'));
+      }, Math.max(1_000, Math.min(5_000, Math.floor(ttlMs / 6))));
+      this.renewal.unref();
+    }
+  }
+
+  /** Every key of the view: its values, offsets, generation, memberships and indexes. */
+  private async allKeys(): Promise<string[]> {
+    const indexKeys = await scanKeys(this.options.redis, `${this.options.namespace}:index:*`);
+    return [this.keys.values, this.keys.offsets, this.keys.generation, this.keys.memberships, ...indexKeys];
+  }
+
+  private async renew(ttlMs: number): Promise<void> {
+    const pipeline = this.options.redis.pipeline();
+    for (const key of await this.allKeys()) pipeline.pexpire(key, ttlMs);
+    await pipeline.exec();
   }
 
   /** A consumer reading the topic from the beginning into the view, with positions of its own. */
@@ -120,7 +151,9 @@ export class CompactedView {
   }
 
   async stop(): Promise<void> {
+    clearInterval(this.renewal);
     await this.consumer?.stop();
+    if (this.options.disposable) await this.options.redis.del(...(await this.allKeys())).catch(() => undefined);
   }
 
   /** The stored value of a key, rebuilding the view first if Redis lost it. */

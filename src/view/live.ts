@@ -82,6 +82,7 @@ export class LiveView implements StopsForGood {
     this.registry = new AgentRegistry({
       kafka: options.kafka, redis: options.redis, codec: options.codec, producer: options.producer, logger: options.logger, prefix: options.prefix, definitions: options.definitions,
       viewName: `view:${this.instanceId}`,
+      disposable: true,
     });
     this.variableLog = new VariableLog({ kafka: options.kafka, codec: options.codec, logger: options.logger, prefix: options.prefix });
     this.rounds = new RoundBoard({ protocols: options.protocols ?? sharedProtocols(), maxRounds: this.tuning.maxRounds });

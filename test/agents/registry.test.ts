@@ -77,4 +77,27 @@ describe('agent registry', () => {
     }, { what: 'coder to be reported dead' });
     expect(dead.reason).toMatch(/consumer group is empty|intervals/);
   });
+
+  it('a disposable view (one process\'s own) keeps its Redis keys with a time to live while it runs, and removes them when it stops', async () => {
+    const host = new AgentHost({
+      kafka: ctx.kafka, codec: ctx.codec, logger: ctx.logger, prefix: ctx.prefix, definitions: ctx.definitions, pool: 'disposable', heartbeatIntervalMs: 200,
+      agents: [defineAgent({ id: 'tidy', role: 'worker', capabilities: ['sweep'], onBidRequest: () => null })],
+    });
+    ctx.defer(() => host.stop());
+    await host.start();
+    const viewName = `planner:instance-${Date.now()}`;
+    const registry = new AgentRegistry({ kafka: ctx.kafka, redis, codec: ctx.codec, producer: await ctx.producer(), logger: ctx.logger, prefix: ctx.prefix, definitions: ctx.definitions, viewName, disposable: true });
+    await registry.start();
+    await registry.caughtUp();
+    await waitFor(async () => (await registry.find({ capabilities: ['sweep'] })).includes('tidy'), { what: 'the agent in the view' });
+    // Each key expires (10 min by default) unless the view renews it, keys made since included (within 5 s): a process that dies leaves nothing for long.
+    const keys = await waitFor(async () => {
+      const found = await redis.keys(`mabeam:${ctx.prefix}:${viewName}:*`);
+      const ttls = await Promise.all(found.map((k) => redis.pttl(k)));
+      return found.length > 3 && ttls.every((t) => t > 0 && t <= 600_000) && found;
+    }, { what: 'every key of the view with a time to live', timeoutMs: 15_000 });
+    expect(keys.some((k) => k.endsWith(':agents:values'))).toBe(true);
+    await registry.stop();
+    expect(await redis.keys(`mabeam:${ctx.prefix}:${viewName}:*`)).toEqual([]);
+  });
 });

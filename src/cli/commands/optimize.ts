@@ -68,7 +68,7 @@ export function registerOptimizeCommands(program: Command, logger: () => Logger)
       const c = await connect(await endpoints(program), logger(), 'mabeam-optimizer', { defaultMetrics: opts.metricsPort !== undefined });
       const closeMetrics = await startMetricsServer(c.metrics, opts.metricsPort, c.logger);
       const instanceId = `optimizer-${process.pid}-${randomBytes(3).toString('hex')}`;
-      const registry = new AgentRegistry({ kafka: c.kafka, redis: c.redis, codec: c.codec, producer: c.producer, logger: c.logger, prefix: opts.prefix, definitions: c.definitions, viewName: `optimizer:${instanceId}` });
+      const registry = new AgentRegistry({ kafka: c.kafka, redis: c.redis, codec: c.codec, producer: c.producer, logger: c.logger, prefix: opts.prefix, definitions: c.definitions, viewName: `optimizer:${instanceId}`, disposable: true });
       await registry.start();
       const optimizer = new Optimizer({
         kafka: c.kafka, codec: c.codec, logger: c.logger, prefix: opts.prefix, definitions: c.definitions, metrics: c.metrics, instanceId, evaluators: new RegistryEvaluators(registry),

@@ -36,7 +36,7 @@ export function registerOrchestratorCommands(program: Command, logger: () => Log
       const variables = new VariablesClient({ kafka: c.kafka, codec: c.codec, producer: c.producer, logger: c.logger, prefix: opts.prefix });
       const adapter = adaptSystem({ kafka: c.kafka, codec: c.codec, producer: c.producer, logger: c.logger, prefix: opts.prefix, definitions: c.definitions, variables, metrics: c.metrics });
       // The agents-by-state gauge of /metrics, kept current from the registry.
-      const registry = new AgentRegistry({ kafka: c.kafka, redis: c.redis, codec: c.codec, producer: c.producer, logger: c.logger, prefix: opts.prefix, definitions: c.definitions, viewName: `orchestrator-${process.pid}` });
+      const registry = new AgentRegistry({ kafka: c.kafka, redis: c.redis, codec: c.codec, producer: c.producer, logger: c.logger, prefix: opts.prefix, definitions: c.definitions, viewName: `orchestrator-${process.pid}`, disposable: true });
       await owner.start();
       await variables.start();
       await adapter.start();

@@ -45,7 +45,7 @@ export function registerPlanCommands(program: Command, logger: () => Logger): vo
       const c = await connect(await endpoints(program), logger(), 'mabeam-planner', { defaultMetrics: opts.metricsPort !== undefined });
       const closeMetrics = await startMetricsServer(c.metrics, opts.metricsPort, c.logger);
       const instanceId = `planner-${process.pid}-${randomBytes(3).toString('hex')}`;
-      const registry = new AgentRegistry({ kafka: c.kafka, redis: c.redis, codec: c.codec, producer: c.producer, logger: c.logger, prefix: opts.prefix, definitions: c.definitions, viewName: `planner:${instanceId}` });
+      const registry = new AgentRegistry({ kafka: c.kafka, redis: c.redis, codec: c.codec, producer: c.producer, logger: c.logger, prefix: opts.prefix, definitions: c.definitions, viewName: `planner:${instanceId}`, disposable: true });
       await registry.start();
       const planner = new Planner({
         kafka: c.kafka, codec: c.codec, logger: c.logger, prefix: opts.prefix, definitions: c.definitions, metrics: c.metrics, instanceId, agents: new RegistryAgents(registry), templates,
