@@ -10,25 +10,35 @@ import type { ApplyReport, TopicChange, TopicDefinition } from './types.ts';
  * Waits until every partition of the topics has a leader that serves it.
  * (kafkajs's own waitForLeaders gives up on UNKNOWN_TOPIC_OR_PARTITION and
  * NOT_LEADER_FOR_PARTITION, which a KRaft broker answers for a moment after
- * the controller created the topic.)
+ * the controller created the topic.) A topic that serves is not asked again,
+ * so on a busy broker the wait narrows to the topics still electing.
  */
-export async function waitForLeaders(admin: Admin, topics: string[], timeoutMs = 30_000): Promise<void> {
+export async function waitForLeaders(admin: Admin, topics: string[], timeoutMs = 90_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
+  const pending = new Set(topics);
   let lastError: unknown;
   while (Date.now() < deadline) {
     try {
-      const { topics: metadata } = await admin.fetchTopicMetadata({ topics });
-      if (metadata.length === topics.length && metadata.every((t) => t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0))) {
-        // Metadata names a leader a moment before it serves: ask each partition for its offsets.
-        await Promise.all(topics.map((topic) => admin.fetchTopicOffsets(topic)));
-        return;
-      }
+      const { topics: metadata } = await admin.fetchTopicMetadata({ topics: [...pending] });
+      const led = metadata.filter((t) => t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0)).map((t) => t.name);
+      // Metadata names a leader a moment before it serves: ask each partition for its offsets.
+      await Promise.all(
+        led.map((topic) =>
+          admin.fetchTopicOffsets(topic).then(
+            () => pending.delete(topic),
+            (error: unknown) => {
+              lastError = error;
+            },
+          ),
+        ),
+      );
+      if (pending.size === 0) return;
     } catch (error) {
       lastError = error;
     }
     await sleep(50);
   }
-  throw new MabeamError('TOPIC_APPLY_FAILED', `Topics had no leaders within ${timeoutMs} ms: ${topics.join(', ')} (${describeError(lastError)})`);
+  throw new MabeamError('TOPIC_APPLY_FAILED', `Topics had no leaders within ${timeoutMs} ms: ${[...pending].join(', ')} (${describeError(lastError)})`);
 }
 
 /** Kafka's ConfigSource code for a config set on the topic itself. */
