@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { filterAbortedMessages } from '../../src/kafka/abortedFilter.ts';
 import { createTransactionalProducer } from '../../src/kafka/client.ts';
 import { readToEnd } from '../../src/kafka/readToEnd.ts';
+import { waitForLeaders } from '../../src/topics/apply.ts';
 import { testContext, uniqueName, type TestContext } from '../helpers.ts';
 
 const message = (offset: number, producerId: string, key: Buffer | null = Buffer.from('k'), inTransaction = true) => ({ offset: String(offset), key, batchContext: { producerId, inTransaction } });
@@ -35,7 +36,9 @@ afterAll(() => ctx?.close());
 describe('kafkajs consumers with the fix, on the real broker', () => {
   it('a read starting inside two interleaved aborted transactions sees only the committed record', async () => {
     const topic = uniqueName('aborted');
-    await ctx.admin.createTopics({ topics: [{ topic, numPartitions: 1, replicationFactor: 1 }], waitForLeaders: true });
+    await ctx.admin.createTopics({ topics: [{ topic, numPartitions: 1, replicationFactor: 1 }], waitForLeaders: false });
+    // Until the partition's leader serves it (kafkajs's own wait gives up on a broker that is still electing).
+    await waitForLeaders(ctx.admin, [topic]);
     const [a, b] = [createTransactionalProducer(ctx.kafka, uniqueName('txn-a')), createTransactionalProducer(ctx.kafka, uniqueName('txn-b'))];
     await Promise.all([a.connect(), b.connect()]);
     ctx.defer(() => Promise.all([a.disconnect(), b.disconnect()]));
