@@ -11,17 +11,11 @@
  * - Under the default protocol, `delegation`, a bid is the agent's cost
  *   (lowest wins) and a pass (attributes.pass) declines.
  */
+import type { Step } from '../agents/types.ts';
 import type { BidRequest } from '../events/types.ts';
 
-export interface StepItem {
-  kind: 'plan-step';
-  planId: string;
-  stepId: string;
-  attempt: number;
-  capability: string;
-  escalated: boolean;
-  inputs: Record<string, unknown>;
-}
+/** A step as agents are given it (agents/types.ts Step), marked as a step round's item. */
+export type StepItem = Step & { kind: 'plan-step' };
 
 export function stepRoundId(planId: string, stepId: string, attempt: number): string {
   return `step:${planId}/${stepId}#${attempt}`;
