@@ -1,8 +1,30 @@
-/** Where a client finds the three services the product runs on. */
+/** A SASL login to Kafka (SCRAM-SHA-512 on a secure stack). */
+export interface KafkaSasl {
+  mechanism: 'scram-sha-512' | 'scram-sha-256' | 'plain';
+  username: string;
+  password: string;
+}
+
+/** HTTP basic credentials for the schema registry. */
+export interface BasicAuth {
+  username: string;
+  password: string;
+}
+
+/**
+ * Where a client finds the three services the product runs on, and how it
+ * logs in to them. Without `kafkaSasl` / `registryAuth` the services are open
+ * (the plain local stack); a Redis password travels in `redisUrl`
+ * (`redis://:PASSWORD@host:port`), as Redis clients expect.
+ */
 export interface StackEndpoints {
   kafkaBrokers: string[];
   schemaRegistryUrl: string;
   redisUrl: string;
+  kafkaSasl?: KafkaSasl;
+  /** TLS to the brokers (SASL_SSL); the plain and the secure local stack use none. */
+  kafkaSsl?: boolean;
+  registryAuth?: BasicAuth;
 }
 
 export type ServiceName = 'kafka' | 'registry' | 'redis';
