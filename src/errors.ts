@@ -13,6 +13,10 @@ export const errorCodes = [
   'STACK_FETCH_FAILED',
   'STACK_START_FAILED',
   'STACK_NOT_RUNNING',
+  // a stack is secure or plain from its first start, and a start asked for the other
+  'STACK_SECURITY_MISMATCH',
+  // adding or removing a Kafka SCRAM user failed (other than a wrong admin login)
+  'SCRAM_USER_FAILED',
   // topics
   'TOPIC_APPLY_FAILED',
   'TOPIC_PARTITIONS_SHRINK',
@@ -20,6 +24,14 @@ export const errorCodes = [
   'REGISTRY_UNAVAILABLE',
   'SCHEMA_INCOMPATIBLE',
   'SCHEMA_REGISTRATION_FAILED',
+  // security: logins, rights and keys
+  'INVALID_CREDENTIALS',
+  'KAFKA_AUTHENTICATION_FAILED',
+  'KAFKA_NOT_AUTHORIZED',
+  'REGISTRY_UNAUTHORIZED',
+  'REGISTRY_FORBIDDEN',
+  'KEY_EXPIRED',
+  'KEY_INVALID',
   // codec: these are also the dead-letter reason codes
   'EMPTY_MESSAGE',
   'TRUNCATED_MESSAGE',
@@ -35,6 +47,9 @@ export const errorCodes = [
   'INVALID_AGENT',
   'ILLEGAL_TRANSITION',
   'AGENT_MODULE_INVALID',
+  // signing keys (src/security/keys.ts)
+  'KEY_EXPIRED',
+  'KEY_INVALID',
   // a step of a plan failed (StepError); retriable says whether another attempt may succeed
   'STEP_FAILED',
   // protocols: a module given to add protocols did not

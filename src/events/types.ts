@@ -23,6 +23,12 @@ export interface AgentRecord extends Event {
   resources: Record<string, number>;
   consumerGroup: string;
   metadata: Record<string, string>;
+  /** Ed25519 public key, the raw 32 bytes in base64 (null or absent: the agent does not sign). */
+  publicKey?: string | null;
+  /** Its key id (src/security/keys.ts keyIdOf). */
+  keyId?: string | null;
+  /** Epoch ms after which the key signs nothing. */
+  keyNotAfter?: number | null;
 }
 
 export interface AgentStateSnapshot extends Event {

@@ -55,6 +55,8 @@ export interface Metrics {
   steps: Counter<'outcome'>;
   /** Plans ended: completed, failed, cancelled, or rejected (by reason code). */
   plans: Counter<'status'>;
+  /** Records refused for their signature (signatures required), by topic and reason: FORGED, UNKNOWN_KEY, KEY_EXPIRED. */
+  forgedEvents: Counter<'topic' | 'reason'>;
 }
 
 /**
@@ -158,6 +160,12 @@ export function createMetrics(options: MetricsOptions): Metrics {
       name: 'mabeam_plans_total',
       help: 'Plans ended: completed, failed, cancelled, or rejected-<reason code>.',
       labelNames: ['status'],
+      registers,
+    }),
+    forgedEvents: new Counter({
+      name: 'mabeam_forged_events_total',
+      help: 'Records refused for their signature while signatures are required, by topic and reason (FORGED, UNKNOWN_KEY, KEY_EXPIRED).',
+      labelNames: ['topic', 'reason'],
       registers,
     }),
   };

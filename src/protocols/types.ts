@@ -112,6 +112,12 @@ export const rejectionCodes = [
   'LIMIT_EXCEEDED',
   /** Another answer with the same event id was already taken or refused: event ids are used once. */
   'DUPLICATE_EVENT',
+  /** Signatures required: the answer is unsigned, its signature does not verify, or it is signed with another agent's key. */
+  'FORGED',
+  /** Signatures required: the key id it names is not registered for its agent. */
+  'UNKNOWN_KEY',
+  /** Signatures required: its key was past its notAfter (or replaced) at the record's log time. */
+  'KEY_EXPIRED',
 ] as const;
 
 export type RejectionCode = (typeof rejectionCodes)[number];
