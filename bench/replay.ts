@@ -58,7 +58,7 @@ async function replay(workers: number): Promise<{ report: ReplayReport; ms: numb
   const started = Date.now();
   const report =
     workers > 1
-      ? await parallelReplay({ kafka: c.kafka, brokers: endpoints.kafkaBrokers, registryUrl: endpoints.schemaRegistryUrl, prefix, workers, timeoutMs: 600_000, keep: 'faults' })
+      ? await parallelReplay({ kafka: c.kafka, endpoints, prefix, workers, timeoutMs: 600_000, keep: 'faults' })
       : replayHistory(await readHistory({ kafka: c.kafka, codec: c.codec, prefix, timeoutMs: 600_000, onComplete: settleAsRead(sharedProtocols()) }), sharedProtocols());
   return { report, ms: Date.now() - started, rssMb: Math.round(process.memoryUsage().rss / 1024 / 1024) };
 }

@@ -4,11 +4,11 @@ import type { Admin, Consumer, Kafka, KafkaMessage, Producer } from 'kafkajs';
 import { Registry } from 'prom-client';
 import { inject } from 'vitest';
 import { EventCodec } from '../src/codec/codec.ts';
-import { createKafka, createProducer, silenceKafkajsTimerWarnings } from '../src/kafka/client.ts';
+import { createProducer, kafkaFor, silenceKafkajsTimerWarnings } from '../src/kafka/client.ts';
 import { createLogger, type Logger } from '../src/log/logger.ts';
 import { createMetrics, type Metrics } from '../src/metrics/metrics.ts';
 import { loadCatalog, type SchemaCatalog } from '../src/schemas/catalog.ts';
-import { createRegistryClient, type RegistryClient } from '../src/schemas/registry.ts';
+import { createRegistryClient, registryTargetFor, type RegistryClient } from '../src/schemas/registry.ts';
 import type { StackEndpoints } from '../src/stack/types.ts';
 import { applyTopics, loadTopicDefinitions, topicName, type TopicDefinition } from '../src/topics/index.ts';
 
@@ -43,11 +43,12 @@ export interface TestContext {
  * Everything a test file needs, isolated by a unique topic prefix. Create it
  * in the file's beforeAll and close it in its afterAll.
  */
-export async function testContext(label: string, options: { applyTopics?: boolean } = {}): Promise<TestContext> {
-  const stack = inject('stack');
+export async function testContext(label: string, options: { applyTopics?: boolean; stack?: StackEndpoints } = {}): Promise<TestContext> {
+  // Another stack (the secure one) when given, with its logins.
+  const stack = options.stack ?? inject('stack');
   const prefix = uniqueName(label);
   const logger = createLogger({ level: process.env['MABEAM_LOG_LEVEL'] ?? 'error', name: label });
-  const kafka = createKafka({ brokers: stack.kafkaBrokers, clientId: prefix, logger });
+  const kafka = kafkaFor(stack, prefix, logger);
   const admin = kafka.admin();
   await admin.connect();
   const cleanups: Array<() => Promise<unknown> | unknown> = [async () => admin.disconnect()];
@@ -63,7 +64,7 @@ export async function testContext(label: string, options: { applyTopics?: boolea
     }
     if (failures.length > 0) throw new AggregateError(failures, `${failures.length} cleanup step(s) failed`);
   };
-  const registry = createRegistryClient(stack.schemaRegistryUrl);
+  const registry = createRegistryClient(registryTargetFor(stack));
   const catalog = await loadCatalog();
   const definitions = await loadTopicDefinitions();
   if (options.applyTopics !== false) await applyTopics(admin, definitions, { prefix });
@@ -76,7 +77,7 @@ export async function testContext(label: string, options: { applyTopics?: boolea
     admin,
     registry,
     catalog,
-    codec: new EventCodec({ registry, registryUrl: stack.schemaRegistryUrl, catalog }),
+    codec: new EventCodec({ registry, registryUrl: stack.schemaRegistryUrl, ...(stack.registryAuth ? { registryAuth: stack.registryAuth } : {}), catalog }),
     metrics: createMetrics({ registry: new Registry() }),
     definitions,
     topic: (name) => topicName(prefix, name),

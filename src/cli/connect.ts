@@ -2,11 +2,11 @@ import type { Admin, Kafka, Producer } from 'kafkajs';
 import { Redis } from 'ioredis';
 import { Registry } from 'prom-client';
 import { EventCodec } from '../codec/codec.ts';
-import { createKafka, createProducer } from '../kafka/client.ts';
+import { createProducer, kafkaFor } from '../kafka/client.ts';
 import type { Logger } from '../log/logger.ts';
 import { createMetrics, type Metrics } from '../metrics/metrics.ts';
 import { loadCatalog, type SchemaCatalog } from '../schemas/catalog.ts';
-import { createRegistryClient, type RegistryClient } from '../schemas/registry.ts';
+import { createRegistryClient, registryTargetFor, type RegistryClient, type RegistryTarget } from '../schemas/registry.ts';
 import type { StackEndpoints } from '../stack/types.ts';
 import { loadTopicDefinitions, type TopicDefinition } from '../topics/index.ts';
 
@@ -18,6 +18,8 @@ export interface Connections {
   admin: Admin;
   producer: Producer;
   registry: RegistryClient;
+  /** The registry's address and login, for the requests beyond the client library. */
+  registryTarget: RegistryTarget;
   redis: Redis;
   catalog: SchemaCatalog;
   codec: EventCodec;
@@ -34,14 +36,15 @@ export interface ConnectOptions {
 }
 
 export async function connect(endpoints: StackEndpoints, logger: Logger, clientId = 'mabeam-cli', options: ConnectOptions = {}): Promise<Connections> {
-  const kafka = createKafka({ brokers: endpoints.kafkaBrokers, clientId, logger });
+  const kafka = kafkaFor(endpoints, clientId, logger);
   const admin = kafka.admin();
   const producer = createProducer(kafka);
   const redis = new Redis(endpoints.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 2 });
   redis.on('error', (error: Error) => logger.warn({ ns: 'redis', pid: process.pid, error: error.message }, 'redis connection error'));
   // A command that does not use Redis (replay, audit, round start) works without it: it would connect on a first command.
   await Promise.all([admin.connect(), producer.connect(), ...(options.redis === false ? [] : [redis.connect()])]);
-  const registry = createRegistryClient(endpoints.schemaRegistryUrl);
+  const registryTarget = registryTargetFor(endpoints);
+  const registry = createRegistryClient(registryTarget);
   const [catalog, definitions] = await Promise.all([loadCatalog(), loadTopicDefinitions()]);
   return {
     endpoints,
@@ -53,7 +56,8 @@ export async function connect(endpoints: StackEndpoints, logger: Logger, clientI
     redis,
     catalog,
     definitions,
-    codec: new EventCodec({ registry, registryUrl: endpoints.schemaRegistryUrl, catalog }),
+    registryTarget,
+    codec: new EventCodec({ registry, registryUrl: registryTarget.url, ...(registryTarget.auth ? { registryAuth: registryTarget.auth } : {}), catalog }),
     metrics: createMetrics({ registry: new Registry(), ...(options.defaultMetrics ? { defaults: true } : {}) }),
     close: async () => {
       await Promise.allSettled([admin.disconnect(), producer.disconnect(), redis.status === 'wait' ? Promise.resolve(redis.disconnect()) : redis.quit()]);

@@ -1,7 +1,8 @@
 import type avro from 'avsc';
 import { MabeamError, describeError } from '../errors.ts';
 import type { SchemaCatalog, EventSchema } from '../schemas/catalog.ts';
-import { registerSchema, type RegistryClient } from '../schemas/registry.ts';
+import { createRegistryClient, registerSchema, registryAuthError, registryTargetFor, type RegistryClient, type RegistryTarget } from '../schemas/registry.ts';
+import type { BasicAuth, StackEndpoints } from '../stack/types.ts';
 import { installAvroGuard } from './avroGuard.ts';
 import { avroProblems, validateEvent } from './validation.ts';
 import { frame, unframe } from './wireFormat.ts';
@@ -23,6 +24,8 @@ export interface DecodeOptions {
 export interface EventCodecOptions {
   registry: RegistryClient;
   registryUrl: string;
+  /** The registry's login, when it requires one (for the requests the client library does not make). */
+  registryAuth?: BasicAuth;
   catalog: SchemaCatalog;
 }
 
@@ -44,7 +47,7 @@ installAvroGuard();
 export class EventCodec {
   readonly catalog: SchemaCatalog;
   private readonly registry: RegistryClient;
-  private readonly registryUrl: string;
+  private readonly target: RegistryTarget;
   private readonly ids = new Map<string, Promise<number>>();
   private readonly plans = new Map<number, Promise<ReaderPlan>>();
   /** The plans fetched so far, for decodeNow. */
@@ -52,7 +55,7 @@ export class EventCodec {
 
   constructor(options: EventCodecOptions) {
     this.registry = options.registry;
-    this.registryUrl = options.registryUrl;
+    this.target = { url: options.registryUrl, ...(options.registryAuth ? { auth: options.registryAuth } : {}) };
     this.catalog = options.catalog;
   }
 
@@ -67,7 +70,7 @@ export class EventCodec {
     const schema = this.schemaFor(type);
     let id = this.ids.get(schema.fullName);
     if (!id) {
-      id = registerSchema(this.registry, this.registryUrl, schema);
+      id = registerSchema(this.registry, this.target, schema);
       id.catch(() => this.ids.delete(schema.fullName));
       this.ids.set(schema.fullName, id);
     }
@@ -152,6 +155,10 @@ export class EventCodec {
       writer = (await this.registry.getSchema(schemaId)) as unknown as avro.Type;
     } catch (error) {
       const status = (error as { status?: number }).status;
+      // A registry refusing this process's login is not the record's fault: retriable, so no
+      // record is dead-lettered for it, and the message says what to fix.
+      const refused = registryAuthError(status, `Fetching schema ${schemaId}`, this.target);
+      if (refused) throw new MabeamError(refused.code, refused.message, { cause: error, retriable: true, details: { schemaId } });
       if (status === 404) {
         throw new MabeamError('UNKNOWN_SCHEMA_ID', `The registry has no schema with id ${schemaId}.`, { cause: error, details: { schemaId } });
       }
@@ -173,4 +180,10 @@ export class EventCodec {
       });
     }
   }
+}
+
+/** A codec for a process's endpoints: the registry at their address, with their login. */
+export function codecFor(endpoints: StackEndpoints, catalog: SchemaCatalog, timeoutMs?: number): EventCodec {
+  const target = registryTargetFor(endpoints);
+  return new EventCodec({ registry: createRegistryClient(target, timeoutMs), registryUrl: target.url, ...(target.auth ? { registryAuth: target.auth } : {}), catalog });
 }

@@ -60,7 +60,7 @@ export async function runDemo(c: Connections, options: DemoOptions): Promise<Dem
     const count = (kind: string) => applied.changes.filter((ch) => ch.kind === kind).length;
     say(`topics under "${prefix}": ${count('created')} created, ${count('updated')} updated, ${count('unchanged')} unchanged` + (applied.warnings.length ? ` (${applied.warnings.length} settings capped for a one-broker cluster)` : ''));
 
-    const registered = await registerCatalog(c.registry, c.endpoints.schemaRegistryUrl, c.catalog);
+    const registered = await registerCatalog(c.registry, c.registryTarget, c.catalog);
     say(`schemas: ${registered.length} event types registered with BACKWARD compatibility (ids ${Math.min(...registered.map((r) => r.id))}–${Math.max(...registered.map((r) => r.id))})`);
 
     // The readers: two Redis views of compacted topics, and a join of requests with bids by round id.

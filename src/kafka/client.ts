@@ -1,9 +1,10 @@
 import './abortedFilter.ts';
-import kafkajs, { Kafka, logLevel, type Consumer, type KafkaConfig, type LogEntry, type Producer, type ProducerConfig } from 'kafkajs';
+import kafkajs, { Kafka, logLevel, type Consumer, type KafkaConfig, type LogEntry, type Producer, type ProducerConfig, type SASLOptions } from 'kafkajs';
 
 /** Config resource type of a topic (kafkajs's ConfigResourceTypes is not a named ESM export). */
 export const topicResourceType: 2 = kafkajs.ConfigResourceTypes.TOPIC as 2;
 import type { Logger } from '../log/logger.ts';
+import type { KafkaSasl, StackEndpoints } from '../stack/types.ts';
 import { coPartitionedAssigner } from './coPartitionedAssigner.ts';
 
 /**
@@ -14,6 +15,10 @@ export interface KafkaClientOptions {
   brokers: string[];
   clientId: string;
   logger: Logger;
+  /** A SASL login (a secure cluster); without it the client connects unauthenticated. */
+  sasl?: KafkaSasl;
+  /** TLS to the brokers (SASL_SSL). */
+  ssl?: boolean;
   /** Extra kafkajs settings (timeouts, retry). */
   config?: Omit<KafkaConfig, 'brokers' | 'clientId' | 'logCreator' | 'logLevel'>;
 }
@@ -36,6 +41,8 @@ export function createKafka(options: KafkaClientOptions): Kafka {
     retry: { initialRetryTime: 100, maxRetryTime: 2_000, retries: 8 },
     connectionTimeout: 3_000,
     ...options.config,
+    ...(options.sasl ? { sasl: saslConfig(options.sasl) } : {}),
+    ...(options.ssl ? { ssl: true } : {}),
     brokers: options.brokers,
     clientId: options.clientId,
     logLevel: logLevel.INFO,
@@ -46,6 +53,30 @@ export function createKafka(options: KafkaClientOptions): Kafka {
         log[levels[level] ?? 'info']({ label, ...rest }, message);
       },
   });
+}
+
+/** The Kafka client of a process, logged in as its endpoints say. */
+export function kafkaFor(endpoints: StackEndpoints, clientId: string, logger: Logger, config?: KafkaClientOptions['config']): Kafka {
+  return createKafka({
+    brokers: endpoints.kafkaBrokers,
+    clientId,
+    logger,
+    ...(endpoints.kafkaSasl ? { sasl: endpoints.kafkaSasl } : {}),
+    ...(endpoints.kafkaSsl ? { ssl: true } : {}),
+    ...(config ? { config } : {}),
+  });
+}
+
+function saslConfig(sasl: KafkaSasl): SASLOptions {
+  const { username, password } = sasl;
+  switch (sasl.mechanism) {
+    case 'scram-sha-512':
+      return { mechanism: 'scram-sha-512', username, password };
+    case 'scram-sha-256':
+      return { mechanism: 'scram-sha-256', username, password };
+    case 'plain':
+      return { mechanism: 'plain', username, password };
+  }
 }
 
 /**

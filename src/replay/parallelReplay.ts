@@ -7,11 +7,12 @@ import { partitionCounts } from '../topics/partitions.ts';
 import { partitionsOfRounds, roundTopics } from './readHistory.ts';
 import { inRequestOrder, judged, type ReplayReport, type RoundFilter } from './replayRounds.ts';
 import type { ReplayShare, WorkerMessage } from './replayWorker.ts';
+import type { StackEndpoints } from '../stack/types.ts';
 
 export interface ParallelReplayOptions {
   kafka: Kafka;
-  brokers: string[];
-  registryUrl: string;
+  /** Where each worker connects, and with which logins. */
+  endpoints: StackEndpoints;
   prefix: string;
   filter?: RoundFilter;
   /** Modules that add protocols, loaded in every worker. */
@@ -56,7 +57,7 @@ export async function parallelReplay(options: ParallelReplayOptions): Promise<Re
     shares.map(
       (partitions, w) =>
         new Promise<ReplayReport>((resolve, reject) => {
-          const share: ReplayShare = { brokers: options.brokers, registryUrl: options.registryUrl, prefix: options.prefix, partitions, filter, protocolModules: options.protocolModules ?? [], ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}), ...(options.keep ? { keep: options.keep } : {}) };
+          const share: ReplayShare = { endpoints: options.endpoints, prefix: options.prefix, partitions, filter, protocolModules: options.protocolModules ?? [], ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}), ...(options.keep ? { keep: options.keep } : {}) };
           const worker = new Worker(new URL('./replayWorker.ts', import.meta.url), { workerData: share });
           let settled = false;
           worker.on('message', (message: WorkerMessage) => {

@@ -5,18 +5,17 @@
  * the report. See parallelReplay.ts.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { EventCodec } from '../codec/codec.ts';
-import { createKafka, silenceKafkajsTimerWarnings } from '../kafka/client.ts';
+import { codecFor } from '../codec/codec.ts';
+import type { StackEndpoints } from '../stack/types.ts';
+import { kafkaFor, silenceKafkajsTimerWarnings } from '../kafka/client.ts';
 import { createLogger } from '../log/logger.ts';
 import { loadProtocolModules } from '../protocols/modules.ts';
 import { loadCatalog } from '../schemas/catalog.ts';
-import { createRegistryClient } from '../schemas/registry.ts';
 import { readHistory } from './readHistory.ts';
 import { replayHistory, settleAsRead, type ReplayOptions, type RoundFilter } from './replayRounds.ts';
 
 export interface ReplayShare {
-  brokers: string[];
-  registryUrl: string;
+  endpoints: StackEndpoints;
   prefix: string;
   partitions: number[];
   filter: RoundFilter;
@@ -35,9 +34,8 @@ const share = workerData as ReplayShare;
 const post = (message: WorkerMessage) => parentPort!.postMessage(message);
 
 try {
-  const kafka = createKafka({ brokers: share.brokers, clientId: `mabeam-replay-${share.partitions.join('-')}`, logger: createLogger({ level: 'error' }) });
-  const registry = createRegistryClient(share.registryUrl);
-  const codec = new EventCodec({ registry, registryUrl: share.registryUrl, catalog: await loadCatalog() });
+  const kafka = kafkaFor(share.endpoints, `mabeam-replay-${share.partitions.join('-')}`, createLogger({ level: 'error' }));
+  const codec = codecFor(share.endpoints, await loadCatalog());
   const { protocols } = await loadProtocolModules(share.protocolModules);
   let last = 0;
   const history = await readHistory({

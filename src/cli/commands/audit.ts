@@ -1,12 +1,11 @@
 import type { Command } from 'commander';
 import { auditAgent, auditRound, auditVariable } from '../../audit/index.ts';
 import type { AgentAudit, AuditConnection, LogPosition, RoundAudit, RoundRequestInfo, VariableAudit, WrittenBy } from '../../audit/index.ts';
-import { EventCodec } from '../../codec/codec.ts';
-import { createKafka } from '../../kafka/client.ts';
+import { codecFor } from '../../codec/codec.ts';
+import { kafkaFor } from '../../kafka/client.ts';
 import type { Logger } from '../../log/logger.ts';
 import type { UndecodableRecord } from '../../replay/scanLog.ts';
 import { loadCatalog } from '../../schemas/catalog.ts';
-import { createRegistryClient } from '../../schemas/registry.ts';
 import { endpointsFromEnvironment, resolveEndpoints } from '../../stack/index.ts';
 import { defaultTopicPrefix, loadTopicDefinitions } from '../../topics/index.ts';
 import { out, table } from '../output.ts';
@@ -25,9 +24,9 @@ export function registerAuditCommands(program: Command, logger: () => Logger): v
   /** An audit's connection: Kafka and the registry only (an audit writes nothing and needs no Redis). */
   const withConnection = async <T>(prefix: string, work: (conn: AuditConnection) => Promise<T>): Promise<T> => {
     const endpoints = endpointsFromEnvironment() ?? (await resolveEndpoints(program.opts()['stack'] as string));
-    const kafka = createKafka({ brokers: endpoints.kafkaBrokers, clientId: 'mabeam-audit', logger: logger() });
+    const kafka = kafkaFor(endpoints, 'mabeam-audit', logger());
     const [catalog, definitions] = await Promise.all([loadCatalog(), loadTopicDefinitions()]);
-    const codec = new EventCodec({ registry: createRegistryClient(endpoints.schemaRegistryUrl), registryUrl: endpoints.schemaRegistryUrl, catalog });
+    const codec = codecFor(endpoints, catalog);
     return work({ kafka, codec, prefix, definitions });
   };
 

@@ -102,7 +102,7 @@ export function registerReplayCommand(program: Command, logger: () => Logger): v
         const keep = opts.all ? 'all' : 'faults';
         const report =
           opts.workers > 1
-            ? await parallelReplay({ kafka: c.kafka, brokers: endpoints.kafkaBrokers, registryUrl: endpoints.schemaRegistryUrl, prefix: opts.prefix, filter, protocolModules: opts.protocols, workers: opts.workers, timeoutMs: 600_000, keep, ...onProgress })
+            ? await parallelReplay({ kafka: c.kafka, endpoints, prefix: opts.prefix, filter, protocolModules: opts.protocols, workers: opts.workers, timeoutMs: 600_000, keep, ...onProgress })
             : replayHistory(await readHistory({ kafka: c.kafka, codec: c.codec, prefix: opts.prefix, filter, timeoutMs: 600_000, onComplete: settleAsRead(protocols), ...onProgress }), protocols, filter, { keep });
         bar?.stop();
         printReplay(report, opts, (Date.now() - started) / 1000);

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import type { Logger } from '../../log/logger.ts';
 import { loadCatalog } from '../../schemas/catalog.ts';
-import { createRegistryClient, registerCatalog } from '../../schemas/registry.ts';
+import { createRegistryClient, registerCatalog, registryTargetFor } from '../../schemas/registry.ts';
 import { resolveEndpoints } from '../../stack/index.ts';
 import { out, table } from '../output.ts';
 
@@ -13,7 +13,7 @@ export function registerSchemaCommands(program: Command, _logger: () => Logger):
     .description('register every event schema with BACKWARD compatibility (subject = record name); idempotent')
     .action(async () => {
       const endpoints = await resolveEndpoints(program.opts()['stack'] as string);
-      const results = await registerCatalog(createRegistryClient(endpoints.schemaRegistryUrl), endpoints.schemaRegistryUrl, await loadCatalog());
+      const results = await registerCatalog(createRegistryClient(registryTargetFor(endpoints)), registryTargetFor(endpoints), await loadCatalog());
       out(table(results.map((r) => [r.subject, `id ${r.id}`])));
     });
 

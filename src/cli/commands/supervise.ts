@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { Logger } from '../../log/logger.ts';
-import { endpointsFromEnvironment, resolveEndpoints } from '../../stack/index.ts';
+import { endpointsFromEnvironment, environmentFor, resolveEndpoints } from '../../stack/index.ts';
 import { parseSupervisorSpec, Supervisor, type SupervisorEvent } from '../../supervisor/supervisor.ts';
 import { connect } from '../connect.ts';
 import { metricsPort, metricsPortHelp, startMetricsServer } from '../metrics.ts';
@@ -30,7 +30,7 @@ export function registerSuperviseCommand(program: Command, logger: () => Logger)
         producer: c.producer,
         codec: c.codec,
         logger: c.logger,
-        env: { ...process.env, KAFKA_BROKERS: endpoints.kafkaBrokers.join(','), SCHEMA_REGISTRY_URL: endpoints.schemaRegistryUrl, REDIS_URL: endpoints.redisUrl },
+        env: { ...process.env, ...environmentFor(endpoints) },
       });
       // As an Erlang supervisor does past its restart intensity, one that gives up on a child stops
       // the others and fails itself, so whatever runs it (systemd, Kubernetes, a supervisor above)
