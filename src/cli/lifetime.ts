@@ -1,4 +1,6 @@
 import type { StopsForGood } from '../runtime/stopped.ts';
+import { MabeamError } from '../errors.ts';
+import { explainKafkaError, loginHint } from '../security/kafkaErrors.ts';
 import { progress } from './output.ts';
 
 /**
@@ -18,7 +20,8 @@ export async function untilSignalOrStopped(parts: StopsForGood[], cleanup: () =>
   const stopped = parts.map((p) => p.stoppedForGood.then((error) => ({ error })));
   const first = await Promise.race([signal, ...stopped]);
   if ('signal' in first) return first.signal;
-  progress(`stopped for good: ${first.error.message}`);
+  const error = explainKafkaError(first.error, loginHint()) ?? first.error;
+  progress(`stopped for good: ${error.message}${error instanceof MabeamError ? ` [${error.code}]` : ''}`);
   const bounded = new Promise((resolve) => setTimeout(resolve, 5_000).unref());
   await Promise.race([cleanup().catch(() => undefined), bounded]);
   return process.exit(1);

@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import { MabeamError, describeError } from '../errors.ts';
 import { silenceKafkajsTimerWarnings } from '../kafka/client.ts';
+import { explainKafkaError, loginHint } from '../security/kafkaErrors.ts';
 import { createLogger, type Logger } from '../log/logger.ts';
 import { registerAgentCommands } from './commands/agents.ts';
 import { registerAuditCommands } from './commands/audit.ts';
@@ -54,7 +55,9 @@ registerDemoCommand(program, getLogger);
 
 try {
   await program.parseAsync(process.argv);
-} catch (error) {
+} catch (caught) {
+  // A login or a right Kafka refused is said as such, not as kafkajs's protocol error.
+  const error = explainKafkaError(caught, loginHint()) ?? caught;
   const code = error instanceof MabeamError ? ` [${error.code}]` : '';
   process.stderr.write(`mabeam: ${describeError(error)}${code}\n`);
   process.exitCode = 1;
