@@ -7,7 +7,7 @@ import { newEnvelope } from '../events/envelope.ts';
 import type { BidRequest, Proposal, Rejection, RoundOutcome } from '../events/types.ts';
 import type { Logger } from '../log/logger.ts';
 import { EventProducer } from '../producer/eventProducer.ts';
-import { topicName } from '../topics/names.ts';
+import { topicName, readerGroupId } from '../topics/names.ts';
 
 export interface AuctionRequest {
   protocol?: string;
@@ -102,7 +102,7 @@ export class RoundClient {
 
   /** Starts reading outcomes; resolves once the reader is in place. */
   async start(): Promise<void> {
-    const consumer = this.options.kafka.consumer({ groupId: `${this.options.prefix}.round-client.${this.clientId}.${randomBytes(3).toString('hex')}`, maxWaitTimeInMs: 100 });
+    const consumer = this.options.kafka.consumer({ groupId: readerGroupId(this.options.prefix, `round-client.${this.clientId}`), maxWaitTimeInMs: 100 });
     this.consumer = consumer;
     const ready = joinedAndFetched(consumer);
     await consumer.connect();

@@ -4,12 +4,12 @@
  * the beginning, handing over each decoded record of that key — what a
  * client that waits on one study or one plan reads.
  */
-import { randomBytes } from 'node:crypto';
 import type { Consumer, Kafka } from 'kafkajs';
 import type { DecodedEvent, EventCodec } from '../codec/codec.ts';
 import { partitionOfKey } from '../engine/routing.ts';
 import { describeError } from '../errors.ts';
 import type { Logger } from '../log/logger.ts';
+import { prefixOfTopic, readerGroupId } from '../topics/names.ts';
 
 export interface KeyFollowerOptions {
   kafka: Kafka;
@@ -38,7 +38,7 @@ export class KeyFollower {
     const o = this.o;
     const mine = partitionOfKey(Buffer.from(o.key), o.partitions);
     const others = Array.from({ length: o.partitions }, (_, p) => p).filter((p) => p !== mine);
-    const consumer = o.kafka.consumer({ groupId: `${o.groupPrefix}-${randomBytes(6).toString('hex')}`, maxWaitTimeInMs: 100 });
+    const consumer = o.kafka.consumer({ groupId: readerGroupId(prefixOfTopic(o.topic), o.groupPrefix), maxWaitTimeInMs: 100 });
     this.consumer = consumer;
     let joined = false;
     const ready = new Promise<void>((resolve) => {

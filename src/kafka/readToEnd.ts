@@ -1,7 +1,7 @@
-import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Admin, Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
 import { MabeamError, describeError, isMabeamError } from '../errors.ts';
+import { prefixOfTopic, readerGroupId } from '../topics/names.ts';
 
 /**
  * The one definition of "a topic read to its end", for every reader: the
@@ -242,7 +242,7 @@ export async function readToEnd(kafka: Kafka, options: ReadToEndOptions): Promis
 
   const perPartition = options.fetchBytesPerPartition ?? 8 * 1024 * 1024;
   const consumer = kafka.consumer({
-    groupId: `${options.groupPrefix ?? 'mabeam.read'}.${randomBytes(6).toString('hex')}`, maxWaitTimeInMs: 100, readUncommitted: false,
+    groupId: readerGroupId(prefixOfTopic(toRead[0]!.topic), options.groupPrefix ?? 'log'), maxWaitTimeInMs: 100, readUncommitted: false,
     maxBytesPerPartition: perPartition, maxBytes: Math.max(perPartition, Math.min(64 * 1024 * 1024, perPartition * toRead.length)),
   });
   let finished = false;

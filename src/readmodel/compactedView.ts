@@ -10,6 +10,7 @@ import { ReadPositions, fetchEnds, type PartitionEnd } from '../kafka/readToEnd.
 import type { Logger } from '../log/logger.ts';
 import type { TopicDefinition } from '../topics/types.ts';
 import { viewScripts, type ViewKeys, type ViewScripts } from './scripts.ts';
+import { prefixOfTopic, readerGroupId } from '../topics/names.ts';
 
 export interface CompactedViewOptions {
   kafka: Kafka;
@@ -118,7 +119,7 @@ export class CompactedView {
     const consumer = new EventConsumer({
       kafka: o.kafka,
       // A private group: every view instance reads every partition; positions live in Redis.
-      groupId: `${o.namespace}:view:${randomBytes(4).toString('hex')}`,
+      groupId: readerGroupId(prefixOfTopic(o.topic), 'view'),
       topics: [{ topic: o.topic, definition: o.definition }],
       codec: o.codec,
       deadLetters: o.deadLetters,

@@ -1,10 +1,10 @@
-import { randomBytes } from 'node:crypto';
 import type { Consumer, Kafka, KafkaMessage } from 'kafkajs';
 import { MabeamError, describeError } from '../errors.ts';
 import { joinedAndFetched } from '../kafka/client.ts';
 import { ReadPositions, fetchEnds, retryRetriable } from '../kafka/readToEnd.ts';
 import type { Logger } from '../log/logger.ts';
 import { StoppedLatch, type StopsForGood } from '../runtime/stopped.ts';
+import { prefixOfTopic, readerGroupId } from '../topics/names.ts';
 
 export interface TopicFollowerOptions {
   kafka: Kafka;
@@ -56,7 +56,7 @@ export class TopicFollower implements StopsForGood {
   /** Starts reading; resolves once what the topic held at that moment has been read. */
   async start(): Promise<void> {
     const o = this.options;
-    const consumer = o.kafka.consumer({ groupId: `${o.groupPrefix}.${randomBytes(6).toString('hex')}`, maxWaitTimeInMs: 100, readUncommitted: false });
+    const consumer = o.kafka.consumer({ groupId: readerGroupId(prefixOfTopic(o.topic), o.groupPrefix), maxWaitTimeInMs: 100, readUncommitted: false });
     this.consumer = consumer;
     const ready = joinedAndFetched(consumer);
     consumer.on(consumer.events.CRASH, ({ payload }) => {

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 /**
  * Topic names carry a prefix so several deployments (and every test file)
  * can share one cluster: `<prefix>.<name>`.
@@ -19,4 +20,23 @@ export type TopicNames = Readonly<Record<string, string>>;
 
 export function topicNames(prefix: string, names: readonly string[]): TopicNames {
   return Object.freeze(Object.fromEntries(names.map((n) => [n, topicName(prefix, n)])));
+}
+
+/** The prefix of a prefixed topic name (`mabeam` of `mabeam.bids`): logical names hold no dot. */
+export function prefixOfTopic(topic: string): string {
+  const dot = topic.lastIndexOf('.');
+  return dot < 0 ? '' : topic.slice(0, dot);
+}
+
+/**
+ * A throw-away consumer group of a reader: `<prefix>.read.<label>.<random>`.
+ * Every reader that joins a group only to read (to the end of a log, a view,
+ * a follower, a client waiting for its answer) joins one under
+ * `<prefix>.read.`: the one group prefix every role may use
+ * (security/roles.json), so no role needs the groups of another.
+ */
+export function readerGroupId(prefix: string, label: string): string {
+  const tail = label.startsWith(`${prefix}.`) ? label.slice(prefix.length + 1) : label;
+  const clean = tail.replace(/[^a-zA-Z0-9._-]+/g, '-').replace(/^[.-]+|[.-]+$/g, '') || 'reader';
+  return `${topicName(prefix, 'read')}.${clean}.${randomBytes(6).toString('hex')}`;
 }

@@ -11,7 +11,7 @@ import { joinedAndFetched } from '../kafka/client.ts';
 import type { Logger } from '../log/logger.ts';
 import { EventProducer } from '../producer/eventProducer.ts';
 import { CompactedView } from '../readmodel/compactedView.ts';
-import { topicName } from '../topics/names.ts';
+import { topicName, readerGroupId } from '../topics/names.ts';
 import type { TopicDefinition } from '../topics/types.ts';
 import type { Value, VariableDefinition } from './model.ts';
 import { toRecord } from './records.ts';
@@ -65,7 +65,7 @@ export class VariablesClient implements VariableAccess {
 
   async start(): Promise<void> {
     const o = this.options;
-    const consumer = o.kafka.consumer({ groupId: `${o.prefix}.variable-clients.${this.clientId}.${randomBytes(3).toString('hex')}`, maxWaitTimeInMs: 100 });
+    const consumer = o.kafka.consumer({ groupId: readerGroupId(o.prefix, `variable-clients.${this.clientId}`), maxWaitTimeInMs: 100 });
     this.answers = consumer;
     const ready = joinedAndFetched(consumer);
     await consumer.connect();

@@ -5,7 +5,7 @@
  * listeners.
  *
  * - Rounds, studies and dead letters: one throw-away consumer (committed data
- *   only, group `<prefix>.view.<random>`, nothing committed) of the round
+ *   only, group `<prefix>.read.view.<random>`, nothing committed) of the round
  *   topics, `studies` and `dead-letters`, started at most
  *   `recordsPerPartition` records before each partition's end, so it starts
  *   fast on long logs.
@@ -31,7 +31,7 @@ import { studyEventTypes, type StudyEvent } from '../optimizer/study/run.ts';
 import { readStudies } from '../optimizer/study/studyLog.ts';
 import { sharedProtocols } from '../protocols/builtins.ts';
 import { StoppedLatch, type StopsForGood } from '../runtime/stopped.ts';
-import { logicalTopicName, topicName } from '../topics/names.ts';
+import { logicalTopicName, topicName, readerGroupId } from '../topics/names.ts';
 import { VariableLog } from '../variables/variableLog.ts';
 import type { VariableRecord } from '../variables/types.ts';
 import { AgentBoard, type AgentFilter } from './agents.ts';
@@ -77,7 +77,7 @@ export class LiveView implements StopsForGood {
     this.tuning = liveTuning(options);
     this.prefix = options.prefix;
     this.instanceId = options.instanceId ?? `view-${process.pid}-${randomBytes(3).toString('hex')}`;
-    this.groupId = `${options.prefix}.view.${randomBytes(6).toString('hex')}`;
+    this.groupId = readerGroupId(options.prefix, 'view');
     this.topics = [...roundTopicNames, 'studies', 'dead-letters'].map((n) => topicName(options.prefix, n));
     this.registry = new AgentRegistry({
       kafka: options.kafka, redis: options.redis, codec: options.codec, producer: options.producer, logger: options.logger, prefix: options.prefix, definitions: options.definitions,

@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import type { Admin, Consumer, Kafka } from 'kafkajs';
@@ -15,6 +14,7 @@ import { defaultTopicPrefix, topicName } from '../../topics/index.ts';
 import { connect } from '../connect.ts';
 import { out, progress, table } from '../output.ts';
 import { roundPlan, type RoundFlags, type RoundPlan } from '../roundRequest.ts';
+import { readerGroupId } from '../../topics/names.ts';
 
 /** Exit codes of `round start`. */
 export const roundExitCodes = { decided: 0, error: 1, badInput: 2, noDecision: 3 } as const;
@@ -99,7 +99,7 @@ async function startRound(program: Command, logger: () => Logger, opts: StartOpt
   const requestTopic = topicName(opts.prefix, plan.kind === 'auction' ? 'bid-requests' : 'proposals');
   const answerTopic = topicName(opts.prefix, plan.kind === 'auction' ? 'bids' : 'votes');
   const client = new RoundClient({ kafka: c.kafka, codec: c.codec, producer: c.producer, logger: c.logger, prefix: opts.prefix, clientId: 'mabeam-cli' });
-  const answers = new AnswerWatch(c.kafka, answerTopic, plan.roundId, `${opts.prefix}.round-cli.${randomBytes(4).toString('hex')}`);
+  const answers = new AnswerWatch(c.kafka, answerTopic, plan.roundId, readerGroupId(opts.prefix, 'round-cli'));
   let ticker: NodeJS.Timeout | undefined;
   let timer: NodeJS.Timeout | undefined;
   try {
