@@ -10,6 +10,8 @@ import type { LifecycleState } from '../events/types.ts';
 import { createProducer } from '../kafka/client.ts';
 import type { Logger } from '../log/logger.ts';
 import { StoppedLatch, type StopsForGood } from '../runtime/stopped.ts';
+import { signingKeys } from '../security/agentKeys.ts';
+import { signingEnabled } from '../security/signing.ts';
 import { topicName } from '../topics/names.ts';
 import type { TopicDefinition } from '../topics/types.ts';
 import { dispatch, type HostAction } from './dispatch.ts';
@@ -130,13 +132,15 @@ export class AgentHost extends EventEmitter implements StopsForGood {
   private async startUp(): Promise<void> {
     const o = this.options;
     const outbox = this.outbox;
+    // An agent whose key expired does not start (KEY_EXPIRED): nothing is written for it.
+    if (signingEnabled(o.sign)) outbox.useKeys(signingKeys(this.agents.keys(), o.keysDir));
     await this.producer.connect();
 
     this.log.debug('restoring agent state');
     await restoreStates(o.kafka, o.codec, this.topic('agent-state'), this.agents, this.log);
 
     this.log.debug('registering agents');
-    await outbox.send([...this.agents.values()].map(({ definition }) => outbox.registration(definition, this.groupId, this.pool)));
+    await outbox.send([...this.agents.values()].flatMap(({ definition }) => outbox.registrations(definition, this.groupId, this.pool)));
     if (o.startingReported) for (const agent of this.agents.values()) agent.lifecycle = 'starting';
     else await this.moveAll('starting', `instance ${this.instanceId} starting on ${hostname()}`);
 

@@ -32,6 +32,13 @@ export interface AgentHostOptions {
    * reports only what follows.
    */
   startingReported?: boolean;
+  /**
+   * Whether the agents sign what the host writes (src/security/signing.ts).
+   * Default on, unless MABEAM_SIGNING=off. Keys are read from (or made in)
+   * `keysDir`, default $MABEAM_KEYS_DIR or ~/.config/mabeam/keys.
+   */
+  sign?: boolean;
+  keysDir?: string;
 }
 
 export const hostDefaults = Object.freeze({ heartbeatIntervalMs: 3_000, sessionTimeoutMs: 6_000 });

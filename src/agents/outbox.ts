@@ -6,6 +6,8 @@ import { newEnvelope } from '../events/envelope.ts';
 import type { AgentRecord, EventTypeName, EventTypes, Heartbeat, LifecycleChanged, LifecycleState, MetricSample } from '../events/types.ts';
 import type { Logger } from '../log/logger.ts';
 import { eventHeaders } from '../producer/eventProducer.ts';
+import type { AgentKey } from '../security/keys.ts';
+import { signingHeaders } from '../security/signing.ts';
 import type { AgentDefinition } from './types.ts';
 
 /** Header naming the host instance that produced an event. */
@@ -23,6 +25,8 @@ export interface Outgoing {
   type: EventTypeName;
   event: EventTypes[EventTypeName];
   instead?: ((why: string) => Outgoing) | 'drop';
+  /** Signed by the agent's previous key instead of its current one (a registration vouching for a new key). */
+  signedByPrevious?: boolean;
 }
 
 /** kafkajs error types by which a broker refuses a record for its content; sending it again cannot help. */
@@ -45,15 +49,31 @@ export interface OutboxOptions {
   logger: Logger;
 }
 
+/** The keys an agent signs with: its current one, and the one it replaced (which vouches for it in its registration). */
+export interface SigningKeys {
+  current: AgentKey;
+  previous?: AgentKey;
+}
+
+/** The agent an outgoing event speaks for: its agentId (a measurement's source). */
+function speakerOf(e: Outgoing): string | undefined {
+  const event = e.event as { agentId?: unknown; source?: unknown };
+  const id = event.agentId ?? (e.type === 'MetricSample' ? event.source : undefined);
+  return typeof id === 'string' ? id : undefined;
+}
+
 /**
  * The one path by which a host writes: lifecycle transitions, registrations,
  * heartbeats, snapshots, answers and failures, and the measurements agents
  * report (queued, and written with whatever goes out next). Every event
- * carries its type and id headers and the instance that wrote it.
+ * carries its type and id headers and the instance that wrote it; with
+ * keys (useKeys), every event of a signing agent is signed by it over its
+ * exact key and value bytes (src/security/signing.ts).
  */
 export class Outbox {
   private readonly options: OutboxOptions;
   private readonly reports: Outgoing[] = [];
+  private keys: ReadonlyMap<string, SigningKeys> = new Map();
 
   constructor(options: OutboxOptions) {
     this.options = options;
@@ -61,6 +81,11 @@ export class Outbox {
 
   private get instanceId(): string {
     return this.options.instanceId;
+  }
+
+  /** From now on, events of these agents are signed, and their registrations carry their public keys. */
+  useKeys(keys: ReadonlyMap<string, SigningKeys>): void {
+    this.keys = keys;
   }
 
   /** A measurement an agent reports (see AgentContext.report); an invalid one is refused here, where it is made. */
@@ -81,7 +106,20 @@ export class Outbox {
       consumerGroup,
       metadata: { ...d.metadata, pool },
     };
+    const key = this.keys.get(d.id)?.current;
+    if (key) Object.assign(record, { publicKey: key.publicKeyBase64, keyId: key.keyId, keyNotAfter: key.notAfter });
     return { topic: this.options.topic('agents'), key: d.id, type: 'AgentRecord', event: record };
+  }
+
+  /**
+   * What registers an agent: its AgentRecord, signed by its key. After a
+   * rotation the record is written twice, first signed by the key it
+   * replaces (a registry that pinned the old key moves to the new one), then
+   * by the new key itself (a registry that knows neither pins it on first use).
+   */
+  registrations(definition: AgentDefinition<unknown>, consumerGroup: string, pool: string): Outgoing[] {
+    const registration = this.registration(definition, consumerGroup, pool);
+    return this.keys.get(definition.id)?.previous ? [{ ...registration, signedByPrevious: true }, registration] : [registration];
   }
 
   lifecycle(agentId: string, from: LifecycleState | null, to: LifecycleState, reason: string): Outgoing {
@@ -157,10 +195,14 @@ export class Outbox {
   }
 
   private async message(e: Outgoing): Promise<Message> {
-    return {
-      key: e.key,
-      value: await this.options.codec.encode(e.type, e.event),
-      headers: { [instanceHeader]: this.instanceId, [eventHeaders.type]: e.type, [eventHeaders.id]: e.event.envelope.eventId } satisfies IHeaders,
-    };
+    const value = await this.options.codec.encode(e.type, e.event);
+    const headers: IHeaders = { [instanceHeader]: this.instanceId, [eventHeaders.type]: e.type, [eventHeaders.id]: e.event.envelope.eventId };
+    const speaker = speakerOf(e);
+    const keys = speaker === undefined ? undefined : this.keys.get(speaker);
+    if (keys) {
+      const signer = e.signedByPrevious && keys.previous ? keys.previous : keys.current;
+      Object.assign(headers, signingHeaders(Buffer.from(e.key), value, signer));
+    }
+    return { key: e.key, value, headers };
   }
 }

@@ -95,6 +95,10 @@ export class AgentRegistry {
           resources: r.resources,
           consumerGroup: r.consumerGroup,
           metadata: r.metadata,
+          // As the latest record says; which key a decider trusts is its pinned directory's (src/security/directory.ts).
+          publicKey: r.publicKey ?? null,
+          keyId: r.keyId ?? null,
+          keyNotAfter: r.keyNotAfter ?? null,
           registeredBy: r.envelope.producerId,
           registeredAt: r.envelope.eventTime,
         };

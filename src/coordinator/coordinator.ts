@@ -22,7 +22,7 @@ import type { Kafka } from 'kafkajs';
 import type { DecodedEvent, EventCodec } from '../codec/codec.ts';
 import { describeError, MabeamError } from '../errors.ts';
 import { deterministicEventId } from '../events/envelope.ts';
-import type { RoundState } from '../events/types.ts';
+import type { Bid, RoundState, Vote } from '../events/types.ts';
 import { Processor } from '../engine/processor.ts';
 import type { Outputs } from '../engine/outputs.ts';
 import type { Decider, InputRecord, Lane } from '../engine/types.ts';
@@ -33,7 +33,10 @@ import { eventHeaders } from '../producer/eventProducer.ts';
 import { sharedProtocols } from '../protocols/builtins.ts';
 import { waitedTooLong } from '../protocols/roundsInternals.ts';
 import type { ProtocolRegistry } from '../protocols/registry.ts';
-import type { ProtocolKind, RoundDecision, RoundEvent } from '../protocols/types.ts';
+import type { ProtocolKind, Rejected, RoundDecision, RoundEvent } from '../protocols/types.ts';
+import { KeyDirectoryFollower } from '../security/directoryFollower.ts';
+import { signaturesRequired } from '../security/signing.ts';
+import { isSignatureRefusalCode } from '../security/verify.ts';
 import type { StopsForGood } from '../runtime/stopped.ts';
 import { topicName } from '../topics/names.ts';
 import type { TopicDefinition } from '../topics/types.ts';
@@ -67,6 +70,12 @@ export interface CoordinatorOptions {
   idleFlushMs?: number;
   /** How long (log time) a closed round stays, answering late answers with ROUND_CLOSED. Default 60 000. */
   closedRoundGraceMs?: number;
+  /**
+   * Refuse bids and votes that are not signed by their agent's registered
+   * key (Rejection FORGED, UNKNOWN_KEY or KEY_EXPIRED; src/security/).
+   * Default off, unless MABEAM_REQUIRE_SIGNATURES=1.
+   */
+  requireSignatures?: boolean;
 }
 
 /** How far ahead of this machine's clock a partition's log time may run (producers' clocks are not trusted further). */
@@ -83,6 +92,8 @@ interface Decided {
   decision: RoundDecision;
   kind: ProtocolKind | undefined;
   openedAt: number | undefined;
+  /** The topic of the record that led to it. */
+  topic?: string;
 }
 
 const outputTypes = ['Rejection', 'RoundClosed', 'RoundOutcome', 'Directive', 'BidRequest', 'Proposal', 'RoundState'] as const;
@@ -98,6 +109,8 @@ export class Coordinator implements StopsForGood {
   private readonly allowed: Map<string, string[]>;
   private readonly stateTopic: string;
   private readonly graceMs: number;
+  /** The agents' keys, when signatures are required. */
+  private readonly keys: KeyDirectoryFollower | undefined;
 
   constructor(options: CoordinatorOptions) {
     this.options = options;
@@ -106,6 +119,9 @@ export class Coordinator implements StopsForGood {
     this.log = options.logger.child({ ns: 'coordinator', instance: this.instanceId });
     this.stateTopic = topicName(options.prefix, 'round-state');
     this.graceMs = options.closedRoundGraceMs ?? 60_000;
+    if (signaturesRequired(options.requireSignatures)) {
+      this.keys = new KeyDirectoryFollower({ kafka: options.kafka, codec: options.codec, prefix: options.prefix, groupPrefix: this.groupId, logger: this.log });
+    }
     this.allowed = new Map(
       inputNames.map((name) => {
         const definition = options.definitions.find((d) => d.name === name);
@@ -142,7 +158,12 @@ export class Coordinator implements StopsForGood {
   }
 
   get stoppedForGood(): Promise<Error> {
-    return this.processor.stoppedForGood;
+    return this.keys ? Promise.race([this.processor.stoppedForGood, this.keys.stoppedForGood]) : this.processor.stoppedForGood;
+  }
+
+  /** Whether this coordinator refuses answers that are not signed by their agent's key. */
+  get verifiesSignatures(): boolean {
+    return this.keys !== undefined;
   }
 
   /** Rounds held in memory, open or closed within the grace period, and answers waiting for their round. */
@@ -165,6 +186,8 @@ export class Coordinator implements StopsForGood {
   async start(): Promise<void> {
     // Every output's schema id is known before the first decision, so encoding a decision never waits on the registry.
     await Promise.all(outputTypes.map((t) => this.options.codec.schemaId(t)));
+    // The keys known when it starts are read before the first answer is judged.
+    await this.keys?.start();
     await this.processor.start();
     this.sweeper ??= setInterval(() => this.sweep(), 1_000);
     this.sweeper.unref();
@@ -175,6 +198,7 @@ export class Coordinator implements StopsForGood {
     this.sweeper = undefined;
     this.deadlines.clearAll();
     await this.processor.stop();
+    await this.keys?.stop();
   }
 
   private sweeper: NodeJS.Timeout | undefined;
@@ -283,6 +307,12 @@ export class Coordinator implements StopsForGood {
         details: { schemaId: decoded.schemaId },
       });
     }
+    // Before anything else: a refused answer changes nothing, not even the lane's clock.
+    const refused = await this.refusedSignature(record, decoded);
+    if (refused) {
+      await this.stage(record.partition, rounds, [refused], refused.eventId, lane, record);
+      return;
+    }
     const event = toRoundEvent(decoded);
     const eventTime = (decoded.event as { envelope?: { eventTime?: unknown } }).envelope?.eventTime;
     const request = decoded.type === 'BidRequest' ? 'auction' : decoded.type === 'Proposal' ? 'consensus' : undefined;
@@ -298,6 +328,22 @@ export class Coordinator implements StopsForGood {
     if (rounds.tickDue()) decisions.push(...rounds.apply({ type: 'tick', now: rounds.logTime, requestsAt: { ...rounds.requestsAt } }));
     rounds.expire(this.graceMs);
     await this.stage(record.partition, rounds, decisions, causation, lane, record);
+  }
+
+  /**
+   * With signatures required, a bid or vote not signed by the key its agent
+   * registered is refused. The check is the pure one replay makes too
+   * (checkSignature: the record's bytes, headers and log timestamp against
+   * the key directory); only the directory's lookup reads the agents topic.
+   */
+  private async refusedSignature(record: InputRecord, decoded: DecodedEvent): Promise<Rejected | undefined> {
+    if (!this.keys || (decoded.type !== 'Bid' && decoded.type !== 'Vote')) return undefined;
+    const answer = decoded.event as unknown as Bid | Vote;
+    const m = record.message;
+    const refusal = await this.keys.verify({ key: m.key, value: m.value, headers: m.headers, timestamp: Number(m.timestamp) }, answer.agentId);
+    if (!refusal) return undefined;
+    this.log.warn({ topic: record.topic, partition: record.partition, offset: record.offset, roundId: answer.roundId, agentId: answer.agentId, reasonCode: refusal.reasonCode }, refusal.reason);
+    return { type: 'rejected', roundId: answer.roundId, eventId: answer.envelope.eventId, agentId: answer.agentId, reasonCode: refusal.reasonCode, reason: refusal.reason };
   }
 
   /** Buffers the events the decisions are written as, each checked against its schema first. */
@@ -320,7 +366,7 @@ export class Coordinator implements StopsForGood {
         continue;
       }
       const round = rounds.rounds.byId.get(decision.roundId);
-      lane.out.decisions.push({ decision, kind: round?.open.kind, openedAt: round ? (round.open.openedAt ?? round.open.eventTime) : undefined });
+      lane.out.decisions.push({ decision, kind: round?.open.kind, openedAt: round ? (round.open.openedAt ?? round.open.eventTime) : undefined, ...(record ? { topic: record.topic } : {}) });
       for (const output of outputs) {
         lane.out.add(topicName(o.prefix, output.topic), { key: output.key, value: await o.codec.encode(output.type, output.event), headers: { [eventHeaders.type]: output.type, [eventHeaders.id]: output.event.envelope.eventId } });
       }
@@ -383,10 +429,11 @@ export class Coordinator implements StopsForGood {
   private observe(decided: readonly Decided[]): void {
     const m = this.options.metrics;
     if (!m) return;
-    for (const { decision: d, kind, openedAt } of decided) {
+    for (const { decision: d, kind, openedAt, topic } of decided) {
       switch (d.type) {
         case 'rejected':
           m.rejections.inc({ reason: d.reasonCode });
+          if (isSignatureRefusalCode(d.reasonCode)) m.forgedEvents.inc({ topic: topic ?? '', reason: d.reasonCode });
           break;
         case 'stage':
           m.roundStages.inc({ protocol: d.protocol });

@@ -2,6 +2,7 @@ import type { DecodedEvent } from '../codec/codec.ts';
 import { deterministicEventId, newEnvelope } from '../events/envelope.ts';
 import type { Bid, BidRequest, Directive, Envelope, Proposal, Rejection, RoundClosed, RoundOutcome, Vote } from '../events/types.ts';
 import type { RoundDecision, RoundEvent, RoundOpen } from '../protocols/types.ts';
+import { isSignatureRefusalCode } from '../security/verify.ts';
 
 function jsonObject(json: string | null): Record<string, unknown> {
   if (!json) return {};
@@ -70,7 +71,8 @@ export function toOutputs(decision: RoundDecision, producerId: string, causation
     case 'rejected':
       return [{ topic: 'outcomes', key: decision.roundId, type: 'Rejection', event: {
         // A refusal of a second record with an event id already handled has an id of its own.
-        envelope: decision.reasonCode === 'DUPLICATE_EVENT' ? envelope('Rejection', decision.eventId, 'DUPLICATE_EVENT') : envelope('Rejection', decision.eventId),
+        // So has a refusal for a signature: a forger may reuse the event id of an honest answer.
+        envelope: decision.reasonCode === 'DUPLICATE_EVENT' || isSignatureRefusalCode(decision.reasonCode) ? envelope('Rejection', decision.eventId, decision.reasonCode) : envelope('Rejection', decision.eventId),
         subjectId: decision.roundId, rejectedEventId: decision.eventId, rejectedEventType: null,
         agentId: decision.agentId, reasonCode: decision.reasonCode, reason: decision.reason,
       } }];

@@ -23,6 +23,8 @@ export interface ParallelReplayOptions {
   timeoutMs?: number;
   /** Which rounds the report lists (see ReplayOptions). */
   keep?: 'all' | 'faults';
+  /** Check each answer's signature as a coordinator with signatures required does. */
+  requireSignatures?: boolean;
 }
 
 export function defaultReplayWorkers(): number {
@@ -57,7 +59,7 @@ export async function parallelReplay(options: ParallelReplayOptions): Promise<Re
     shares.map(
       (partitions, w) =>
         new Promise<ReplayReport>((resolve, reject) => {
-          const share: ReplayShare = { endpoints: options.endpoints, prefix: options.prefix, partitions, filter, protocolModules: options.protocolModules ?? [], ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}), ...(options.keep ? { keep: options.keep } : {}) };
+          const share: ReplayShare = { endpoints: options.endpoints, prefix: options.prefix, partitions, filter, protocolModules: options.protocolModules ?? [], ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}), ...(options.keep ? { keep: options.keep } : {}), ...(options.requireSignatures ? { requireSignatures: true } : {}) };
           const worker = new Worker(new URL('./replayWorker.ts', import.meta.url), { workerData: share });
           let settled = false;
           worker.on('message', (message: WorkerMessage) => {

@@ -6,7 +6,9 @@ import { topicName } from '../topics/names.ts';
 import { partitionCounts } from '../topics/partitions.ts';
 import type { RoundFilter } from './replayRounds.ts';
 import { RoundHistory, type RecordedRound } from './roundHistory.ts';
-import { scanLog } from './scanLog.ts';
+import type { KeyLookup } from '../security/directory.ts';
+import { checkSignature } from '../security/verify.ts';
+import { scanLog, type LogRecord } from './scanLog.ts';
 
 /** The topics a round's story is on, by name without the prefix. */
 export const roundTopics = ['bid-requests', 'bids', 'proposals', 'votes', 'outcomes'] as const;
@@ -30,6 +32,12 @@ export interface ReadHistoryOptions {
   timeoutMs?: number;
   /** Called for each round as soon as the log has all of it (settleAsRead decides it then and lets its answers go). */
   onComplete?: (round: RecordedRound, history: RoundHistory) => void;
+  /**
+   * With signatures required: the agents' keys (loadKeyDirectory). Each bid
+   * and vote then goes through the coordinator's own check (checkSignature),
+   * and one it refuses is not an answer of its round.
+   */
+  keys?: KeyLookup;
 }
 
 /**
@@ -48,7 +56,11 @@ export function partitionsOfRounds(roundIds: Iterable<string>, partitions: numbe
 export async function readHistory(options: ReadHistoryOptions): Promise<RoundHistory> {
   const { kafka, codec, prefix, filter = {} } = options;
   const topics = roundTopics.map((t) => topicName(prefix, t));
-  const history = new RoundHistory(options.onComplete);
+  const keys = options.keys;
+  const verify = keys
+    ? (record: LogRecord, agentId: string) => checkSignature({ key: record.raw?.key ?? null, value: record.raw?.value ?? null, headers: record.raw?.headers, timestamp: record.timestamp }, agentId, keys)
+    : undefined;
+  const history = new RoundHistory(options.onComplete, verify);
   const admin = kafka.admin();
   await admin.connect();
   let partitions: number[] | undefined = options.partitions ? [...options.partitions] : undefined;
@@ -75,6 +87,7 @@ export async function readHistory(options: ReadHistoryOptions): Promise<RoundHis
       topics,
       lean: true,
       placedOnly: counts,
+      ...(keys ? { raw: new Set(['Bid', 'Vote']) } : {}),
       ...(partitions ? { partitions } : {}),
       ...(from ? { from } : {}),
       ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}),

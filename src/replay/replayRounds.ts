@@ -3,7 +3,7 @@ import type { ProtocolRegistry } from '../protocols/registry.ts';
 import { applyRoundEvent, emptyRounds } from '../protocols/roundsInternals.ts';
 import type { Outcome, RoundEvent } from '../protocols/types.ts';
 import { differences, sameOutcome, summary, type Difference, type OutcomeSummary } from './outcomes.ts';
-import { RoundHistory, type Position, type RecordedOutcome, type RecordedRound, type SettledRound } from './roundHistory.ts';
+import { RoundHistory, type ForgedAnswer, type Position, type RecordedOutcome, type RecordedRound, type SettledRound } from './roundHistory.ts';
 import type { LogRecord, UndecodableRecord } from './scanLog.ts';
 
 export type { Difference, OutcomeSummary } from './outcomes.ts';
@@ -55,6 +55,8 @@ export interface RoundReplay {
   counted: Array<{ agentId: string; amount?: number; choice?: string }>;
   /** Why the coordinator refused the request (refused). */
   refusal?: { reasonCode: string; reason: string };
+  /** Answers the coordinator counted that replay refused for their signature (signatures required): the round is then different. */
+  forged?: ForgedAnswer[];
 }
 
 export interface ReplayReport {
@@ -200,6 +202,7 @@ function replayOne(history: RoundHistory, round: RecordedRound, protocols: Proto
   const missing = [...decided.missing];
   if (round.outcomes.length === 0) missing.push('its outcome');
   base.counted = decided.counted;
+  if (decided.forged && decided.forged.length > 0) base.forged = decided.forged;
   const replayed = decided.replayed ? { ...base, replayed: decided.replayed } : base;
   if (round.outcomes.length > 1 && repeatedKind(round.outcomes) === 'contradictory') {
     const first = round.outcomes[0]!;
@@ -208,6 +211,11 @@ function replayOne(history: RoundHistory, round: RecordedRound, protocols: Proto
   }
   if (missing.length > 0) return { ...replayed, verdict: 'incomplete', missing };
   if (!replayed.replayed) return { ...replayed, verdict: 'different', differences: [{ field: 'status', recorded: round.outcomes[0]!.status, replayed: 'no outcome' }] };
+  if (replayed.forged) {
+    // Counted live, refused here: whatever the outcome, it was decided from an answer that was not its agent's.
+    const signatures: Difference = { field: 'counted', recorded: replayed.forged.map((f) => f.eventId), replayed: replayed.forged.map((f) => `refused ${f.reasonCode}`) };
+    return { ...replayed, verdict: 'different', differences: [signatures, ...differences(round.outcomes[0]!, replayed.replayed)] };
+  }
   const differing = round.outcomes.find((o) => !sameOutcome(o, replayed.replayed!));
   if (differing) return { ...replayed, verdict: 'different', differences: differences(differing, replayed.replayed) };
   if (round.outcomes.length > 1) return { ...replayed, verdict: 'duplicate' };
@@ -220,7 +228,8 @@ export function decideRound(history: RoundHistory, round: RecordedRound, protoco
   if (!inputs.complete) return { missing: inputs.missing, counted: [] };
   const counted = inputs.countedByStage.flat().map((a) => ({ agentId: a.agentId, ...(a.amount !== undefined ? { amount: a.amount } : {}), ...(a.choice !== undefined ? { choice: a.choice } : {}) }));
   const { outcome } = decideAgain(inputs.events, protocols);
-  return outcome ? { missing: [], counted, replayed: summary(outcome) } : { missing: [], counted };
+  const forged = inputs.forged.length > 0 ? { forged: inputs.forged } : {};
+  return outcome ? { missing: [], counted, replayed: summary(outcome), ...forged } : { missing: [], counted, ...forged };
 }
 
 /**
@@ -234,6 +243,7 @@ export function settleAsRead(protocols: ProtocolRegistry): (round: RecordedRound
   return (round, history) => {
     round.settled = decideRound(history, round, protocols);
     round.answers.clear();
+    round.forged?.clear();
   };
 }
 

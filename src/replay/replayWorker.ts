@@ -11,6 +11,7 @@ import { kafkaFor, silenceKafkajsTimerWarnings } from '../kafka/client.ts';
 import { createLogger } from '../log/logger.ts';
 import { loadProtocolModules } from '../protocols/modules.ts';
 import { loadCatalog } from '../schemas/catalog.ts';
+import { loadKeyDirectory } from '../security/directoryFollower.ts';
 import { readHistory } from './readHistory.ts';
 import { replayHistory, settleAsRead, type ReplayOptions, type RoundFilter } from './replayRounds.ts';
 
@@ -22,6 +23,8 @@ export interface ReplayShare {
   protocolModules: string[];
   timeoutMs?: number;
   keep?: ReplayOptions['keep'];
+  /** Check every answer's signature against the agents' keys (each worker reads the agents topic itself). */
+  requireSignatures?: boolean;
 }
 
 export type WorkerMessage =
@@ -37,9 +40,10 @@ try {
   const kafka = kafkaFor(share.endpoints, `mabeam-replay-${share.partitions.join('-')}`, createLogger({ level: 'error' }));
   const codec = codecFor(share.endpoints, await loadCatalog());
   const { protocols } = await loadProtocolModules(share.protocolModules);
+  const keys = share.requireSignatures ? await loadKeyDirectory(kafka, codec, share.prefix) : undefined;
   let last = 0;
   const history = await readHistory({
-    kafka, codec, prefix: share.prefix, filter: share.filter, partitions: share.partitions, onComplete: settleAsRead(protocols),
+    kafka, codec, prefix: share.prefix, filter: share.filter, partitions: share.partitions, onComplete: settleAsRead(protocols), ...(keys ? { keys } : {}),
     ...(share.timeoutMs ? { timeoutMs: share.timeoutMs } : {}),
     onProgress: (read, total) => {
       // At most every 100 ms: messages between threads are not free.

@@ -35,18 +35,33 @@ export interface RecordedRound {
   answers: Map<string, RoundAnswer>;
   /** Decided again while the log was read (see settleAsRead); its answers are let go. */
   settled?: SettledRound;
+  /** Answers whose signature replay refused (signatures required), by event id: never taken as the round's answer of that id. */
+  forged?: Map<string, ForgedAnswer>;
 }
+
+/** An answer refused for its signature. */
+export interface ForgedAnswer {
+  eventId: string;
+  agentId: string;
+  reasonCode: string;
+  reason: string;
+}
+
+/** The signature check replay makes of each answer (checkSignature with the log's key directory); undefined: it is its agent's. */
+export type VerifyAnswer = (record: LogRecord, agentId: string) => { reasonCode: string; reason: string } | undefined;
 
 /** A round decided again: the outcome, the answers counted, or what was missing to decide it. */
 export interface SettledRound {
   replayed?: OutcomeSummary;
   counted: Array<{ agentId: string; amount?: number; choice?: string }>;
   missing: string[];
+  /** Answers a closing counted that replay refused for their signature (left out when deciding again). */
+  forged?: ForgedAnswer[];
 }
 
 /** The inputs a round was decided from, as the protocols take them; or what is missing from the log. */
 export type RoundInputs =
-  | { complete: true; open: RoundOpen; stages: RoundClosed[]; countedByStage: RoundAnswer[][]; events: RoundEvent[] }
+  | { complete: true; open: RoundOpen; stages: RoundClosed[]; countedByStage: RoundAnswer[][]; events: RoundEvent[]; forged: ForgedAnswer[] }
   | { complete: false; missing: string[] };
 
 /**
@@ -61,9 +76,12 @@ export class RoundHistory {
   readonly rounds = new Map<string, RecordedRound>();
   /** Called once for each round the log has all of, as soon as it has (see settleAsRead). */
   private readonly onComplete: ((round: RecordedRound, history: RoundHistory) => void) | undefined;
+  /** With signatures required: the check each bid and vote must pass to be an answer (its record needs LogRecord.raw). */
+  private readonly verify: VerifyAnswer | undefined;
 
-  constructor(onComplete?: (round: RecordedRound, history: RoundHistory) => void) {
+  constructor(onComplete?: (round: RecordedRound, history: RoundHistory) => void, verify?: VerifyAnswer) {
     this.onComplete = onComplete;
+    this.verify = verify;
   }
   readonly undecodable: UndecodableRecord[] = [];
   /** Events read. */
@@ -88,6 +106,13 @@ export class RoundHistory {
         const answer = decoded.event as unknown as Bid | Vote;
         const round = this.round(answer.roundId);
         if (round.settled || round.answers.has(answer.envelope.eventId)) return;
+        const refusal = this.verify?.(record, answer.agentId);
+        if (refusal) {
+          // Kept apart: a forged record that reuses an honest answer's event id must not stand in for it.
+          (round.forged ??= new Map()).set(answer.envelope.eventId, { eventId: answer.envelope.eventId, agentId: answer.agentId, ...refusal });
+          if (round.outcomes.length > 0) this.checkComplete(round);
+          return;
+        }
         round.answers.set(answer.envelope.eventId, toRoundEvent(decoded) as RoundAnswer);
         // Late answers are refused and counted by no closing: only a round still waiting for a counted one is checked.
         if (round.outcomes.length > 0) this.checkComplete(round);
@@ -139,20 +164,30 @@ export class RoundHistory {
     stages.forEach((c, i) => {
       if ((c.stage ?? 0) !== i) missing.push(`the closing of stage ${i}`);
     });
-    const countedByStage = stages.map((c) =>
-      c.countedEventIds.map((id) => {
+    const forged: ForgedAnswer[] = [];
+    const stagesWithForged = new Set<number>();
+    const countedByStage = stages.map((c, i) =>
+      c.countedEventIds.flatMap((id) => {
         const answer = round.answers.get(id);
-        if (!answer) missing.push(`counted answer ${id}`);
-        return answer!;
+        if (answer) return [answer];
+        // Counted by the coordinator, refused here: decided again without it (the outcome then differs).
+        const refused = round.forged?.get(id);
+        if (refused) {
+          forged.push(refused);
+          stagesWithForged.add(i);
+        } else missing.push(`counted answer ${id}`);
+        return [];
       }),
     );
     if (missing.length > 0 || !round.open) return { complete: false, missing };
     const events: RoundEvent[] = [round.open];
     stages.forEach((c, i) => {
       events.push(...countedByStage[i]!);
-      if (c.cause !== 'complete') events.push({ type: 'close', roundId: round.roundId, cause: c.cause, eventId: c.envelope.eventId, stage: c.stage ?? 0 });
+      // A stage that closed complete with a refused answer among those counted is closed where it closed, with the rest.
+      const cause = c.cause !== 'complete' ? c.cause : stagesWithForged.has(i) ? 'deadline' : undefined;
+      if (cause) events.push({ type: 'close', roundId: round.roundId, cause, eventId: c.envelope.eventId, stage: c.stage ?? 0 });
     });
-    return { complete: true, open: round.open, stages, countedByStage, events };
+    return { complete: true, open: round.open, stages, countedByStage, events, forged };
   }
 
   private checkComplete(round: RecordedRound): void {
@@ -166,7 +201,7 @@ export class RoundHistory {
       }
     }
     if (!last || last.final === false || round.stages.size !== top + 1) return;
-    for (const closing of round.stages.values()) for (const id of closing.countedEventIds) if (!round.answers.has(id)) return;
+    for (const closing of round.stages.values()) for (const id of closing.countedEventIds) if (!round.answers.has(id) && !round.forged?.has(id)) return;
     this.onComplete(round, this);
   }
 

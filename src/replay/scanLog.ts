@@ -1,4 +1,4 @@
-import type { Kafka } from 'kafkajs';
+import type { IHeaders, Kafka } from 'kafkajs';
 import type { DecodedEvent, EventCodec } from '../codec/codec.ts';
 import { forwardedFromHeader, partitionOfKey } from '../engine/routing.ts';
 import { describeError, isMabeamError, type ErrorCode } from '../errors.ts';
@@ -18,6 +18,8 @@ export interface LogRecord {
   forwardedFrom?: { topic: string; partition: number; offset: number };
   /** The producer that wrote it, and whether in a transaction (a transactional producer's id and epoch identify its transaction). */
   producer?: { id: string; epoch: number; transactional: boolean };
+  /** The record's key, value and headers as the log holds them (with `raw`: what a signature check needs). */
+  raw?: { key: Buffer | null; value: Buffer | null; headers?: IHeaders };
 }
 
 /** A record of the log that is not an event this product can read: where it is and why. */
@@ -52,6 +54,8 @@ export interface ScanLogOptions extends Pick<ReadToEndOptions, 'topics' | 'parti
   placedOnly?: ReadonlyMap<string, number>;
   /** Hand over only position, timestamp and event: no key, producer or forwarded-from (what replay needs, for less work per record). Default false. */
   lean?: boolean;
+  /** Hand over the key, value and headers of these event types as read (LogRecord.raw), lean or not: a signature check needs them. */
+  raw?: ReadonlySet<string>;
   /** Each record that did not decode (its consumers dead-lettered it); default: ignored. */
   onUndecodable?: (record: UndecodableRecord) => void;
 }
@@ -75,6 +79,7 @@ interface BatchContext {
 export async function scanLog(kafka: Kafka, codec: EventCodec, options: ScanLogOptions, onEvent: (record: LogRecord) => void): Promise<{ ends: Map<string, number> }> {
   const keys = options.keys;
   const lean = options.lean === true;
+  const raw = options.raw;
   const placedOnly = options.placedOnly;
   const emit = (read: ReadRecord, decoded: DecodedEvent): void => {
     const { message } = read;
@@ -86,6 +91,7 @@ export async function scanLog(kafka: Kafka, codec: EventCodec, options: ScanLogO
       key: lean ? null : message.key ? message.key.toString() : null,
       decoded,
     };
+    if (raw?.has(decoded.type)) record.raw = { key: message.key, value: message.value, ...(message.headers ? { headers: message.headers } : {}) };
     if (lean) {
       onEvent(record);
       return;

@@ -68,7 +68,9 @@ export function publicKeyFromBase64(text: string): KeyObject | undefined {
   }
 }
 
-const newKeyHint = (agentId: string) => `make a new one with \`mabeam agents key ${agentId} --new\` (the old one, kept as ${agentId}.previous.key, vouches for it in the registry)`;
+// An expired key cannot vouch for its successor: deciders that pinned it take a new key once the agent is removed from the registry.
+const newKeyHint = (agentId: string) =>
+  `make a new one with \`mabeam agents key ${agentId} --new\`, then \`mabeam agents forget ${agentId}\` so that deciders that pinned the expired key take the new one (rotate before a key expires to keep the pin)`;
 
 function paths(dir: string, agentId: string, which: 'current' | 'previous') {
   const base = which === 'current' ? agentId : `${agentId}.previous`;

@@ -3,11 +3,13 @@ import { AgentHost } from '../../agents/host.ts';
 import { loadAgentModule } from '../../agents/loadModule.ts';
 import { AgentRegistry } from '../../agents/registry.ts';
 import { lifecycleStates } from '../../agents/lifecycle.ts';
+import { MabeamError } from '../../errors.ts';
 import type { LifecycleState } from '../../events/types.ts';
+import { createKey, keysDir, readKey } from '../../security/keys.ts';
 import type { Logger } from '../../log/logger.ts';
 import { endpointsFromEnvironment, resolveEndpoints } from '../../stack/index.ts';
 import type { ChildMessage } from '../../supervisor/messages.ts';
-import { defaultTopicPrefix } from '../../topics/index.ts';
+import { defaultTopicPrefix, topicName } from '../../topics/index.ts';
 import { connect } from '../connect.ts';
 import { untilSignalOrStopped } from '../lifetime.ts';
 import { metricsPort, metricsPortHelp, startMetricsServer } from '../metrics.ts';
@@ -29,7 +31,8 @@ export function registerAgentCommands(program: Command, logger: () => Logger): v
     .option('--session-timeout-ms <ms>', 'how soon a dead replica\'s partitions move to the others', positiveInt)
     .option('--starting-reported', 'set by a supervisor that already reported the agents starting')
     .option('--metrics-port <port>', metricsPortHelp, metricsPort)
-    .action(async (modulePath: string, opts: { prefix: string; pool?: string; instance?: string; heartbeatMs?: number; sessionTimeoutMs?: number; startingReported?: boolean; metricsPort?: number }) => {
+    .option('--no-sign', 'do not sign what the agents write (also MABEAM_SIGNING=off); default: signed with each agent\'s key')
+    .action(async (modulePath: string, opts: { prefix: string; pool?: string; instance?: string; heartbeatMs?: number; sessionTimeoutMs?: number; startingReported?: boolean; metricsPort?: number; sign: boolean }) => {
       const module = await loadAgentModule(modulePath);
       const c = await connect(await endpoints(), logger(), 'mabeam-agent', { defaultMetrics: opts.metricsPort !== undefined });
       const closeMetrics = await startMetricsServer(c.metrics, opts.metricsPort, c.logger);
@@ -47,6 +50,7 @@ export function registerAgentCommands(program: Command, logger: () => Logger): v
         ...(opts.heartbeatMs ? { heartbeatIntervalMs: opts.heartbeatMs } : {}),
         ...(opts.sessionTimeoutMs ? { sessionTimeoutMs: opts.sessionTimeoutMs } : {}),
         ...(opts.startingReported ? { startingReported: true } : {}),
+        ...(opts.sign === false ? { sign: false } : {}),
       });
       // Ends when the host stops: asked to by a signal, by its supervisor going away (under a
       // supervisor it must not run unsupervised), or by a stop or migrate directive. If it stops for
@@ -103,8 +107,33 @@ export function registerAgentCommands(program: Command, logger: () => Logger): v
       await withRegistry(opts.prefix, async (registry) => {
         const ids = await registry.find({ ...(opts.capability ? { capabilities: opts.capability } : {}), ...(opts.state ? { state: opts.state as LifecycleState } : {}) });
         const rows = await Promise.all(ids.map(async (id) => registry.get(id)));
-        out(table(rows.filter((a) => a !== undefined).map((a) => [a.agentId, a.role, a.lifecycle?.state ?? '-', a.capabilities.join(','), a.consumerGroup])));
+        out(table(rows.filter((a) => a !== undefined).map((a) => [a.agentId, a.role, a.lifecycle?.state ?? '-', a.capabilities.join(','), a.consumerGroup, a.keyId ? `key ${a.keyId}` : 'unsigned'])));
       });
+    });
+
+  agents
+    .command('key <agentId>')
+    .description(`an agent's signing key (in ${keysDir()}): its id and notAfter; --new makes one, keeping the old as the previous key that vouches for it`)
+    .option('--new', 'make a new key (the current one becomes the previous key)')
+    .option('--not-after <time>', 'with --new: the ISO time after which the new key signs nothing')
+    .action((agentId: string, opts: { new?: boolean; notAfter?: string }) => {
+      const key = opts.new ? createKey(agentId, { rotate: true, notAfter: opts.notAfter ?? null }) : readKey(agentId);
+      if (!key) throw new MabeamError('KEY_INVALID', `Agent ${agentId} has no key in ${keysDir()} yet; it gets one on its first run (or make one with --new).`);
+      out(table([['AGENT', 'KEY ID', 'NOT AFTER', 'PUBLIC KEY'], [agentId, key.keyId, key.notAfter === null ? '-' : new Date(key.notAfter).toISOString(), key.publicKeyBase64]]));
+    });
+
+  agents
+    .command('forget <agentId>')
+    .description('remove an agent from the registry (a tombstone on the agents topic): deciders forget its pinned key, and its next registration is trusted on first use')
+    .option('--prefix <prefix>', 'topic name prefix', defaultTopicPrefix)
+    .action(async (agentId: string, opts: { prefix: string }) => {
+      const c = await connect(await endpoints(), logger(), 'mabeam-registry', { redis: false });
+      try {
+        await c.producer.send({ topic: topicName(opts.prefix, 'agents'), messages: [{ key: agentId, value: null }] });
+        progress(`agent ${agentId} removed from the registry of ${opts.prefix}`);
+      } finally {
+        await c.close();
+      }
     });
 
   agents

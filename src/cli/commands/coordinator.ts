@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { Coordinator } from '../../coordinator/coordinator.ts';
 import type { Logger } from '../../log/logger.ts';
 import { loadProtocolModules } from '../../protocols/modules.ts';
+import { signaturesRequired } from '../../security/signing.ts';
 import { endpointsFromEnvironment, resolveEndpoints } from '../../stack/index.ts';
 import { defaultTopicPrefix } from '../../topics/index.ts';
 import { connect } from '../connect.ts';
@@ -21,14 +22,15 @@ export function registerCoordinatorCommand(program: Command, logger: () => Logge
     .option('--closed-round-grace-ms <ms>', 'how long (log time) a closed round stays in memory, answering late answers with ROUND_CLOSED (default 60000)', positiveInt)
     .option('--metrics-port <port>', metricsPortHelp, metricsPort)
     .option('--protocols <module...>', 'modules that add protocols (default-export a protocol or call registerProtocol)', [])
-    .action(async (opts: { prefix: string; sessionTimeoutMs?: number; closedRoundGraceMs?: number; metricsPort?: number; protocols: string[] }) => {
+    .option('--require-signatures', 'refuse bids and votes not signed by their agent\'s registered key (also MABEAM_REQUIRE_SIGNATURES=1)')
+    .action(async (opts: { prefix: string; sessionTimeoutMs?: number; closedRoundGraceMs?: number; metricsPort?: number; protocols: string[]; requireSignatures?: boolean }) => {
       const { protocols } = await loadProtocolModules(opts.protocols);
       const endpoints = endpointsFromEnvironment() ?? (await resolveEndpoints(program.opts()['stack'] as string));
       const c = await connect(endpoints, logger(), 'mabeam-coordinator', { defaultMetrics: opts.metricsPort !== undefined });
       const closeMetrics = await startMetricsServer(c.metrics, opts.metricsPort, c.logger);
-      const coordinator = new Coordinator({ kafka: c.kafka, codec: c.codec, logger: c.logger, prefix: opts.prefix, definitions: c.definitions, metrics: c.metrics, ...(opts.sessionTimeoutMs ? { sessionTimeoutMs: opts.sessionTimeoutMs } : {}), ...(opts.closedRoundGraceMs ? { closedRoundGraceMs: opts.closedRoundGraceMs } : {}) });
+      const coordinator = new Coordinator({ kafka: c.kafka, codec: c.codec, logger: c.logger, prefix: opts.prefix, definitions: c.definitions, metrics: c.metrics, ...(opts.sessionTimeoutMs ? { sessionTimeoutMs: opts.sessionTimeoutMs } : {}), ...(opts.closedRoundGraceMs ? { closedRoundGraceMs: opts.closedRoundGraceMs } : {}), requireSignatures: signaturesRequired(opts.requireSignatures || undefined) });
       await coordinator.start();
-      progress(`coordinator ${coordinator.instanceId} running in group ${coordinator.groupId} (protocols: ${protocols.names().join(', ')})`);
+      progress(`coordinator ${coordinator.instanceId} running in group ${coordinator.groupId} (protocols: ${protocols.names().join(', ')}; signatures ${coordinator.verifiesSignatures ? 'required' : 'not verified'})`);
       process.send?.({ type: 'ready', agents: [], pool: 'coordinators', instanceId: coordinator.instanceId, groupId: coordinator.groupId });
       const shutDown = async () => {
         await coordinator.stop();

@@ -11,6 +11,8 @@ import { readHistory } from '../../replay/readHistory.ts';
 import { faultVerdicts, replayHistory, roundsJudged, settleAsRead, type ReplayReport, type RoundFilter, type RoundReplay } from '../../replay/replayRounds.ts';
 import { parseBound } from '../../replay/window.ts';
 import { writeCounterfactual } from '../../replay/writeCounterfactual.ts';
+import { loadKeyDirectory } from '../../security/directoryFollower.ts';
+import { signaturesRequired } from '../../security/signing.ts';
 import { endpointsFromEnvironment, resolveEndpoints } from '../../stack/index.ts';
 import { defaultTopicPrefix } from '../../topics/index.ts';
 import { positiveInt } from './topics.ts';
@@ -33,6 +35,7 @@ interface ReplayOptions {
   all?: boolean;
   progress: boolean;
   workers: number;
+  requireSignatures?: boolean;
 }
 
 const collect = (value: string, previous: string[]): string[] => [...previous, ...value.split(',').filter(Boolean)];
@@ -53,6 +56,7 @@ export function registerReplayCommand(program: Command, logger: () => Logger): v
     .option('--all', 'list every round, not only those that are not identical (or that change)')
     .option('--workers <n>', 'threads that read and decide, each a share of the partitions (1: in this thread)', positiveInt, defaultReplayWorkers())
     .option('--no-progress', 'no progress bar on stderr')
+    .option('--require-signatures', 'check every answer\'s signature as a coordinator that requires them does; a counted answer that fails makes its round different (also MABEAM_REQUIRE_SIGNATURES=1)')
     .addHelpText('after', '\nExit codes: 0 identical (or a counterfactual report), 3 something is not identical, 2 bad input, 1 other errors.')
     // A usage error (an unknown flag, a bad number) is bad input too: exit 2, before anything runs.
     .exitOverride((error) => process.exit(error.exitCode === 0 ? 0 : replayExitCodes.badInput))
@@ -100,10 +104,12 @@ export function registerReplayCommand(program: Command, logger: () => Logger): v
         }
         // The rounds printed: only those that fail unless --all.
         const keep = opts.all ? 'all' : 'faults';
+        const verify = signaturesRequired(opts.requireSignatures || undefined);
+        const keys = verify && opts.workers <= 1 ? { keys: await loadKeyDirectory(c.kafka, c.codec, opts.prefix, { timeoutMs: 600_000 }) } : {};
         const report =
           opts.workers > 1
-            ? await parallelReplay({ kafka: c.kafka, endpoints, prefix: opts.prefix, filter, protocolModules: opts.protocols, workers: opts.workers, timeoutMs: 600_000, keep, ...onProgress })
-            : replayHistory(await readHistory({ kafka: c.kafka, codec: c.codec, prefix: opts.prefix, filter, timeoutMs: 600_000, onComplete: settleAsRead(protocols), ...onProgress }), protocols, filter, { keep });
+            ? await parallelReplay({ kafka: c.kafka, endpoints, prefix: opts.prefix, filter, protocolModules: opts.protocols, workers: opts.workers, timeoutMs: 600_000, keep, requireSignatures: verify, ...onProgress })
+            : replayHistory(await readHistory({ kafka: c.kafka, codec: c.codec, prefix: opts.prefix, filter, timeoutMs: 600_000, onComplete: settleAsRead(protocols), ...keys, ...onProgress }), protocols, filter, { keep });
         bar?.stop();
         printReplay(report, opts, (Date.now() - started) / 1000);
         process.exitCode = report.ok ? replayExitCodes.ok : replayExitCodes.notIdentical;
@@ -170,6 +176,7 @@ const describeDifferences = (ds: readonly Difference[]) => ds.slice(0, 3).map((d
 function detail(r: RoundReplay): string {
   switch (r.verdict) {
     case 'different':
+      if (r.forged) return `counted answers refused for their signature: ${r.forged.map((f) => `${f.agentId} ${f.reasonCode}`).join(', ')}; recorded → replayed: ${describeDifferences(r.differences)}`;
       return `recorded → replayed: ${describeDifferences(r.differences)}`;
     case 'contradictory':
       return `${r.outcomes} outcomes; they differ in ${describeDifferences(r.differences)}`;
