@@ -120,7 +120,7 @@ export class Coordinator implements StopsForGood {
     this.stateTopic = topicName(options.prefix, 'round-state');
     this.graceMs = options.closedRoundGraceMs ?? 60_000;
     if (signaturesRequired(options.requireSignatures)) {
-      this.keys = new KeyDirectoryFollower({ kafka: options.kafka, codec: options.codec, prefix: options.prefix, groupPrefix: this.groupId, logger: this.log });
+      this.keys = new KeyDirectoryFollower({ kafka: options.kafka, codec: options.codec, prefix: options.prefix, groupPrefix: 'coordinator-keys', logger: this.log });
     }
     this.allowed = new Map(
       inputNames.map((name) => {

@@ -12,10 +12,13 @@ import type { Logger } from '../log/logger.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { eventHeaders } from '../producer/eventProducer.ts';
 import type { StopsForGood } from '../runtime/stopped.ts';
+import { KeyDirectoryFollower } from '../security/directoryFollower.ts';
+import { signaturesRequired } from '../security/signing.ts';
+import { isSignatureRefusalCode, type SignatureRefusal } from '../security/verify.ts';
 import { topicName } from '../topics/names.ts';
 import type { TopicDefinition } from '../topics/types.ts';
 import type { BestTrial } from './study/best.ts';
-import { decideCreated, decideReport, decideTick, type DecideContext, type Decision, type Emitted, type Evaluator } from './study/decide.ts';
+import { decideCreated, decideRefusedReport, decideReport, decideTick, type DecideContext, type Decision, type Emitted, type Evaluator } from './study/decide.ts';
 import { isActive, type StudyRun } from './study/run.ts';
 import { readStudies } from './study/studyLog.ts';
 
@@ -36,6 +39,8 @@ export interface OptimizerOptions {
   sessionTimeoutMs?: number;
   /** How often leases, time budgets and waiting trials are looked at, ms. Default 250. */
   tickMs?: number;
+  /** Refuse trial reports not signed by their agent's registered key (as a coordinator does). Default off, unless MABEAM_REQUIRE_SIGNATURES=1. */
+  requireSignatures?: boolean;
 }
 
 /**
@@ -65,6 +70,8 @@ export class Optimizer implements StopsForGood {
   private tickTimer: NodeJS.Timeout | undefined;
   private readonly ticking = new Set<number>();
   private readonly directory: CachedAgents;
+  /** The agents' keys, when signatures are required. */
+  private readonly keys: KeyDirectoryFollower | undefined;
 
   constructor(options: OptimizerOptions) {
     this.options = options;
@@ -73,6 +80,7 @@ export class Optimizer implements StopsForGood {
     this.log = options.logger.child({ ns: 'optimizer', instance: this.instanceId });
     this.inputTopic = topicName(options.prefix, 'study-inputs');
     this.studiesTopic = topicName(options.prefix, 'studies');
+    if (signaturesRequired(options.requireSignatures)) this.keys = new KeyDirectoryFollower({ kafka: options.kafka, codec: options.codec, prefix: options.prefix, groupPrefix: 'optimizer-keys', logger: this.log });
     this.directory = new CachedAgents({ agents: (capability) => options.evaluators.evaluators(capability) }, {
       onError: (capability, error) => this.log.warn({ capability, error: describeError(error) }, 'asking for evaluators failed; the last answer stands for now'),
     });
@@ -106,6 +114,7 @@ export class Optimizer implements StopsForGood {
           else if (d.type === 'TrialFailed' && d.event.final) m?.trials.inc({ outcome: 'failed' });
           else if (d.type === 'Rejection') {
             m?.rejections.inc({ reason: d.event.reasonCode });
+            if (isSignatureRefusalCode(d.event.reasonCode)) m?.forgedEvents.inc({ topic: this.inputTopic, reason: d.event.reasonCode });
             if (d.event.reasonCode === 'INVALID_STUDY' || d.event.reasonCode === 'DUPLICATE_STUDY') m?.studies.inc({ status: 'rejected' });
           }
         }
@@ -128,7 +137,7 @@ export class Optimizer implements StopsForGood {
   }
 
   get stoppedForGood(): Promise<Error> {
-    return this.processor.stoppedForGood;
+    return this.keys ? Promise.race([this.processor.stoppedForGood, this.keys.stoppedForGood]) : this.processor.stoppedForGood;
   }
 
   /** The studies this member decides now (for status and tests). */
@@ -139,6 +148,7 @@ export class Optimizer implements StopsForGood {
   async start(): Promise<void> {
     const types = ['StudyCreated', 'TrialProposed', 'TrialAssigned', 'TrialStarted', 'TrialReported', 'TrialPruned', 'TrialCompleted', 'TrialFailed', 'TrialRetried', 'StudyCompleted', 'Rejection', 'VariableChangeRequested'];
     await Promise.all(types.map((t) => this.options.codec.schemaId(t)));
+    await this.keys?.start();
     await this.processor.start();
     const tickMs = this.options.tickMs ?? 250;
     this.tickTimer = setInterval(() => this.tick(), tickMs);
@@ -148,6 +158,7 @@ export class Optimizer implements StopsForGood {
   async stop(): Promise<void> {
     clearInterval(this.tickTimer);
     await this.processor.stop();
+    await this.keys?.stop();
   }
 
   private async context(): Promise<DecideContext> {
@@ -193,11 +204,23 @@ export class Optimizer implements StopsForGood {
         ctx.evaluators = (c) => (c === spec ? ids.map((agentId) => base(c).find((e) => e.agentId === agentId) ?? { agentId, load: 0 }) : base(c));
       }
     }
+    const report = input as unknown as Parameters<typeof decideReport>[2];
+    // With signatures required, an evaluator's report counts only if its agent signed it (the coordinator's own check).
+    const refused = decoded.type === 'StudyCreated' ? undefined : await this.refusedSignature(record, report.agentId);
     const decision =
       decoded.type === 'StudyCreated'
         ? decideCreated(existing, input as unknown as StudyCreated, ctx)
-        : decideReport(existing, decoded.type as Parameters<typeof decideReport>[1], input as unknown as Parameters<typeof decideReport>[2], ctx);
+        : refused
+          ? decideRefusedReport(existing, report, refused.reasonCode, refused.reason, ctx)
+          : decideReport(existing, decoded.type as Parameters<typeof decideReport>[1], report, ctx);
     await this.write(record.partition, decision, lane);
+  }
+
+  private async refusedSignature(record: InputRecord, agentId: string | null): Promise<SignatureRefusal | undefined> {
+    if (!this.keys) return undefined;
+    if (agentId === null) return { reasonCode: 'FORGED', reason: 'It names no agent, so no signature can be checked.' };
+    const m = record.message;
+    return this.keys.verify({ key: m.key, value: m.value, headers: m.headers, timestamp: Number(m.timestamp) }, agentId);
   }
 
   /** Encodes a decision into the lane's transaction, then keeps its run (nothing is kept if encoding fails). */

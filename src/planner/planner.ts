@@ -12,6 +12,9 @@ import type { Logger } from '../log/logger.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { eventHeaders } from '../producer/eventProducer.ts';
 import type { StopsForGood } from '../runtime/stopped.ts';
+import { KeyDirectoryFollower } from '../security/directoryFollower.ts';
+import { signaturesRequired } from '../security/signing.ts';
+import { isSignatureRefusalCode, type SignatureRefusal } from '../security/verify.ts';
 import { topicName } from '../topics/names.ts';
 import type { TopicDefinition } from '../topics/types.ts';
 import { decideAssigned, decideAuctioned, decideAwarded, decideCancel, decideCreated, decideNoTaker, decideReport, decideTick, type PlanDecideContext, type PlanDecision, type StepReport, type ToAssign } from './decide.ts';
@@ -38,6 +41,8 @@ export interface PlannerOptions {
   sessionTimeoutMs?: number;
   /** How often leases, backoffs and deadlines are looked at, ms. Default 250. */
   tickMs?: number;
+  /** Refuse step reports not signed by their agent's registered key (as a coordinator does). Default off, unless MABEAM_REQUIRE_SIGNATURES=1. */
+  requireSignatures?: boolean;
 }
 
 /** What a plan-inputs record decides: plan events, refusals and rejections (on `plans`), and step auctions (on `bid-requests`). */
@@ -72,6 +77,8 @@ export class Planner implements StopsForGood {
   private readonly relay: Processor<never>;
   private readonly templates: Templates;
   private readonly directory: CachedAgents;
+  /** The agents' keys, when signatures are required. */
+  private readonly keys: KeyDirectoryFollower | undefined;
   /** Plans by partition, as committed plus what the lane's open transaction decided. */
   private readonly runs = new Map<number, Map<string, PlanRun>>();
   /** When each assigned or running step's agent last gave a sign of life (ms), by plan then step. */
@@ -89,6 +96,7 @@ export class Planner implements StopsForGood {
     this.directory = new CachedAgents(options.agents, { onError: (capability, error) => this.log.warn({ capability, error: describeError(error) }, 'asking for agents failed; the last answer stands for now') });
     const t = (name: string) => topicName(options.prefix, name);
     this.topics = { inputs: t('plan-inputs'), plans: t('plans'), bidRequests: t('bid-requests'), outcomes: t('outcomes') };
+    if (signaturesRequired(options.requireSignatures)) this.keys = new KeyDirectoryFollower({ kafka: options.kafka, codec: options.codec, prefix: options.prefix, groupPrefix: 'planner-keys', logger: this.log });
     const definition = options.definitions.find((d) => d.name === 'plan-inputs');
     if (!definition) throw new MabeamError('INVALID_OPTIONS', 'The planner needs the topic definition "plan-inputs" (topics/plan-inputs.json).');
     const allowedTypes = definition.eventTypes;
@@ -116,7 +124,7 @@ export class Planner implements StopsForGood {
 
   /** Stops for good when either of its members does. */
   get stoppedForGood(): Promise<Error> {
-    return Promise.race([this.processor.stoppedForGood, this.relay.stoppedForGood]);
+    return Promise.race([this.processor.stoppedForGood, this.relay.stoppedForGood, ...(this.keys ? [this.keys.stoppedForGood] : [])]);
   }
 
   /** The plans this member decides now (for status and tests). */
@@ -127,6 +135,7 @@ export class Planner implements StopsForGood {
   async start(): Promise<void> {
     const types: EventTypeName[] = ['PlanCreated', 'PlanRejected', 'StepReady', 'StepSkipped', 'StepAuctioned', 'StepAssigned', 'StepStarted', 'StepCompleted', 'StepFailed', 'StepRetried', 'PlanCompleted', 'PlanFailed', 'PlanCancelled', 'Rejection', 'BidRequest'];
     await Promise.all(types.map((type) => this.o.codec.schemaId(type)));
+    await this.keys?.start();
     await Promise.all([this.processor.start(), this.relay.start()]);
     this.tickTimer = setInterval(() => this.tick(), this.o.tickMs ?? 250);
     this.tickTimer.unref();
@@ -135,6 +144,7 @@ export class Planner implements StopsForGood {
   async stop(): Promise<void> {
     clearInterval(this.tickTimer);
     await Promise.all([this.processor.stop(), this.relay.stop()]);
+    await this.keys?.stop();
   }
 
   private async restore(partitions: readonly number[]): Promise<void> {
@@ -206,6 +216,9 @@ export class Planner implements StopsForGood {
       }
       default: {
         const report = { type: decoded.type, event: decoded.event } as unknown as StepReport;
+        // With signatures required, an agent's report counts only if its agent signed it (the coordinator's own check).
+        const refused = await this.refusedSignature(record, report.event.agentId);
+        if (refused) return reject(refused.reasonCode, refused.reason, report.event.agentId);
         if (!run) return reject('UNKNOWN_PLAN', `No plan ${planId}.`, report.event.agentId);
         const decision = decideReport(run, report, ctx);
         if (!decision.refused && (report.type === 'StepStarted' || report.type === 'StepHeartbeat')) this.aliveAt(planId).set(report.event.stepId, ctx.now);
@@ -321,6 +334,13 @@ export class Planner implements StopsForGood {
     return new Map(await Promise.all(capabilities.map(async (c) => [c, await this.directory.agents(c)] as const)));
   }
 
+  private async refusedSignature(record: InputRecord, agentId: string | null): Promise<SignatureRefusal | undefined> {
+    if (!this.keys) return undefined;
+    if (agentId === null) return { reasonCode: 'FORGED', reason: 'It names no agent, so no signature can be checked.' };
+    const m = record.message;
+    return this.keys.verify({ key: m.key, value: m.value, headers: m.headers, timestamp: Number(m.timestamp) }, agentId);
+  }
+
   private async rejection(lane: Lane<Written>, partition: number, planId: string, rejectedEventId: string, rejectedEventType: string, agentId: string | null, reasonCode: string, reason: string): Promise<void> {
     const event: Rejection = { envelope: newEnvelope('Rejection', this.instanceId, { correlationId: planId, causationId: rejectedEventId }), subjectId: planId, rejectedEventId, rejectedEventType, agentId, reasonCode, reason } as Rejection;
     await this.write(lane, partition, [{ type: 'Rejection', event }]);
@@ -383,7 +403,10 @@ export class Planner implements StopsForGood {
         this.alive.delete(w.event.planId);
       }
       if (!m) continue;
-      if (w.type === 'Rejection') m.rejections.inc({ reason: w.event.reasonCode });
+      if (w.type === 'Rejection') {
+        m.rejections.inc({ reason: w.event.reasonCode });
+        if (isSignatureRefusalCode(w.event.reasonCode)) m.forgedEvents.inc({ topic: this.topics.inputs, reason: w.event.reasonCode });
+      }
       else if (w.type === 'PlanRejected') m.plans.inc({ status: `rejected-${w.event.reasonCode}` });
       else if (w.type === 'PlanCompleted') m.plans.inc({ status: 'completed' });
       else if (w.type === 'PlanFailed') m.plans.inc({ status: 'failed' });

@@ -42,7 +42,7 @@ export async function loadKeyDirectory(kafka: Kafka, codec: EventCodec, prefix: 
   const directory = new KeyDirectory();
   await readToEnd(kafka, {
     topics: [topicName(prefix, 'agents')],
-    groupPrefix: 'mabeam.keys',
+    groupPrefix: 'keys',
     ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}),
     onRecord: ({ message }) => applyMessage(directory, codec, message, options.logger),
   });
@@ -65,7 +65,7 @@ export class KeyDirectoryFollower implements KeyLookup, StopsForGood {
     this.follower = new TopicFollower({
       kafka: options.kafka,
       topic: topicName(options.prefix, 'agents'),
-      groupPrefix: `${options.groupPrefix}.keys`,
+      groupPrefix: options.groupPrefix,
       logger,
       onMessage: (message) => applyMessage(this.directory, codec, message, logger),
     });

@@ -64,7 +64,8 @@ export function registerOptimizeCommands(program: Command, logger: () => Logger)
     .option('--prefix <prefix>', 'topic name prefix', defaultTopicPrefix)
     .option('--session-timeout-ms <ms>', 'how soon a dead optimizer\'s studies move to the others', positiveInt)
     .option('--metrics-port <port>', metricsPortHelp, metricsPort)
-    .action(async (opts: { prefix: string; sessionTimeoutMs?: number; metricsPort?: number }) => {
+    .option('--require-signatures', 'refuse trial reports not signed by their agent\'s registered key (also MABEAM_REQUIRE_SIGNATURES=1)')
+    .action(async (opts: { prefix: string; sessionTimeoutMs?: number; metricsPort?: number; requireSignatures?: boolean }) => {
       const c = await connect(await endpoints(program), logger(), 'mabeam-optimizer', { defaultMetrics: opts.metricsPort !== undefined });
       const closeMetrics = await startMetricsServer(c.metrics, opts.metricsPort, c.logger);
       const instanceId = `optimizer-${process.pid}-${randomBytes(3).toString('hex')}`;
@@ -73,6 +74,7 @@ export function registerOptimizeCommands(program: Command, logger: () => Logger)
       const optimizer = new Optimizer({
         kafka: c.kafka, codec: c.codec, logger: c.logger, prefix: opts.prefix, definitions: c.definitions, metrics: c.metrics, instanceId, evaluators: new RegistryEvaluators(registry),
         ...(opts.sessionTimeoutMs ? { sessionTimeoutMs: opts.sessionTimeoutMs } : {}),
+        ...(opts.requireSignatures ? { requireSignatures: true } : {}),
       });
       await optimizer.start();
       progress(`optimizer ${optimizer.instanceId} running in group ${optimizer.groupId}`);

@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { AgentRegistry } from '../../agents/registry.ts';
 import type { Logger } from '../../log/logger.ts';
 import { adaptSystem, coordinateSystem, readRecentEvents, systemStatus } from '../../orchestrator/index.ts';
+import { signaturesRequired, signingEnabled } from '../../security/signing.ts';
 import { endpointsFromEnvironment, resolveEndpoints } from '../../stack/index.ts';
 import { VariablesClient } from '../../variables/client.ts';
 import { VariableOwner } from '../../variables/owner.ts';
@@ -94,8 +95,11 @@ export function registerOrchestratorCommands(program: Command, logger: () => Log
           await registry.caughtUp();
           const recent = await readRecentEvents(c.kafka, c.codec, opts.prefix, { last: opts.recent });
           const status = await systemStatus({ agents: registry, variables: client, ...recent, recent: opts.recent });
-          if (opts.json) return out(JSON.stringify(status, null, 2));
+          const signing = await signingStatus(registry);
+          if (opts.json) return out(JSON.stringify({ ...status, signing }, null, 2));
           out(`agents: ${status.agents.total} (${Object.entries(status.agents.byState).filter(([, ids]) => ids.length > 0).map(([state, ids]) => `${state} ${ids.length}`).join(', ') || 'none'})`);
+          out(`signing: ${signing.signingAgents} of ${signing.agents} agents publish a key${signing.unsigned.length > 0 ? ` (unsigned: ${signing.unsigned.slice(0, 5).join(', ')}${signing.unsigned.length > 5 ? ', …' : ''})` : ''}; hosts started here ${signing.hostsSignHere ? 'sign' : 'do not sign (MABEAM_SIGNING=off)'}`);
+          out(`verification: coordinators started here ${signing.verificationRequiredHere ? 'require signatures (MABEAM_REQUIRE_SIGNATURES=1)' : 'do not verify signatures (--require-signatures or MABEAM_REQUIRE_SIGNATURES=1 turns it on)'}`);
           out('');
           out(table([['VARIABLE', 'TYPE', 'VERSION', 'VALUE'], ...status.variables.map((r) => [r.id, r.definition.type, String(r.version), JSON.stringify(r.value)])]));
           out('');
@@ -107,4 +111,15 @@ export function registerOrchestratorCommands(program: Command, logger: () => Log
         }
       });
     });
+}
+
+/**
+ * What the registry says of signing, and what this environment makes of it.
+ * Each coordinator decides for itself whether it verifies (its own flag or
+ * environment); this says what one started with this environment would do.
+ */
+async function signingStatus(registry: AgentRegistry): Promise<{ agents: number; signingAgents: number; unsigned: string[]; hostsSignHere: boolean; verificationRequiredHere: boolean }> {
+  const agents = await registry.list();
+  const unsigned = agents.filter((a) => !a.keyId).map((a) => a.agentId);
+  return { agents: agents.length, signingAgents: agents.length - unsigned.length, unsigned, hostsSignHere: signingEnabled(undefined), verificationRequiredHere: signaturesRequired(undefined) };
 }

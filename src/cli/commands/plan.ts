@@ -39,7 +39,8 @@ export function registerPlanCommands(program: Command, logger: () => Logger): vo
     .option('--prefix <prefix>', 'topic name prefix', defaultTopicPrefix)
     .option('--session-timeout-ms <ms>', 'how soon a dead planner\'s plans move to the others', positiveInt)
     .option('--metrics-port <port>', metricsPortHelp, metricsPort)
-    .action(async (opts: { templates: string[]; prefix: string; sessionTimeoutMs?: number; metricsPort?: number }) => {
+    .option('--require-signatures', 'refuse step reports not signed by their agent\'s registered key (also MABEAM_REQUIRE_SIGNATURES=1)')
+    .action(async (opts: { templates: string[]; prefix: string; sessionTimeoutMs?: number; metricsPort?: number; requireSignatures?: boolean }) => {
       const templates = new Templates(builtinTemplates);
       for (const path of opts.templates) for (const t of await loadTemplates(path)) templates.register(t);
       const c = await connect(await endpoints(program), logger(), 'mabeam-planner', { defaultMetrics: opts.metricsPort !== undefined });
@@ -50,6 +51,7 @@ export function registerPlanCommands(program: Command, logger: () => Logger): vo
       const planner = new Planner({
         kafka: c.kafka, codec: c.codec, logger: c.logger, prefix: opts.prefix, definitions: c.definitions, metrics: c.metrics, instanceId, agents: new RegistryAgents(registry), templates,
         ...(opts.sessionTimeoutMs ? { sessionTimeoutMs: opts.sessionTimeoutMs } : {}),
+        ...(opts.requireSignatures ? { requireSignatures: true } : {}),
       });
       await planner.start();
       progress(`planner ${planner.instanceId} running in group ${planner.groupId} (goal templates: ${templates.types().join(', ')})`);

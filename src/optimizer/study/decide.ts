@@ -128,6 +128,13 @@ function badValues(values: readonly number[], expected: number, what: string): s
 }
 
 /** An evaluator's (or anyone's) report on a trial. */
+/** A report refused before it is looked at (its signature, signatures required): a Rejection, the study unchanged. */
+export function decideRefusedReport(existing: StudyRun | undefined, input: Report, reasonCode: string, reason: string, ctx: DecideContext): Decision {
+  const out = new Emitter(ctx, input.studyId, input.envelope.eventId);
+  out.reject(input, input.agentId, reasonCode, reason);
+  return { run: existing, events: out.events };
+}
+
 export function decideReport(existing: StudyRun | undefined, type: 'TrialStarted' | 'TrialHeartbeat' | 'TrialReported' | 'TrialCompleted' | 'TrialFailed', input: Report, ctx: DecideContext): Decision {
   const out = new Emitter(ctx, input.studyId, input.envelope.eventId);
   const found = current(existing, input);
