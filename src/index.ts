@@ -134,3 +134,8 @@ export type { StudyRun, TrialRun, TrialState } from './optimizer/study/run.ts';
 export { statusJson as studyStatusJson } from './optimizer/study/status.ts';
 export { createViewServer, viewDefaults, LiveView, liveDefaults, type ViewServer, type ViewServerOptions, type LiveViewOptions, type AgentFilter } from './view/index.ts';
 export type { RoundSummary, AgentRow, VariableRow, StudySummary, DeadLetterRow, DeadLetterCount, DeadLetters, Overview as ViewOverview, LiveEvent, LiveListener } from './view/index.ts';
+export { signRecord, verifyRecord, signedBytes, signingHeaders, signatureHeaders, signatureAlgorithm } from './security/signing.ts';
+export { agentKey, createKey, readKey, keyIdOf, keysDir, type AgentKey } from './security/keys.ts';
+export { KeyDirectory, type KeyLookup, type PinnedKey, type SignedRecord } from './security/directory.ts';
+export { KeyDirectoryFollower, loadKeyDirectory } from './security/directoryFollower.ts';
+export { checkSignature, signatureRefusalCodes, type SignatureRefusal, type SignatureRefusalCode } from './security/verify.ts';
