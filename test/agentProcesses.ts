@@ -3,6 +3,7 @@ import { createWriteStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { environmentFor } from '../src/stack/endpoints.ts';
 import type { StackEndpoints } from '../src/stack/types.ts';
 import { isChildMessage, type ChildMessage } from '../src/supervisor/messages.ts';
 
@@ -18,7 +19,7 @@ export interface CliRun {
 export async function runCli(stack: StackEndpoints, args: string[], env: Record<string, string> = {}, timeoutMs = 60_000): Promise<CliRun> {
   try {
     const { stdout, stderr } = await promisify(execFile)(process.execPath, [cli, ...args], {
-      env: { ...process.env, KAFKA_BROKERS: stack.kafkaBrokers.join(','), SCHEMA_REGISTRY_URL: stack.schemaRegistryUrl, REDIS_URL: stack.redisUrl, ...env },
+      env: { ...process.env, ...environmentFor(stack), ...env },
       timeout: timeoutMs,
       maxBuffer: 64 * 1024 * 1024,
     });
@@ -61,7 +62,7 @@ const readyTimeoutMs = 40_000;
 export function runCliProcess(stack: StackEndpoints, args: string[], env: Record<string, string> = {}): AgentProcess {
   const logDir = process.env['MABEAM_CHILD_LOG_DIR'];
   const child = spawn(process.execPath, [cli, ...args], {
-    env: { ...process.env, MABEAM_LOG_LEVEL: 'debug', KAFKA_BROKERS: stack.kafkaBrokers.join(','), SCHEMA_REGISTRY_URL: stack.schemaRegistryUrl, REDIS_URL: stack.redisUrl, ...env },
+    env: { ...process.env, MABEAM_LOG_LEVEL: 'debug', ...environmentFor(stack), ...env },
     stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
   });
   // The process logs at debug level: its last lines are kept for the error above, warnings and

@@ -9,6 +9,7 @@ import { createLogger, type Logger } from '../src/log/logger.ts';
 import { createMetrics, type Metrics } from '../src/metrics/metrics.ts';
 import { loadCatalog, type SchemaCatalog } from '../src/schemas/catalog.ts';
 import { createRegistryClient, registryTargetFor, type RegistryClient } from '../src/schemas/registry.ts';
+import type { StackCredentials } from '../src/stack/credentials.ts';
 import type { StackEndpoints } from '../src/stack/types.ts';
 import { applyTopics, loadTopicDefinitions, topicName, type TopicDefinition } from '../src/topics/index.ts';
 
@@ -133,4 +134,12 @@ export async function collectRaw(ctx: TestContext, topic: string): Promise<{ mes
   await consumer.run({ eachMessage: async ({ message }) => void messages.push(message) });
   ctx.defer(async () => consumer.disconnect());
   return { messages, consumer, crashed: () => crash };
+}
+
+/** The secure test stack (see globalSetup), or a failure saying why it is missing. */
+export function secureStack(): { stack: StackEndpoints; credentials: StackCredentials } {
+  const stack = inject('secureStack');
+  const credentials = inject('secureCredentials');
+  if (!stack || !credentials) throw new Error('The secure test stack was not started (MABEAM_TEST_SECURE_STACK=0): this test needs it.');
+  return { stack, credentials };
 }

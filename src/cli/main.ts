@@ -15,6 +15,7 @@ import { registerPlanCommands } from './commands/plan.ts';
 import { registerRoundCommands } from './commands/round.ts';
 import { registerReplayCommand } from './commands/replay.ts';
 import { registerSchemaCommands } from './commands/schemas.ts';
+import { registerSecurityCommands } from './commands/security.ts';
 import { registerSuperviseCommand } from './commands/supervise.ts';
 import { registerTopicCommands } from './commands/topics.ts';
 import { registerVariableCommands } from './commands/variables.ts';
@@ -40,6 +41,7 @@ const getLogger = (): Logger => (logger ??= createLogger({ level: program.opts()
 registerDevCommands(program, getLogger);
 registerTopicCommands(program, getLogger);
 registerSchemaCommands(program, getLogger);
+registerSecurityCommands(program, getLogger);
 registerAgentCommands(program, getLogger);
 registerSuperviseCommand(program, getLogger);
 registerCoordinatorCommand(program, getLogger);
