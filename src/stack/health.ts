@@ -2,7 +2,10 @@ import { isOurProcess } from './processes.ts';
 import { waitForKafka } from './kafka.ts';
 import { waitForRedis } from './redis.ts';
 import { waitForRegistry } from './registry.ts';
-import type { ServiceHealth, ServiceState, StackState } from './types.ts';
+import type { ServiceHealth, ServiceState, StackEndpoints, StackState } from './types.ts';
+
+/** How a probe logs in: the record's endpoints (the admin's logins on a secure stack). */
+export type ServiceLogin = Pick<StackEndpoints, 'kafkaSasl' | 'registryAuth' | 'redisUrl'>;
 
 /**
  * Whether a recorded service really runs. A pid alone is not enough (a hung
@@ -12,23 +15,35 @@ import type { ServiceHealth, ServiceState, StackState } from './types.ts';
  * answers.
  */
 
-/** Waits up to `timeoutMs` for the service at its recorded address to answer a real client call. */
-export async function waitForService(service: ServiceState, timeoutMs: number): Promise<void> {
+/**
+ * Waits up to `timeoutMs` for the service at its recorded address to answer a real client call,
+ * logged in as `login` says: a secure service refuses an anonymous probe, which is not an answer.
+ */
+export async function waitForService(service: ServiceState, timeoutMs: number, login?: ServiceLogin): Promise<void> {
   const pid = service.origin === 'started' ? service.pid : undefined;
   const logFile = service.logFile;
   switch (service.name) {
     case 'kafka':
-      return waitForKafka(service.address.split(','), timeoutMs, pid, logFile);
+      return waitForKafka(service.address.split(','), timeoutMs, pid, logFile, login?.kafkaSasl);
     case 'registry':
-      return waitForRegistry(service.address, timeoutMs, pid, logFile);
+      return waitForRegistry(service.address, timeoutMs, pid, logFile, login?.registryAuth);
     case 'redis':
-      return waitForRedis(service.address, timeoutMs, pid, logFile);
+      return waitForRedis(redisProbeUrl(service.address, login?.redisUrl), timeoutMs, pid, logFile);
   }
 }
 
-export async function answers(service: ServiceState, timeoutMs: number): Promise<boolean> {
+/** The service's own address with the password the endpoints' Redis URL carries, if any. */
+function redisProbeUrl(address: string, endpointUrl: string | undefined): string {
+  const password = endpointUrl ? new URL(endpointUrl).password : '';
+  if (!password) return address;
+  const url = new URL(address);
+  url.password = password;
+  return url.toString().replace(/\/$/, '');
+}
+
+export async function answers(service: ServiceState, timeoutMs: number, login?: ServiceLogin): Promise<boolean> {
   try {
-    await waitForService(service, timeoutMs);
+    await waitForService(service, timeoutMs, login);
     return true;
   } catch {
     return false;
@@ -42,7 +57,7 @@ export async function processAlive(state: Pick<StackState, 'dir'>, service: Serv
 
 export async function serviceHealth(state: StackState, service: ServiceState, timeoutMs: number): Promise<ServiceHealth> {
   if (service.origin === 'started' && !(await processAlive(state, service))) return 'stopped';
-  if (await answers(service, timeoutMs)) return 'running';
+  if (await answers(service, timeoutMs, state.endpoints)) return 'running';
   // A service the stack does not own has no process to look at: silence is all we can tell.
   return service.origin === 'started' ? 'not-answering' : 'stopped';
 }

@@ -1,12 +1,14 @@
 import { randomBytes } from 'node:crypto';
-import { access, mkdir, writeFile } from 'node:fs/promises';
+import { access, chmod, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { MabeamError, describeError } from '../errors.ts';
+import type { SASLOptions } from 'kafkajs';
 import { createKafka } from '../kafka/client.ts';
 import { silentLogger, type Logger } from '../log/logger.ts';
 import { spawnService, waitUntilReady, type SpawnedService } from './processes.ts';
+import type { KafkaSasl } from './types.ts';
 
 const run = promisify(execFile);
 
@@ -21,6 +23,39 @@ export interface KafkaNodeOptions {
   ownerPid?: number;
   startTimeoutMs: number;
   log: Logger;
+  /** A secure node: SASL/SCRAM-SHA-512 and ACLs, with this admin created at format time. */
+  admin?: { username: string; password: string };
+}
+
+/** The SCRAM mechanism of a secure node, as Kafka names it and as kafkajs does. */
+export const scramMechanism = 'SCRAM-SHA-512';
+
+/** The JAAS login of a SCRAM user, as Kafka's properties files take it. */
+export function scramJaas(username: string, password: string): string {
+  return `org.apache.kafka.common.security.scram.ScramLoginModule required username="${username}" password="${password}";`;
+}
+
+/**
+ * A secure node: clients and the broker itself (inter-broker) on one
+ * SASL_PLAINTEXT listener with SCRAM-SHA-512, and every request checked by
+ * the StandardAuthorizer with no ACL meaning no access. The controller
+ * listener stays PLAINTEXT on loopback (SCRAM is not supported between
+ * controllers), so its principal is ANONYMOUS, which must be a super user or
+ * the broker cannot register with its own controller.
+ */
+function secureProperties(o: Pick<KafkaNodeOptions, 'port' | 'controllerPort'>, admin: { username: string; password: string }): Record<string, string | number> {
+  return {
+    listeners: `SASL_PLAINTEXT://127.0.0.1:${o.port},CONTROLLER://127.0.0.1:${o.controllerPort}`,
+    'advertised.listeners': `SASL_PLAINTEXT://127.0.0.1:${o.port}`,
+    'inter.broker.listener.name': 'SASL_PLAINTEXT',
+    'listener.security.protocol.map': 'CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT',
+    'sasl.enabled.mechanisms': scramMechanism,
+    'sasl.mechanism.inter.broker.protocol': scramMechanism,
+    'listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config': scramJaas(admin.username, admin.password),
+    'authorizer.class.name': 'org.apache.kafka.metadata.authorizer.StandardAuthorizer',
+    'allow.everyone.if.no.acl.found': 'false',
+    'super.users': `User:${admin.username};User:ANONYMOUS`,
+  };
 }
 
 /**
@@ -29,7 +64,7 @@ export interface KafkaNodeOptions {
  * short session timeouts are allowed so failover tests stay quick. Topics are
  * never created implicitly: every topic is declared in topics/.
  */
-export function brokerProperties(o: Pick<KafkaNodeOptions, 'port' | 'controllerPort' | 'dataDir'>): string {
+export function brokerProperties(o: Pick<KafkaNodeOptions, 'port' | 'controllerPort' | 'dataDir' | 'admin'>): string {
   const props: Record<string, string | number> = {
     'process.roles': 'broker,controller',
     'node.id': 1,
@@ -53,6 +88,7 @@ export function brokerProperties(o: Pick<KafkaNodeOptions, 'port' | 'controllerP
     // A dead producer's open transaction blocks read_committed readers until it is aborted: look often.
     'transaction.abort.timed.out.transaction.cleanup.interval.ms': 1000,
     'delete.topic.enable': 'true',
+    ...(o.admin ? secureProperties(o, o.admin) : {}),
   };
   return Object.entries(props)
     .map(([k, v]) => `${k}=${v}`)
@@ -96,15 +132,20 @@ export async function startKafkaNode(o: KafkaNodeOptions): Promise<SpawnedServic
   const serverProps = join(o.configDir, 'server.properties');
   const log4j = join(o.configDir, 'log4j.properties');
   const logFile = join(o.configDir, 'kafka.log');
-  await writeFile(serverProps, brokerProperties(o));
+  // A secure node's properties hold the admin's password.
+  await writeFile(serverProps, brokerProperties(o), { mode: 0o600 });
+  if (o.admin) await chmod(serverProps, 0o600);
   await writeFile(log4j, log4jProperties(logFile));
   const classpath = `${o.libsDir}/*`;
   const logArg = `-Dlog4j.configuration=file:${log4j}`;
 
   if (!(await formatted(o.dataDir))) {
     const clusterId = newClusterId();
+    // KIP-900: the first SCRAM user is written into the metadata log at format time; there is no
+    // broker yet to ask. StorageTool takes it only on its command line, for the second it runs.
+    const scram = o.admin ? ['--add-scram', `${scramMechanism}=[name=${o.admin.username},password=${o.admin.password}]`] : [];
     try {
-      await run(o.java, ['-Xmx256m', '-cp', classpath, logArg, 'kafka.tools.StorageTool', 'format', `--cluster-id=${clusterId}`, '-c', serverProps, '--ignore-formatted'], {
+      await run(o.java, ['-Xmx256m', '-cp', classpath, logArg, 'kafka.tools.StorageTool', 'format', `--cluster-id=${clusterId}`, '-c', serverProps, '--ignore-formatted', ...scram], {
         timeout: 60_000,
       });
     } catch (error) {
@@ -118,12 +159,18 @@ export async function startKafkaNode(o: KafkaNodeOptions): Promise<SpawnedServic
     logFile: join(o.configDir, 'kafka.out'),
     ...(o.ownerPid === undefined ? {} : { ownerPid: o.ownerPid }),
   });
-  await waitForKafka([`127.0.0.1:${o.port}`], o.startTimeoutMs, service.pid, logFile);
+  const sasl: KafkaSasl | undefined = o.admin ? { mechanism: 'scram-sha-512', ...o.admin } : undefined;
+  await waitForKafka([`127.0.0.1:${o.port}`], o.startTimeoutMs, service.pid, logFile, sasl);
   return { ...service, logFile };
 }
 
-/** Ready means a real client call answers: the cluster describes itself with a controller. */
-export async function waitForKafka(brokers: string[], timeoutMs: number, pid?: number, logFile?: string): Promise<void> {
+/** Whether the Kafka data folder was formatted (it then keeps its cluster id and, when secure, its SCRAM users). */
+export async function kafkaFormatted(dataDir: string): Promise<boolean> {
+  return formatted(dataDir);
+}
+
+/** Ready means a real client call answers: the cluster describes itself with a controller (as the admin, on a secure node). */
+export async function waitForKafka(brokers: string[], timeoutMs: number, pid?: number, logFile?: string, sasl?: KafkaSasl): Promise<void> {
   await waitUntilReady({
     what: `Kafka at ${brokers.join(',')}`,
     timeoutMs,
@@ -131,7 +178,7 @@ export async function waitForKafka(brokers: string[], timeoutMs: number, pid?: n
     ...(pid === undefined ? {} : { pid }),
     ...(logFile === undefined ? {} : { logFile }),
     probe: async () => {
-      const admin = createKafka({ brokers, clientId: 'mabeam-stack-probe', logger: silentLogger(), config: { retry: { retries: 0 } } }).admin();
+      const admin = createKafka({ brokers, clientId: 'mabeam-stack-probe', logger: silentLogger(), config: { retry: { retries: 0 }, ...(sasl ? { sasl: kafkajsSasl(sasl) } : {}) } }).admin();
       try {
         await admin.connect();
         const cluster = await admin.describeCluster();
@@ -141,4 +188,17 @@ export async function waitForKafka(brokers: string[], timeoutMs: number, pid?: n
       }
     },
   });
+}
+
+/** kafkajs's SASL options for a login (its type ties each mechanism to its own shape). */
+export function kafkajsSasl(sasl: KafkaSasl): SASLOptions {
+  const { username, password } = sasl;
+  switch (sasl.mechanism) {
+    case 'scram-sha-512':
+      return { mechanism: 'scram-sha-512', username, password };
+    case 'scram-sha-256':
+      return { mechanism: 'scram-sha-256', username, password };
+    case 'plain':
+      return { mechanism: 'plain', username, password };
+  }
 }

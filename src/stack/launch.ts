@@ -1,5 +1,7 @@
 import { join } from 'node:path';
+import { MabeamError } from '../errors.ts';
 import type { Logger } from '../log/logger.ts';
+import type { StackCredentials } from './credentials.ts';
 import { ensureKafka, ensureRegistry } from './artifacts.ts';
 import { findJava } from './java.ts';
 import { startKafkaNode } from './kafka.ts';
@@ -23,6 +25,8 @@ export interface LaunchContext {
   timings: Record<string, number>;
   /** The stack's last record (running or stopped): where its ports come from. */
   previous: StackState | undefined;
+  /** A secure stack's passwords; absent for a plain stack. */
+  credentials?: StackCredentials;
 }
 
 export interface Launched {
@@ -103,6 +107,7 @@ export async function launchKafka(c: LaunchContext): Promise<Launched> {
         startTimeoutMs: o.startTimeoutMs,
         log,
         ...ownerOpt(o),
+        ...(c.credentials ? { admin: { username: 'admin', password: c.credentials.kafka.admin } } : {}),
       });
     }),
   );
@@ -143,6 +148,7 @@ export async function launchRegistry(c: LaunchContext): Promise<Launched> {
         startTimeoutMs: o.startTimeoutMs,
         marker: o.stateDir,
         ...ownerOpt(o),
+        ...(c.credentials ? { users: c.credentials.registry } : {}),
       });
     }),
   );
@@ -156,6 +162,13 @@ export async function launchRegistry(c: LaunchContext): Promise<Launched> {
 export async function launchRedis(c: LaunchContext): Promise<Launched> {
   const { o, log } = c;
   const binary = await findRedisServer();
+  if (!binary && c.credentials) {
+    // The machine's own Redis has no password we could set or know: a secure stack needs its own.
+    throw new MabeamError(
+      'STACK_DEPENDENCY_MISSING',
+      'A secure local stack runs its own Redis with a password, but no redis-server binary was found on PATH. Install Redis (for example `apt-get install redis-server`) and start the stack again.',
+    );
+  }
   if (!binary) {
     log.warn('redis-server not found; using the Redis at 127.0.0.1:6379');
     return { service: { name: 'redis', origin: 'default', address: defaultRedisUrl }, portChanges: [] };
@@ -164,7 +177,14 @@ export async function launchRedis(c: LaunchContext): Promise<Launched> {
   const node = await timed(c.timings, 'redis.start', () =>
     onFreshPorts('redis', o.redisPort !== undefined, log, async (retry) => {
       ports.client = await choosePort(c, 'redis', 'client', o.redisPort, retry);
-      return startRedisNode({ binary, dataDir: join(o.stateDir, 'redis'), port: ports.client, startTimeoutMs: o.startTimeoutMs, ...ownerOpt(o) });
+      return startRedisNode({
+        binary,
+        dataDir: join(o.stateDir, 'redis'),
+        port: ports.client,
+        startTimeoutMs: o.startTimeoutMs,
+        ...ownerOpt(o),
+        ...(c.credentials ? { password: c.credentials.redis } : {}),
+      });
     }),
   );
   return {

@@ -1,12 +1,16 @@
-import { mkdir, rm } from 'node:fs/promises';
+import { chmod, mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { MabeamError, describeError } from '../errors.ts';
 import { silentLogger, type Logger } from '../log/logger.ts';
+import { credentialsFile, ensureStackCredentials, readStackCredentials, type StackCredentials } from './credentials.ts';
 import { answers, processAlive, serviceHealth } from './health.ts';
+import { kafkaFormatted } from './kafka.ts';
 import { launchers, type Launched } from './launch.ts';
 import { resolveStackOptions, type LocalStackOptions, type ResolvedStackOptions } from './options.ts';
 import { stopProcess } from './processes.ts';
 import { isRunningState, readStackState, stoppedState, writeStackState } from './state.ts';
-import type { PortChange, ServiceHealth, ServiceName, ServiceState, StackStartReport, StackState } from './types.ts';
+import { redisUrlFor } from './redis.ts';
+import type { PortChange, ServiceHealth, ServiceName, ServiceState, StackEndpoints, StackStartReport, StackState } from './types.ts';
 
 /**
  * The embedded local stack: Kafka (KRaft, one node), Apicurio Registry and
@@ -43,14 +47,14 @@ async function reusableServices(state: StackState, o: ResolvedStackOptions, log:
       .map(async (s) => {
         if (s.origin === 'default') {
           // The machine's own Redis: not ours to start or stop, only to find answering.
-          if (await answers(s, 5_000)) kept.set(s.name, s);
+          if (await answers(s, 5_000, state.endpoints)) kept.set(s.name, s);
           return;
         }
         if (!(await processAlive(state, s))) {
           log.warn({ service: s.name, pid: s.pid }, 'a service of the stack is no longer running; starting it again');
           return;
         }
-        if (await answers(s, o.startTimeoutMs)) {
+        if (await answers(s, o.startTimeoutMs, state.endpoints)) {
           kept.set(s.name, s);
           return;
         }
@@ -61,14 +65,74 @@ async function reusableServices(state: StackState, o: ResolvedStackOptions, log:
   return kept;
 }
 
+/**
+ * Whether the stack in this folder was made secure or plain, from what its
+ * first start left: its record, else its credentials, else formatted Kafka
+ * data (a first start that failed before it wrote a record). Undefined for a
+ * folder no start has used.
+ */
+async function existingKind(stateDir: string, previous: StackState | undefined): Promise<'secure' | 'plain' | undefined> {
+  if (previous) return previous.secure ? 'secure' : 'plain';
+  if (await readStackCredentials(stateDir)) return 'secure';
+  if (await kafkaFormatted(join(stateDir, 'kafka', 'data'))) return 'plain';
+  return undefined;
+}
+
+/**
+ * A stack stays what its first start made it: its Kafka data was formatted
+ * with (or without) the admin's SCRAM user and its topics carry no ACLs (or
+ * do), so switching would mean reformatting, which is never done silently.
+ */
+function refuseSwitch(o: ResolvedStackOptions, kind: 'secure' | 'plain' | undefined): void {
+  if (kind === undefined || (kind === 'secure') === o.secure) return;
+  const stackFlag = o.name === 'dev' ? '' : `--stack ${o.name} `;
+  const hint = o.secure
+    ? 'Start a secure stack under another name, e.g. `mabeam --stack secure dev up --secure`.'
+    : `Start it as it is (\`mabeam ${stackFlag}dev up --secure\`), or a plain stack under another name, e.g. \`mabeam --stack plain dev up\`.`;
+  throw new MabeamError(
+    'STACK_SECURITY_MISMATCH',
+    `The local stack "${o.name}" (${o.stateDir}) is ${kind}; it cannot be started ${o.secure ? 'secure' : 'plain'}. ${hint}`,
+    { details: { stack: o.name, kind } },
+  );
+}
+
+/** What clients of the stack use: the addresses, and on a secure stack the admin's logins. */
+function stackEndpoints(address: (name: ServiceName) => string, byName: Map<ServiceName, ServiceState>, credentials: StackCredentials | undefined): StackEndpoints {
+  const addresses = { kafkaBrokers: address('kafka').split(','), schemaRegistryUrl: address('registry'), redisUrl: address('redis') };
+  if (!credentials) return addresses;
+  const redisPort = byName.get('redis')?.ports?.client;
+  return {
+    ...addresses,
+    kafkaSasl: { mechanism: 'scram-sha-512', username: 'admin', password: credentials.kafka.admin },
+    registryAuth: { username: 'admin', password: credentials.registry.admin },
+    redisUrl: redisPort === undefined ? addresses.redisUrl : redisUrlFor(redisPort, credentials.redis),
+  };
+}
+
+/** Endpoints fit for a log line: logins named, passwords left out. */
+export function withoutPasswords(endpoints: StackEndpoints): StackEndpoints {
+  const redis = new URL(endpoints.redisUrl);
+  if (redis.password) redis.password = '***';
+  return {
+    ...endpoints,
+    redisUrl: redis.toString().replace(/\/$/, ''),
+    ...(endpoints.kafkaSasl ? { kafkaSasl: { ...endpoints.kafkaSasl, password: '***' } } : {}),
+    ...(endpoints.registryAuth ? { registryAuth: { ...endpoints.registryAuth, password: '***' } } : {}),
+  };
+}
+
 export async function startStack(input: LocalStackOptions = {}, logger: Logger = silentLogger()): Promise<StartedStack> {
   const o = resolveStackOptions(input);
   const log = logger.child({ ns: 'stack', stack: o.name });
   const timings: Record<string, number> = {};
   const begun = performance.now();
-  await mkdir(o.stateDir, { recursive: true });
+  await mkdir(o.stateDir, { recursive: true, ...(o.secure ? { mode: 0o700 } : {}) });
 
   const previous = await readStackState(o.stateDir);
+  refuseSwitch(o, await existingKind(o.stateDir, previous));
+  // A secure stack's folder holds its passwords: only its user may enter it.
+  if (o.secure) await chmod(o.stateDir, 0o700);
+  const credentials = o.secure ? await ensureStackCredentials(o.stateDir) : undefined;
   const kept = isRunningState(previous) ? await reusableServices(previous, o, log) : new Map<ServiceName, ServiceState>();
   const missing = serviceOrder.filter((name) => !kept.has(name));
   if (previous && missing.length === 0) {
@@ -79,7 +143,7 @@ export async function startStack(input: LocalStackOptions = {}, logger: Logger =
     };
   }
 
-  const context = { o, log, timings, previous };
+  const context = { o, log, timings, previous, ...(credentials ? { credentials } : {}) };
   const results = await Promise.allSettled(missing.map((name) => launchers[name](context)));
   const launched = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
   const failures = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
@@ -99,14 +163,15 @@ export async function startStack(input: LocalStackOptions = {}, logger: Logger =
     dir: o.stateDir,
     ephemeral: o.ephemeral,
     startedAt: new Date().toISOString(),
-    endpoints: { kafkaBrokers: address('kafka').split(','), schemaRegistryUrl: address('registry'), redisUrl: address('redis') },
+    endpoints: stackEndpoints(address, byName, credentials),
     services,
+    ...(credentials ? { secure: { credentialsFile: credentialsFile(o.stateDir) } } : {}),
   };
   timings['total'] = Math.round(performance.now() - begun);
   await writeStackState(state);
   const portChanges: PortChange[] = launched.flatMap((l: Launched) => l.portChanges);
   const fetched = { kafka: launched.some((l) => l.service.name === 'kafka' && l.fetched), registry: launched.some((l) => l.service.name === 'registry' && l.fetched) };
-  log.info({ endpoints: state.endpoints, started: missing, portChanges, timings }, 'stack ready');
+  log.info({ endpoints: withoutPasswords(state.endpoints), secure: o.secure, started: missing, portChanges, timings }, 'stack ready');
   return { state, report: { reused: false, started: missing, portChanges, fetched, timings } };
 }
 

@@ -20,6 +20,11 @@ const optionsSchema = z
     name: z.string().regex(/^[a-zA-Z0-9_.-]+$/, 'letters, digits, ".", "_" or "-"').default(stackDefaults.name),
     /** Temporary data, deleted on stop; services die with the process that started them. */
     ephemeral: z.boolean().default(false),
+    /**
+     * Kafka with SASL/SCRAM-SHA-512 and ACLs, the registry with basic auth and roles, Redis with a
+     * password. Fixed at a stack's first start: a plain stack is never turned secure, nor back.
+     */
+    secure: z.boolean().default(false),
     /** Where downloaded artifacts are kept between runs (outside the repository). */
     cacheDir: z.string().min(1).optional(),
     /** Where data, logs and the state file of this stack live. */

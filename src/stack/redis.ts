@@ -3,6 +3,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
+import { writePrivateFile } from './credentials.ts';
 import { spawnService, waitUntilReady, type SpawnedService } from './processes.ts';
 
 const run = promisify(execFile);
@@ -24,26 +25,39 @@ export interface RedisNodeOptions {
   port: number;
   ownerPid?: number;
   startTimeoutMs: number;
+  /** A secure Redis: every client must AUTH with this password. */
+  password?: string;
+}
+
+/** A Redis URL with the password in it, as Redis clients take it: `redis://:PASSWORD@host:port`. */
+export function redisUrlFor(port: number, password?: string): string {
+  return password === undefined ? `redis://127.0.0.1:${port}` : `redis://:${encodeURIComponent(password)}@127.0.0.1:${port}`;
 }
 
 /** A private Redis for this stack; it keeps nothing on disk (Redis is a read model only). */
 export async function startRedisNode(o: RedisNodeOptions): Promise<SpawnedService & { logFile: string; url: string }> {
   await mkdir(o.dataDir, { recursive: true });
   const logFile = join(o.dataDir, 'redis.log');
+  // The password goes into a config file (mode 0600) named first, never onto the command line (`ps` shows it).
+  const config = join(o.dataDir, 'redis.conf');
+  if (o.password !== undefined) await writePrivateFile(config, `requirepass ${o.password}\n`);
   const service = await spawnService({
     command: o.binary,
-    args: ['--port', String(o.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', o.dataDir],
+    args: [...(o.password === undefined ? [] : [config]), '--port', String(o.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', o.dataDir],
     logFile,
     ...(o.ownerPid === undefined ? {} : { ownerPid: o.ownerPid }),
   });
-  const url = `redis://127.0.0.1:${o.port}`;
-  await waitForRedis(url, o.startTimeoutMs, service.pid, logFile);
+  const url = redisUrlFor(o.port);
+  await waitForRedis(redisUrlFor(o.port, o.password), o.startTimeoutMs, service.pid, logFile);
   return { ...service, logFile, url };
 }
 
+/** Ready means PING answers PONG (after AUTH, when the URL carries a password). */
 export async function waitForRedis(url: string, timeoutMs: number, pid?: number, logFile?: string): Promise<void> {
+  const shown = new URL(url);
+  shown.password = '';
   await waitUntilReady({
-    what: `Redis at ${url}`,
+    what: `Redis at ${shown.toString().replace(/\/$/, '')}`,
     timeoutMs,
     intervalMs: 100,
     ...(pid === undefined ? {} : { pid }),

@@ -1,4 +1,4 @@
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { chmod, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ServiceName, ServicePorts, ServiceState, StackState } from './types.ts';
 
@@ -19,10 +19,15 @@ export async function readStackState(stateDir: string): Promise<StackState | und
   }
 }
 
-/** Written aside and renamed, so a reader never sees half a record. */
+/**
+ * Written aside and renamed, so a reader never sees half a record. A secure
+ * stack's record carries the admin's passwords in its endpoints: mode 0600.
+ */
 export async function writeStackState(state: StackState): Promise<void> {
   const file = join(state.dir, stateFileName);
-  await writeFile(`${file}.tmp`, `${JSON.stringify(state, null, 2)}\n`);
+  const mode = state.secure ? 0o600 : 0o644;
+  await writeFile(`${file}.tmp`, `${JSON.stringify(state, null, 2)}\n`, { mode });
+  await chmod(`${file}.tmp`, mode);
   await rename(`${file}.tmp`, file);
 }
 

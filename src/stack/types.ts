@@ -64,6 +64,11 @@ export interface StackState {
   stoppedAt?: string;
   endpoints: StackEndpoints;
   services: ServiceState[];
+  /**
+   * Set on a secure stack (SASL/SCRAM and ACLs, registry basic auth, a Redis password): where its
+   * passwords are kept. Then `endpoints` carries the admin's logins and this record is mode 0600.
+   */
+  secure?: { credentialsFile: string };
 }
 
 /**

@@ -1,15 +1,60 @@
 import type { Command } from 'commander';
 import { MabeamError } from '../../errors.ts';
 import type { Logger } from '../../log/logger.ts';
-import { readStackState, resolveStackOptions, stackStatus, startStack, stopNamedStack, type StackEndpoints, type StartedStack } from '../../stack/index.ts';
+import {
+  readStackCredentials,
+  readStackState,
+  resolveStackOptions,
+  stackStatus,
+  startStack,
+  stopNamedStack,
+  writePasswordFiles,
+  type PasswordFiles,
+  type StackEndpoints,
+  type StackState,
+  type StartedStack,
+} from '../../stack/index.ts';
 import { out, progress, table } from '../output.ts';
 
-export function exportLines(endpoints: StackEndpoints): string[] {
-  return [
-    `export KAFKA_BROKERS=${endpoints.kafkaBrokers.join(',')}`,
-    `export SCHEMA_REGISTRY_URL=${endpoints.schemaRegistryUrl}`,
-    `export REDIS_URL=${endpoints.redisUrl}`,
+/** A value as a POSIX shell reads it back: bare when it is plain, else single-quoted. */
+function shellValue(value: string): string {
+  return /^[\w@%+=:,./-]*$/.test(value) ? value : `'${value.replaceAll("'", `'\\''`)}'`;
+}
+
+/**
+ * The shell lines that point commands at a stack. A secure stack's admin
+ * passwords go by file (KAFKA_SASL_PASSWORD_FILE, SCHEMA_REGISTRY_PASSWORD_FILE),
+ * so they are in neither the environment nor shell history; Redis clients
+ * take theirs only in the URL.
+ */
+export function exportLines(endpoints: StackEndpoints, passwordFiles?: PasswordFiles): string[] {
+  const lines: Array<[string, string]> = [
+    ['KAFKA_BROKERS', endpoints.kafkaBrokers.join(',')],
+    ['SCHEMA_REGISTRY_URL', endpoints.schemaRegistryUrl],
+    ['REDIS_URL', endpoints.redisUrl],
   ];
+  if (endpoints.kafkaSasl && passwordFiles) {
+    lines.push(['KAFKA_SASL_MECHANISM', endpoints.kafkaSasl.mechanism], ['KAFKA_SASL_USERNAME', endpoints.kafkaSasl.username], ['KAFKA_SASL_PASSWORD_FILE', passwordFiles.kafka]);
+  }
+  if (endpoints.registryAuth && passwordFiles) {
+    lines.push(['SCHEMA_REGISTRY_USERNAME', endpoints.registryAuth.username], ['SCHEMA_REGISTRY_PASSWORD_FILE', passwordFiles.registry]);
+  }
+  return lines.map(([name, value]) => `export ${name}=${shellValue(value)}`);
+}
+
+/** The export lines of a stack's record; for a secure stack its admin password files are (re)written first. */
+export async function stackExportLines(state: StackState): Promise<string[]> {
+  if (!state.secure) return exportLines(state.endpoints);
+  const credentials = await readStackCredentials(state.dir);
+  if (!credentials) {
+    throw new MabeamError('STACK_SECURITY_MISMATCH', `The local stack "${state.name}" is secure but its credentials file ${state.secure.credentialsFile} is missing.`);
+  }
+  return exportLines(state.endpoints, await writePasswordFiles(state.dir, credentials));
+}
+
+/** How `dev status` names what a stack guards. */
+export function securityLabel(state: Pick<StackState, 'secure'>): string {
+  return state.secure ? 'secure (SASL/SCRAM-SHA-512, ACLs, registry basic auth, Redis password)' : 'plain';
 }
 
 const addressVariables = (endpoints: StackEndpoints): Array<[string, string]> => [
@@ -35,9 +80,10 @@ export function environmentNotes(endpoints: StackEndpoints, name: string, env: R
 }
 
 /** Starts (or reuses) the named local stack, telling a person what is happening. */
-export async function bringUp(name: string, logger: Logger): Promise<StartedStack> {
-  progress(`local stack "${name}": starting (the first start fetches Kafka and the registry with Maven, about a minute)…`);
-  const started = await startStack({ name }, logger);
+export async function bringUp(name: string, logger: Logger, options: { secure?: boolean } = {}): Promise<StartedStack> {
+  const secure = options.secure ?? false;
+  progress(`local stack "${name}"${secure ? ' (secure)' : ''}: starting (the first start fetches Kafka and the registry with Maven, about a minute)…`);
+  const started = await startStack({ name, secure }, logger);
   const { report, state } = started;
   const seconds = ((report.timings['total'] ?? 0) / 1000).toFixed(1);
   const fetched = [report.fetched.kafka && 'Kafka', report.fetched.registry && 'the registry'].filter(Boolean).join(' and ');
@@ -49,6 +95,7 @@ export async function bringUp(name: string, logger: Logger): Promise<StartedStac
           (kept.length > 0 ? `; ${kept.join(' and ')} still ran, ${report.started.join(' and ')} started again` : ''),
   );
   for (const s of state.services) progress(`  ${s.name.padEnd(8)} ${s.address}${s.origin === 'started' ? '' : `  (${s.origin})`}`);
+  if (state.secure) progress(`  ${securityLabel(state)}; passwords in ${state.secure.credentialsFile}`);
   for (const c of report.portChanges) {
     progress(`  ${c.service} ${c.role} port ${c.from} is taken by another process; moved to ${c.to}. Clients given the old address must get the new one.`);
   }
@@ -61,10 +108,15 @@ export function registerDevCommands(program: Command, logger: () => Logger): voi
 
   dev
     .command('up')
-    .description('start the local stack (again on its recorded ports), or reuse what still runs; prints the addresses')
-    .action(async () => {
-      const { state } = await bringUp(program.opts()['stack'] as string, logger());
-      out(exportLines(state.endpoints).join('\n'));
+    .description(
+      'start the local stack (again on its recorded ports), or reuse what still runs; prints the addresses. ' +
+        'With --secure, a stack with SASL/SCRAM-SHA-512 and ACLs on Kafka, basic auth on the registry and a Redis password ' +
+        '(fixed at its first start: a secure stack needs its own name, e.g. `mabeam --stack secure dev up --secure`)',
+    )
+    .option('--secure', 'a secure stack: Kafka SASL/SCRAM-SHA-512 with ACLs, registry basic auth and roles, Redis password; passwords generated once into credentials.json')
+    .action(async (options: { secure?: boolean }) => {
+      const { state } = await bringUp(program.opts()['stack'] as string, logger(), { secure: options.secure === true });
+      out((await stackExportLines(state)).join('\n'));
     });
 
   dev
@@ -91,6 +143,7 @@ export function registerDevCommands(program: Command, logger: () => Logger): voi
       } else {
         out(`local stack "${name}" (started ${status.state.startedAt}, state in ${status.state.dir})`);
       }
+      out(`security: ${securityLabel(status.state)}${status.state.secure ? `; passwords in ${status.state.secure.credentialsFile}` : ''}`);
       const label = { running: 'running', stopped: 'STOPPED', 'not-answering': 'NOT ANSWERING' } as const;
       out(table(status.services.map((s) => [s.name, label[s.health], s.origin, s.address, s.pid ? `pid ${s.pid}` : ''])));
       if (status.services.some((s) => !s.running)) process.exitCode = 1;
@@ -98,13 +151,16 @@ export function registerDevCommands(program: Command, logger: () => Logger): voi
 
   dev
     .command('env')
-    .description('print export lines for KAFKA_BROKERS, SCHEMA_REGISTRY_URL and REDIS_URL of the running stack')
+    .description(
+      'print export lines for KAFKA_BROKERS, SCHEMA_REGISTRY_URL and REDIS_URL of the running stack; on a secure stack also ' +
+        'KAFKA_SASL_MECHANISM / _USERNAME / _PASSWORD_FILE and SCHEMA_REGISTRY_USERNAME / _PASSWORD_FILE (the admin), REDIS_URL with its password',
+    )
     .action(async () => {
       const name = program.opts()['stack'] as string;
       const state = await readStackState(resolveStackOptions({ name }).stateDir);
       if (!state || state.stoppedAt) {
         throw new MabeamError('STACK_NOT_RUNNING', `local stack "${name}" is not running; start it with \`mabeam dev up\``);
       }
-      out(exportLines(state.endpoints).join('\n'));
+      out((await stackExportLines(state)).join('\n'));
     });
 }
