@@ -15,6 +15,8 @@ declare module 'vitest' {
     secureStack: StackEndpoints | undefined;
     /** Its passwords (the registry's developer and reader logins among them). */
     secureCredentials: StackCredentials | undefined;
+    /** Its state folder (its record, logs and private files). */
+    secureStateDir: string | undefined;
     /** Names this run's Chromium install, if one was started (see test/chromium.ts). */
     runId: number;
   }
@@ -44,6 +46,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   project.provide('stack', fromEnv ?? plain!.state.endpoints);
   project.provide('secureStack', secure?.state.endpoints);
   project.provide('secureCredentials', secure ? await readStackCredentials(secure.state.dir) : undefined);
+  project.provide('secureStateDir', secure?.state.dir);
   return async () => {
     await Promise.all([plain ? stopStack(plain.state, { timeoutMs: 10_000 }) : undefined, secure ? stopStack(secure.state, { timeoutMs: 10_000 }) : undefined]);
   };

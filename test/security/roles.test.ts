@@ -1,8 +1,8 @@
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createKafka, createProducer, kafkaFor } from '../../src/kafka/client.ts';
 import { readToEnd } from '../../src/kafka/readToEnd.ts';
 import { silentLogger } from '../../src/log/logger.ts';
@@ -78,6 +78,45 @@ async function refusal(work: () => Promise<unknown>, user?: string): Promise<str
   }
   return 'ALLOWED';
 }
+
+describe('mabeam users and mabeam acl', () => {
+  it('adds a user with a role (credential, ACLs, binding), applies again idempotently, lists, and removes it', { timeout: 120_000 }, async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'mabeam-users-'));
+    const bindingsFile = join(dir, 'principals.json');
+    const cli = (args: string[]) => runCli(secure.stack, [...args, '--bindings', bindingsFile], {}, 90_000);
+    const added = await cli(['users', 'add', 'watcher', '--role', 'client', '--prefix', ctx.prefix, '--json']);
+    expect(added.stderr).not.toMatch(/mabeam:/);
+    expect(added.code).toBe(0);
+    const result = JSON.parse(added.stdout) as { user: string; role: string; acls: number; passwordFile: string; env: string[] };
+    expect(result).toMatchObject({ user: 'watcher', role: 'client', acls: expect.any(Number) });
+    expect(result.acls).toBeGreaterThan(10);
+    expect(result.env).toContain(`export KAFKA_SASL_PASSWORD_FILE=${result.passwordFile}`);
+    // The new user logs in with the password file it was given and may read outcomes, not round state.
+    const watcher = kafkaFor({ ...secure.stack, kafkaSasl: { mechanism: 'scram-sha-512', username: 'watcher', password: (await readFile(result.passwordFile, 'utf8')).trim() } }, 'watcher', silentLogger(), { retry: { retries: 1 } });
+    await readToEnd(watcher, { topics: [ctx.topic('outcomes')], onRecord: () => undefined, timeoutMs: 15_000 });
+    expect(await refusal(() => readToEnd(watcher, { topics: [ctx.topic('round-state')], onRecord: () => undefined, timeoutMs: 15_000 }), 'watcher')).toMatch(/^KAFKA_NOT_AUTHORIZED/);
+
+    const again = await cli(['acl', 'apply', '--prefix', ctx.prefix, '--json']);
+    expect(again.code).toBe(0);
+    expect(JSON.parse(again.stdout).changes).toEqual([{ user: 'watcher', role: 'client', created: [], deleted: [], unchanged: result.acls }]);
+    const listed = await cli(['users', 'list', '--json']);
+    expect(JSON.parse(listed.stdout).bindings).toEqual([{ user: 'watcher', role: 'client', prefix: ctx.prefix }]);
+    const acls = await runCli(secure.stack, ['acl', 'list', '--user', 'watcher']);
+    expect(acls.stdout).toContain(`User:watcher  READ topic ${ctx.topic('outcomes')}`);
+    expect(acls.stdout).not.toContain('round-state');
+
+    const removed = await cli(['users', 'remove', 'watcher', '--prefix', ctx.prefix]);
+    expect(removed.code).toBe(0);
+    expect(removed.stdout).toMatch(new RegExp(`user watcher: credential deleted, ${result.acls} ACLs deleted, binding forgotten`));
+    expect(await refusal(() => watcher.admin().connect(), 'watcher')).toMatch(/^KAFKA_AUTHENTICATION_FAILED/);
+  });
+
+  it('says plainly that a plain cluster has no users to manage', async () => {
+    const r = await runCli(inject('stack'), ['users', 'add', 'x', '--role', 'agent', '--bindings', join(tmpdir(), 'mabeam-none.json')]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/reached without a login, so it has no users or ACLs to manage.*\[INVALID_CREDENTIALS\]/);
+  });
+});
 
 describe('who may say what (SASL/SCRAM, ACLs)', () => {
   it('refuses a client without a login and one with a wrong password', async () => {

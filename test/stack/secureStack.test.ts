@@ -4,10 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { Kafka, logLevel, type SASLOptions } from 'kafkajs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { MabeamError } from '../../src/errors.ts';
 import { credentialsFile, readStackCredentials, type StackCredentials } from '../../src/stack/credentials.ts';
-import { stackStatus, startStack, stopStack, type StackState } from '../../src/stack/index.ts';
+import { readStackState, stackStatus, startStack, stopStack, type StackState } from '../../src/stack/index.ts';
 import { basicAuthHeader } from '../../src/stack/registry.ts';
 import { deleteScramUser, upsertScramUser } from '../../src/stack/scram.ts';
 import { writeStackState } from '../../src/stack/state.ts';
@@ -91,13 +91,12 @@ describe('secure local stack', () => {
   let credentials: StackCredentials;
   const admin = (): SASLOptions => ({ mechanism: 'scram-sha-512', username: 'admin', password: credentials.kafka.admin });
 
+  // The run's shared secure stack (test/globalSetup.ts): it is started, and stopped, there.
   beforeAll(async () => {
-    ({ state } = await startStack({ name: 'secure-test', ephemeral: true, secure: true }));
+    const dir = inject('secureStateDir');
+    if (!dir) throw new Error('The secure test stack was not started (MABEAM_TEST_SECURE_STACK=0): these tests need it.');
+    state = (await readStackState(dir))!;
     credentials = (await readStackCredentials(state.dir)) as StackCredentials;
-  }, 240_000);
-
-  afterAll(async () => {
-    if (state) await stopStack(state, { timeoutMs: 10_000 });
   });
 
   it('records that it is secure, with the admin logins, and keeps every password in 0600 files and off command lines', async () => {
@@ -119,18 +118,18 @@ describe('secure local stack', () => {
   });
 
   it('answers its own authenticated probes: status says running, and a second start reuses it', async () => {
-    const status = await stackStatus({ name: 'secure-test', ephemeral: true, secure: true, stateDir: state.dir });
+    const status = await stackStatus({ name: state.name, ephemeral: true, secure: true, stateDir: state.dir });
     expect(status.services.map((s) => [s.name, s.health])).toEqual([
       ['kafka', 'running'],
       ['registry', 'running'],
       ['redis', 'running'],
     ]);
-    const again = await startStack({ name: 'secure-test', ephemeral: true, secure: true, stateDir: state.dir });
+    const again = await startStack({ name: state.name, ephemeral: true, secure: true, stateDir: state.dir });
     expect(again.report.reused).toBe(true);
   });
 
   it('refuses to start a secure stack plain, or a plain one secure', async () => {
-    await expect(startStack({ name: 'secure-test', ephemeral: true, stateDir: state.dir })).rejects.toMatchObject({
+    await expect(startStack({ name: state.name, ephemeral: true, stateDir: state.dir })).rejects.toMatchObject({
       code: 'STACK_SECURITY_MISMATCH',
       message: expect.stringMatching(/is secure; it cannot be started plain/),
     });
