@@ -1,7 +1,6 @@
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { mkdir } from 'node:fs/promises';
 import { z } from 'zod';
 import { MabeamError } from '../errors.ts';
 import { writePrivateFile } from '../stack/credentials.ts';

@@ -4,7 +4,6 @@ import { join } from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { MabeamError, describeError } from '../errors.ts';
-import type { SASLOptions } from 'kafkajs';
 import { createKafka } from '../kafka/client.ts';
 import { silentLogger, type Logger } from '../log/logger.ts';
 import { spawnService, waitUntilReady, type SpawnedService } from './processes.ts';
@@ -178,7 +177,7 @@ export async function waitForKafka(brokers: string[], timeoutMs: number, pid?: n
     ...(pid === undefined ? {} : { pid }),
     ...(logFile === undefined ? {} : { logFile }),
     probe: async () => {
-      const admin = createKafka({ brokers, clientId: 'mabeam-stack-probe', logger: silentLogger(), config: { retry: { retries: 0 }, ...(sasl ? { sasl: kafkajsSasl(sasl) } : {}) } }).admin();
+      const admin = createKafka({ brokers, clientId: 'mabeam-stack-probe', logger: silentLogger(), ...(sasl ? { sasl } : {}), config: { retry: { retries: 0 } } }).admin();
       try {
         await admin.connect();
         const cluster = await admin.describeCluster();
@@ -188,17 +187,4 @@ export async function waitForKafka(brokers: string[], timeoutMs: number, pid?: n
       }
     },
   });
-}
-
-/** kafkajs's SASL options for a login (its type ties each mechanism to its own shape). */
-export function kafkajsSasl(sasl: KafkaSasl): SASLOptions {
-  const { username, password } = sasl;
-  switch (sasl.mechanism) {
-    case 'scram-sha-512':
-      return { mechanism: 'scram-sha-512', username, password };
-    case 'scram-sha-256':
-      return { mechanism: 'scram-sha-256', username, password };
-    case 'plain':
-      return { mechanism: 'plain', username, password };
-  }
 }
