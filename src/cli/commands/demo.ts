@@ -1,27 +1,53 @@
 import type { Command } from 'commander';
-import { runDemo } from '../../demo/demo.ts';
+import { runDemo, type DemoOptions } from '../../demo/demo.ts';
+import { MabeamError } from '../../errors.ts';
 import type { Logger } from '../../log/logger.ts';
-import { endpointsFromEnvironment } from '../../stack/index.ts';
+import { endpointsFromEnvironment, readStackCredentials, type StackEndpoints } from '../../stack/index.ts';
 import { connect } from '../connect.ts';
 import { out, progress } from '../output.ts';
 import { bringUp } from './dev.ts';
+
+/** The stack a secure demo starts when no --stack is given: a plain stack is never made secure. */
+export const secureDemoStack = 'secure';
 
 export function registerDemoCommand(program: Command, logger: () => Logger): void {
   program
     .command('demo')
     .description('run the demo on the local stack (started if needed, left running) or on the services in the environment')
     .option('--prefix <prefix>', 'topic name prefix', 'mabeam')
-    .action(async (opts: { prefix: string }) => {
-      const name = program.opts()['stack'] as string;
-      const endpoints = endpointsFromEnvironment() ?? (await bringUp(name, logger())).state.endpoints;
+    .option(
+      '--secure',
+      `on a secure stack (the local stack "${secureDemoStack}" unless --stack names one; started with --secure if needed), or on the secured cluster the environment logs in to as an admin: ` +
+        'each part runs as its own user with its role\'s ACLs, agents sign their events, the coordinator requires signatures, and a forged bid and two writes or reads beyond a role are refused',
+    )
+    .action(async (opts: { prefix: string; secure?: boolean }) => {
+      const fromEnvironment = endpointsFromEnvironment();
+      let endpoints: StackEndpoints;
+      let secure: DemoOptions['secure'];
+      if (fromEnvironment) {
+        endpoints = fromEnvironment;
+        if (opts.secure) {
+          if (!endpoints.kafkaSasl) throw new MabeamError('INVALID_CREDENTIALS', 'demo --secure on the services in the environment needs an admin login: set KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD(_FILE), SCHEMA_REGISTRY_USERNAME and SCHEMA_REGISTRY_PASSWORD(_FILE) (or unset KAFKA_BROKERS to use the local secure stack).');
+          secure = {};
+        }
+      } else {
+        const explicit = program.getOptionValueSource('stack') !== 'default';
+        const name = opts.secure && !explicit ? secureDemoStack : (program.opts()['stack'] as string);
+        const { state } = await bringUp(name, logger(), { secure: opts.secure === true });
+        endpoints = state.endpoints;
+        if (opts.secure) {
+          const credentials = await readStackCredentials(state.dir);
+          secure = credentials ? { registryReader: { username: 'reader', password: credentials.registry.reader } } : {};
+        }
+      }
       const c = await connect(endpoints, logger(), 'mabeam-demo');
       try {
         let step = 0;
-        const result = await runDemo(c, { prefix: opts.prefix, say: (line) => out(`[${++step}] ${line}`) });
+        const result = await runDemo(c, { prefix: opts.prefix, say: (line) => out(`[${++step}] ${line}`), ...(secure ? { secure } : {}) });
         out(`demo complete: round ${result.roundId}`);
       } finally {
         await c.close();
       }
-      if (!endpointsFromEnvironment()) progress(`the local stack keeps running for the next command; \`bin/mabeam dev down\` stops it`);
+      if (!fromEnvironment) progress(`the local stack keeps running for the next command; \`bin/mabeam ${opts.secure && program.getOptionValueSource('stack') === 'default' ? `--stack ${secureDemoStack} ` : ''}dev down\` stops it`);
     });
 }
