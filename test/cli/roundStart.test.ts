@@ -125,8 +125,10 @@ describe('mabeam round start', () => {
       [['--protocol', 'vickrey', '--voters', 'alpha', '--round-id', 'bad-8'], /^mabeam: --voters is for consensus rounds, and "vickrey" is an auction/],
       [['--protocol', 'quorum', '--voters', 'alpha,bravo', '--quorum', '1.5', '--round-id', 'bad-9'], /^mabeam: --quorum: expected a fraction in \(0, 1\], got 1\.5/],
     ];
-    for (const [args, message] of cases) {
-      const r = await roundStart(args);
+    // Each case is its own process; they run side by side.
+    const runs = await Promise.all(cases.map(async ([args]) => roundStart(args)));
+    for (const [i, [args, message]] of cases.entries()) {
+      const r = runs[i]!;
       expect(r.code, args.join(' ')).toBe(2);
       expect(r.stderr.trim().split('\n'), args.join(' ')).toHaveLength(1);
       expect(r.stderr, args.join(' ')).toMatch(message);

@@ -120,22 +120,28 @@ describe('replay', () => {
 
     // The same from the command line, in one thread and split among worker threads by partition
     // (the moved bids' first copies are on another share than their rounds): every round identical, exit 0.
-    for (const workers of ['1', '3']) {
-      const clean = await mabeam(['replay', '--prefix', ctx.prefix, '--json', '--no-progress', '--workers', workers]);
+    // The commands only read, so they run side by side.
+    const [clean1, clean3, human, oneRun, quorum] = await Promise.all([
+      mabeam(['replay', '--prefix', ctx.prefix, '--json', '--no-progress', '--workers', '1']),
+      mabeam(['replay', '--prefix', ctx.prefix, '--json', '--no-progress', '--workers', '3']),
+      mabeam(['replay', '--prefix', ctx.prefix]),
+      mabeam(['replay', '--prefix', ctx.prefix, '--round', `${ctx.prefix}-r7`, '--json', '--all', '--no-progress']),
+      mabeam(['replay', '--prefix', ctx.prefix, '--protocol', 'quorum', '--json', '--no-progress']),
+    ]);
+    for (const clean of [clean1, clean3]) {
       expect(clean.code).toBe(0);
       expect(json(clean)).toMatchObject({ identical: 108, different: 0, contradictory: 0, duplicate: 0, incomplete: 0, open: 0, refused: 0, ok: true, rounds: [] });
     }
-    const human = await mabeam(['replay', '--prefix', ctx.prefix]);
     expect(human.code).toBe(0);
     expect(human.stdout).toMatch(/replayed 108 rounds from \d[\d,]* events/);
     expect(human.stdout).toMatch(/the log replays identically/);
     // The progress bar is on stderr: records read of records to read, and the rate.
     expect(human.stderr).toMatch(/\d+\/\d+ records \| \d+\/s/);
     // Filters: one round (only its partition is read), one protocol.
-    const one = json(await mabeam(['replay', '--prefix', ctx.prefix, '--round', `${ctx.prefix}-r7`, '--json', '--all', '--no-progress']));
+    const one = json(oneRun);
     expect(one.rounds.map((r) => [r['roundId'], r['verdict']])).toEqual([[`${ctx.prefix}-r7`, 'identical']]);
     expect(one['events'] as number).toBeLessThan(report.events);
-    expect(json(await mabeam(['replay', '--prefix', ctx.prefix, '--protocol', 'quorum', '--json', '--no-progress']))['identical']).toBe(18);
+    expect(json(quorum)['identical']).toBe(18);
 
     // A second, contradictory outcome of one round written into the log: that round is named, exit 3.
     const victim = report.rounds.find((r) => r.protocol === 'first-price')!;
@@ -144,33 +150,43 @@ describe('replay', () => {
       winners: [], price: null, value: null, reason: 'deadline', details: '{}', subject: null, kind: 'auction', eligible: [],
     };
     await events.send(ctx.topic('outcomes'), victim.roundId, 'RoundOutcome', forged);
-    const broken = await mabeam(['replay', '--prefix', ctx.prefix, '--json', '--no-progress']);
+    // From here on the log stays as it is: the commands run side by side.
+    const other = uniqueName('counterfactual');
+    const [broken, brokenHuman, bad, noRule, writeToSelf, noTopics, unknown, vickreyRun, vickreyHuman, lowestRun, written] = await Promise.all([
+      mabeam(['replay', '--prefix', ctx.prefix, '--json', '--no-progress']),
+      mabeam(['replay', '--prefix', ctx.prefix, '--no-progress']),
+      mabeam(['replay', '--prefix', ctx.prefix, '--since', 'yesterday-ish']),
+      mabeam(['replay', '--prefix', ctx.prefix, '--with', 'no-such-rule']),
+      mabeam(['replay', '--prefix', ctx.prefix, '--with', 'vickrey', '--write-to', ctx.prefix]),
+      mabeam(['replay', '--prefix', `${ctx.prefix}-typo`]),
+      mabeam(['replay', '--prefix', ctx.prefix, '--round', `${ctx.prefix}-r7,no-such-round`, '--json', '--no-progress']),
+      mabeam(['replay', '--prefix', ctx.prefix, '--protocol', 'first-price', '--with', 'vickrey', '--json', '--all', '--no-progress']),
+      mabeam(['replay', '--prefix', ctx.prefix, '--protocol', 'first-price', '--with', 'vickrey', '--no-progress']),
+      mabeam(['replay', '--prefix', ctx.prefix, '--protocol', 'first-price', '--with', lowestBid, '--json', '--all', '--no-progress']),
+      mabeam(['replay', '--prefix', ctx.prefix, '--protocol', 'first-price', '--with', 'vickrey', '--write-to', other, '--no-progress']),
+    ]);
     expect(broken.code).toBe(3);
     expect(json(broken)).toMatchObject({ identical: 107, contradictory: 1, ok: false });
     expect(json(broken).rounds.map((r) => [r['roundId'], r['verdict'], r['outcomes']])).toEqual([[victim.roundId, 'contradictory', 2]]);
-    const brokenHuman = await mabeam(['replay', '--prefix', ctx.prefix, '--no-progress']);
     expect(brokenHuman.code).toBe(3);
     expect(brokenHuman.stdout).toContain(victim.roundId);
     expect(brokenHuman.stdout).toMatch(/does NOT replay identically/);
 
     // Bad input: exit 2, a clear message.
-    const bad = await mabeam(['replay', '--prefix', ctx.prefix, '--since', 'yesterday-ish']);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/"yesterday-ish" is neither a time/);
-    expect((await mabeam(['replay', '--prefix', ctx.prefix, '--with', 'no-such-rule'])).stderr).toMatch(/No protocol "no-such-rule" \(known: .*vickrey/);
-    expect((await mabeam(['replay', '--prefix', ctx.prefix, '--with', 'vickrey', '--write-to', ctx.prefix])).code).toBe(2);
-    const noTopics = await mabeam(['replay', '--prefix', `${ctx.prefix}-typo`]);
+    expect(noRule.stderr).toMatch(/No protocol "no-such-rule" \(known: .*vickrey/);
+    expect(writeToSelf.code).toBe(2);
     expect(noTopics.code).toBe(2);
     expect(noTopics.stderr).toMatch(/No topic .*-typo\.bid-requests.* is the prefix ".*-typo" right/);
     // A round named that the log knows nothing of is said, and fails the replay.
-    const unknown = await mabeam(['replay', '--prefix', ctx.prefix, '--round', `${ctx.prefix}-r7,no-such-round`, '--json', '--no-progress']);
     expect(unknown.code).toBe(3);
     expect(json(unknown)).toMatchObject({ identical: 1, notFound: ['no-such-round'], ok: false });
 
     // Counterfactual: the first-price rounds under vickrey. Each winner pays the second-highest bid instead.
     const firstPrice = report.rounds.filter((r) => r.protocol === 'first-price');
     const secondPrices = new Map(firstPrice.map((r) => [r.roundId, r.counted.map((a) => a.amount!).sort((a, b) => b - a)[1]!]));
-    const vickrey = json(await mabeam(['replay', '--prefix', ctx.prefix, '--protocol', 'first-price', '--with', 'vickrey', '--json', '--all', '--no-progress']));
+    const vickrey = json(vickreyRun);
     expect(vickrey).toMatchObject({ protocol: 'vickrey', considered: 18, changed: 18, same: 0, notComparable: 0 });
     const byRound = new Map(vickrey.rounds.map((r) => [r['roundId'] as string, r as { counterfactual: { price: number; winners: string[] }; recorded: { winners: string[] }; differences: Array<{ field: string }> }]));
     for (const [roundId, price] of secondPrices) {
@@ -185,12 +201,11 @@ describe('replay', () => {
       winnersChanged: 0,
       pricesChanged: 18,
     });
-    const vickreyHuman = await mabeam(['replay', '--prefix', ctx.prefix, '--protocol', 'first-price', '--with', 'vickrey', '--no-progress']);
     expect(vickreyHuman.code).toBe(0);
     expect(vickreyHuman.stdout).toMatch(new RegExp(`first round that changes: ${firstPrice[0]!.roundId}`));
 
     // A registered protocol module works the same way: the lowest bid wins now.
-    const lowest = json(await mabeam(['replay', '--prefix', ctx.prefix, '--protocol', 'first-price', '--with', lowestBid, '--json', '--all', '--no-progress']));
+    const lowest = json(lowestRun);
     expect(lowest).toMatchObject({ protocol: 'lowest-bid', considered: 18, changed: 18 });
     for (const r of firstPrice) {
       const low = [...r.counted].sort((a, b) => a.amount! - b.amount!)[0]!;
@@ -198,13 +213,15 @@ describe('replay', () => {
     }
 
     // --write-to: the counterfactual rounds as a history of their own, which replays identically; the recorded log is untouched.
-    const other = uniqueName('counterfactual');
-    const written = await mabeam(['replay', '--prefix', ctx.prefix, '--protocol', 'first-price', '--with', 'vickrey', '--write-to', other, '--no-progress']);
     expect(written.code).toBe(0);
     expect(written.stdout).toMatch(new RegExp(`wrote \\d+ records under ${other}`));
-    const again = json(await mabeam(['replay', '--prefix', other, '--json', '--all', '--no-progress']));
+    const [againRun, untouched] = await Promise.all([
+      mabeam(['replay', '--prefix', other, '--json', '--all', '--no-progress']),
+      mabeam(['replay', '--prefix', ctx.prefix, '--json', '--no-progress']),
+    ]);
+    const again = json(againRun);
     expect(again).toMatchObject({ identical: 18, ok: true });
     expect(new Map(again.rounds.map((r) => [r['roundId'], (r['recorded'] as { price: number }).price]))).toEqual(secondPrices);
-    expect(json(await mabeam(['replay', '--prefix', ctx.prefix, '--json', '--no-progress']))).toMatchObject({ identical: 107, contradictory: 1 });
+    expect(json(untouched)).toMatchObject({ identical: 107, contradictory: 1 });
   });
 });
