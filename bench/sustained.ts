@@ -1,0 +1,276 @@
+/**
+ * Sustained coordination load, and the raw kafkajs pipe ceiling on the same
+ * broker, in one run (local stack from `mabeam dev up`, or the services in
+ * KAFKA_BROKERS / SCHEMA_REGISTRY_URL / REDIS_URL):
+ *
+ *   node_modules/.bin/node bench/sustained.ts [--seconds 30] [--in-flight 100]
+ *       [--agents process|inline] [--coordinator process|inline] [--profile DIR]
+ *
+ * - **Sustained load**: `in-flight` sealed-bid auctions among 50 agents are
+ *   kept open at all times for `seconds` (each round that ends starts
+ *   another). Reported: coordination events/s (request, 50 bids, closing,
+ *   outcome per round) over the window and second by second, round latency
+ *   (request produced → outcome consumed) p50 / p95 / p99, the coordinator
+ *   group's lag on its inputs, and the RSS of each process over time.
+ * - **Raw pipe ceiling**: the same number of small records (100 bytes, keyed)
+ *   produced and consumed by plain kafkajs, no decoding, no transactions:
+ *   what kafkajs itself moves here, and every figure's ratio to it.
+ *
+ * By default the coordinator and the agents (one pool) run in processes of
+ * their own, as deployed; `--profile DIR` runs them with `--cpu-prof` into
+ * DIR. The last line is one JSON object for machines.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readFileSync, readdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import type { Kafka } from 'kafkajs';
+import { defineAgent } from '../src/agents/defineAgent.ts';
+import { AgentHost } from '../src/agents/host.ts';
+import { connect } from '../src/cli/connect.ts';
+import { Coordinator } from '../src/coordinator/coordinator.ts';
+import { newEnvelope } from '../src/events/envelope.ts';
+import type { BidRequest, RoundOutcome } from '../src/events/types.ts';
+import { createProducer, silenceKafkajsTimerWarnings } from '../src/kafka/client.ts';
+import { createLogger } from '../src/log/logger.ts';
+import { EventProducer } from '../src/producer/eventProducer.ts';
+import { endpointsFromEnvironment, environmentFor, resolveEndpoints } from '../src/stack/index.ts';
+import { applyTopics, topicName } from '../src/topics/index.ts';
+import { fiftyAgentIds } from './fiftyAgents.ts';
+import { percentile } from './rawTrip.ts';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const { values: args } = parseArgs({
+  options: {
+    seconds: { type: 'string', default: '30' },
+    'in-flight': { type: 'string', default: '100' },
+    agents: { type: 'string', default: 'process' },
+    coordinator: { type: 'string', default: 'process' },
+    profile: { type: 'string' },
+  },
+});
+const seconds = Number(args.seconds);
+const inFlight = Number(args['in-flight']);
+if (!(seconds > 0) || !(inFlight > 0)) throw new Error('--seconds and --in-flight are positive numbers');
+
+silenceKafkajsTimerWarnings();
+const c = await connect(endpointsFromEnvironment() ?? (await resolveEndpoints('dev')), createLogger({ level: 'error' }), 'bench-sustained', { redis: false });
+const prefix = `bench-sus-${randomBytes(3).toString('hex')}`;
+await applyTopics(c.admin, c.definitions, { prefix });
+const topic = (name: string) => topicName(prefix, name);
+const say = (line: string) => process.stderr.write(`${line}\n`);
+const eventsPerRound = 1 + 50 + 2;
+
+// --- the members -----------------------------------------------------------
+const children: Array<{ name: string; child: ChildProcess }> = [];
+async function startChild(name: string, cliArgs: string[]): Promise<ChildProcess> {
+  const nodeArgs = args.profile ? ['--cpu-prof', '--cpu-prof-dir', args.profile, '--cpu-prof-name', `${name}.cpuprofile`] : [];
+  const child = spawn(join(root, 'node_modules/.bin/node'), [...nodeArgs, join(root, 'src/cli/main.ts'), ...cliArgs], {
+    env: { ...process.env, ...environmentFor(c.endpoints), MABEAM_LOG_LEVEL: 'error' },
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+  });
+  await new Promise<void>((resolve, reject) => {
+    child.once('message', () => resolve());
+    child.once('exit', (code) => reject(new Error(`${name} exited (${code}) before it was ready`)));
+  });
+  children.push({ name, child });
+  return child;
+}
+
+const ids = fiftyAgentIds;
+const host = args.agents === 'inline'
+  ? new AgentHost({
+    kafka: c.kafka, codec: c.codec, logger: c.logger, prefix, definitions: c.definitions, pool: 'bench', heartbeatIntervalMs: 60_000,
+    agents: ids.map((id, i) => defineAgent({ id, role: 'worker', capabilities: ['bench'], onBidRequest: () => ({ amount: 10 + ((i * 37) % 50) }) })),
+  })
+  : undefined;
+const coordinator = args.coordinator === 'inline' ? new Coordinator({ kafka: c.kafka, codec: c.codec, logger: c.logger, prefix, definitions: c.definitions }) : undefined;
+await Promise.all([
+  host ? host.start() : startChild('agents', ['agent', 'run', join(root, 'bench/fiftyAgents.ts'), '--prefix', prefix]),
+  coordinator ? coordinator.start() : startChild('coordinator', ['coordinator', 'run', '--prefix', prefix]),
+]);
+
+// --- the reader of outcomes, and the load ------------------------------------
+const waiters = new Map<string, () => void>();
+const outcomes = c.kafka.consumer({ groupId: `${prefix}.read.outcomes`, maxWaitTimeInMs: 50 });
+await outcomes.connect();
+await outcomes.subscribe({ topic: topic('outcomes'), fromBeginning: true });
+const readerJoined = new Promise<void>((r) => outcomes.on(outcomes.events.GROUP_JOIN, () => r()));
+await outcomes.run({
+  partitionsConsumedConcurrently: 4,
+  eachBatch: async ({ batch }) => {
+    for (const message of batch.messages) {
+      if (message.headers?.['mabeam-event-type']?.toString() !== 'RoundOutcome') continue;
+      const o = (await c.codec.decode<RoundOutcome>(message.value)).event;
+      waiters.get(o.roundId)?.();
+    }
+  },
+});
+await readerJoined;
+const events = new EventProducer(c.producer, c.codec);
+
+async function auction(): Promise<number> {
+  const roundId = `a-${randomBytes(6).toString('hex')}`;
+  const request: BidRequest = { envelope: newEnvelope('BidRequest', 'bench', { correlationId: roundId }), roundId, protocol: 'first-price', item: '"x"', requiredCapabilities: ['bench'], eligibleAgents: ids, reservePrice: null, deadline: Date.now() + 60_000, parameters: null };
+  const done = new Promise<void>((r) => waiters.set(roundId, r));
+  const t = performance.now();
+  await events.send(topic('bid-requests'), roundId, 'BidRequest', request);
+  await done;
+  waiters.delete(roundId);
+  return performance.now() - t;
+}
+
+/** RSS of a process in MB, from /proc (Linux). */
+const rssOf = (pid: number): number => {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : NaN;
+};
+/** CPU seconds (user + system) a process has used, from /proc (Linux). */
+const cpuOf = (pid: number): number => {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+};
+/** The local broker's and registry's JVMs, found by their command lines. */
+const jvms = (): Record<string, number> => {
+  const found: Record<string, number> = {};
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let cmd = '';
+    try {
+      cmd = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
+    } catch {
+      continue;
+    }
+    if (!/(^|\/)java$/.test(cmd.split('\0')[0] ?? '')) continue;
+    if (cmd.includes('kafka.Kafka')) found['broker'] = Number(entry);
+    else if (cmd.includes('apicurio')) found['registry'] = Number(entry);
+  }
+  return found;
+};
+const processes = (): Record<string, number> => ({ bench: process.pid, ...Object.fromEntries(children.map(({ name, child }) => [name, child.pid!])), ...jvms() });
+const coordinatorGroup = `${prefix}.coordinators`;
+async function lag(): Promise<number> {
+  const inputs = [topic('bid-requests'), topic('bids')];
+  const committed = await c.admin.fetchOffsets({ groupId: coordinatorGroup, topics: inputs });
+  let total = 0;
+  for (const t of committed) {
+    const ends = new Map((await c.admin.fetchTopicOffsets(t.topic)).map((p) => [p.partition, Number(p.high)]));
+    for (const p of t.partitions) total += Math.max(0, (ends.get(p.partition) ?? 0) - Math.max(0, Number(p.offset)));
+  }
+  return total;
+}
+
+say(`sustained: ${inFlight} auctions among 50 agents in flight for ${seconds} s (agents ${args.agents}, coordinator ${args.coordinator}; prefix ${prefix})`);
+for (let i = 0; i < 10; i++) await auction(); // warm up
+const latencies: number[] = [];
+const perSecond: number[] = [];
+const samples: Array<{ t: number; eventsPerSecond: number; lag: number; rss: Record<string, number> }> = [];
+const loop = monitorEventLoopDelay({ resolution: 10 });
+loop.enable();
+const cpuBefore = Object.fromEntries(Object.entries(processes()).map(([name, pid]) => [name, cpuOf(pid)]));
+const start = performance.now();
+const end = start + seconds * 1000;
+let finished = 0;
+let lastFinished = 0;
+const sampler = setInterval(() => {
+  const done = finished - lastFinished;
+  lastFinished = finished;
+  perSecond.push(done * eventsPerRound);
+  const rss: Record<string, number> = { bench: process.memoryUsage().rss / 1024 / 1024 };
+  for (const { name, child } of children) if (child.pid) rss[name] = rssOf(child.pid);
+  void lag().then(
+    (l) => samples.push({ t: Math.round((performance.now() - start) / 1000), eventsPerSecond: done * eventsPerRound, lag: l, rss }),
+    () => samples.push({ t: Math.round((performance.now() - start) / 1000), eventsPerSecond: done * eventsPerRound, lag: NaN, rss }),
+  );
+}, 1_000);
+await Promise.all(
+  Array.from({ length: inFlight }, async () => {
+    while (performance.now() < end) {
+      const ms = await auction();
+      latencies.push(ms);
+      finished++;
+    }
+  }),
+);
+const elapsed = (performance.now() - start) / 1000;
+const cpu = Object.fromEntries(Object.entries(processes()).map(([name, pid]) => [name, Number(((cpuOf(pid) - (cpuBefore[name] ?? 0)) / elapsed).toFixed(2))]));
+clearInterval(sampler);
+loop.disable();
+const sorted = [...latencies].sort((a, b) => a - b);
+const sustained = {
+  seconds: Number(elapsed.toFixed(2)),
+  rounds: finished,
+  eventsPerSecond: Math.round((finished * eventsPerRound) / elapsed),
+  p50: Number(percentile(sorted, 50).toFixed(1)),
+  p95: Number(percentile(sorted, 95).toFixed(1)),
+  p99: Number(percentile(sorted, 99).toFixed(1)),
+  maxLag: Math.max(...samples.map((s) => s.lag).filter(Number.isFinite)),
+  benchLoopDelayP99Ms: Number((loop.percentile(99) / 1e6).toFixed(1)),
+};
+say(`  ${sustained.rounds} rounds in ${sustained.seconds} s: ${sustained.eventsPerSecond} coordination events/s; round p50 ${sustained.p50} / p95 ${sustained.p95} / p99 ${sustained.p99} ms`);
+say(`  CPU (cores used on average, of ${(await import('node:os')).availableParallelism()}): ${Object.entries(cpu).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+say(`  events/s second by second: ${perSecond.join(' ')}`);
+say(`  coordinator lag on its inputs (records), every second: ${samples.map((s) => s.lag).join(' ')}`);
+const names = Object.keys(samples[0]?.rss ?? {});
+for (const name of names) say(`  RSS ${name} (MB), every second: ${samples.map((s) => Math.round(s.rss[name]!)).join(' ')}`);
+
+// --- stop the members, then the raw pipe on the same broker ------------------
+for (const { child } of children) child.kill('SIGTERM');
+await Promise.all(children.map(({ child }) => new Promise((r) => (child.exitCode !== null ? r(undefined) : child.once('exit', r)))));
+await Promise.all([host?.stop(), coordinator?.stop(), outcomes.disconnect()]);
+
+const rawCount = Math.max(100_000, finished * eventsPerRound);
+const raw = await rawPipe(c.kafka, topic('metrics'), `${prefix}.read.raw`, rawCount);
+say(`raw kafkajs pipe (produce → consume, ${rawCount} records of 100 bytes, no decoding, no transactions): ${raw.recordsPerSecond} records/s (produce alone ${raw.produceRecordsPerSecond}/s)`);
+const ratio = sustained.eventsPerSecond / raw.recordsPerSecond;
+say(`  sustained coordination events/s ÷ raw pipe records/s: ${(ratio * 100).toFixed(1)} %`);
+await c.close();
+process.stdout.write(`${JSON.stringify({ bench: 'sustained', prefix, inFlight, agents: args.agents, coordinator: args.coordinator, sustained, cpu, perSecond, samples, raw: { records: rawCount, ...raw }, ratioToRaw: Number(ratio.toFixed(3)) })}\n`);
+process.exit(0);
+
+/**
+ * Produces `count` keyed 100-byte records in batches of 500, at most 8 sends
+ * in flight, while a consumer of its own group reads them (eachBatch, no
+ * decoding): records/s from the first send to the last record read.
+ */
+async function rawPipe(kafka: Kafka, t: string, groupId: string, count: number): Promise<{ recordsPerSecond: number; produceRecordsPerSecond: number }> {
+  const producer = createProducer(kafka);
+  const consumer = kafka.consumer({ groupId, maxWaitTimeInMs: 50, maxBytes: 10 * 1024 * 1024 });
+  await Promise.all([producer.connect(), consumer.connect()]);
+  await consumer.subscribe({ topic: t, fromBeginning: false });
+  let read = 0;
+  let allRead: () => void = () => undefined;
+  const done = new Promise<void>((r) => (allRead = r));
+  const joined = new Promise<void>((r) => consumer.on(consumer.events.GROUP_JOIN, () => r()));
+  await consumer.run({
+    partitionsConsumedConcurrently: 4,
+    eachBatch: async ({ batch }) => {
+      read += batch.messages.length;
+      if (read >= count) allRead();
+    },
+  });
+  await joined;
+  await new Promise((r) => setTimeout(r, 1_000));
+  const value = Buffer.alloc(100, 1);
+  const started = performance.now();
+  let sent = 0;
+  const sender = async () => {
+    while (sent < count) {
+      const n = Math.min(500, count - sent);
+      sent += n;
+      await producer.send({ topic: t, messages: Array.from({ length: n }, (_, i) => ({ key: `k${(sent + i) % 997}`, value })) });
+    }
+  };
+  await Promise.all(Array.from({ length: 8 }, sender));
+  const produced = performance.now();
+  await done;
+  const finishedAt = performance.now();
+  await Promise.all([producer.disconnect(), consumer.disconnect()]);
+  return {
+    recordsPerSecond: Math.round(count / ((finishedAt - started) / 1000)),
+    produceRecordsPerSecond: Math.round(count / ((produced - started) / 1000)),
+  };
+}
