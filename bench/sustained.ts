@@ -152,9 +152,9 @@ const jvms = (): Record<string, number> => {
 };
 const processes = (): Record<string, number> => ({ bench: process.pid, ...Object.fromEntries(children.map(({ name, child }) => [name, child.pid!])), ...jvms() });
 const coordinatorGroup = `${prefix}.coordinators`;
-async function lag(): Promise<number> {
-  const inputs = [topic('bid-requests'), topic('bids')];
-  const committed = await c.admin.fetchOffsets({ groupId: coordinatorGroup, topics: inputs });
+/** What a group has yet to read of its topics (records, over all partitions). */
+async function lag(groupId = coordinatorGroup, inputs = [topic('bid-requests'), topic('bids')]): Promise<number> {
+  const committed = await c.admin.fetchOffsets({ groupId, topics: inputs });
   let total = 0;
   for (const t of committed) {
     const ends = new Map((await c.admin.fetchTopicOffsets(t.topic)).map((p) => [p.partition, Number(p.high)]));
@@ -167,7 +167,7 @@ say(`sustained: ${inFlight} auctions among 50 agents in flight for ${seconds} s 
 for (let i = 0; i < 10; i++) await auction(); // warm up
 const latencies: number[] = [];
 const perSecond: number[] = [];
-const samples: Array<{ t: number; eventsPerSecond: number; lag: number; rss: Record<string, number> }> = [];
+const samples: Array<{ t: number; eventsPerSecond: number; lag: number; agentsLag: number; rss: Record<string, number> }> = [];
 const loop = monitorEventLoopDelay({ resolution: 10 });
 loop.enable();
 const cpuBefore = Object.fromEntries(Object.entries(processes()).map(([name, pid]) => [name, cpuOf(pid)]));
@@ -181,9 +181,9 @@ const sampler = setInterval(() => {
   perSecond.push(done * eventsPerRound);
   const rss: Record<string, number> = { bench: process.memoryUsage().rss / 1024 / 1024 };
   for (const { name, child } of children) if (child.pid) rss[name] = rssOf(child.pid);
-  void lag().then(
-    (l) => samples.push({ t: Math.round((performance.now() - start) / 1000), eventsPerSecond: done * eventsPerRound, lag: l, rss }),
-    () => samples.push({ t: Math.round((performance.now() - start) / 1000), eventsPerSecond: done * eventsPerRound, lag: NaN, rss }),
+  const t = Math.round((performance.now() - start) / 1000);
+  void Promise.all([lag().catch(() => NaN), lag(`${prefix}.agents.bench`, [topic('bid-requests')]).catch(() => NaN)]).then(([l, a]) =>
+    samples.push({ t, eventsPerSecond: done * eventsPerRound, lag: l, agentsLag: a, rss }),
   );
 }, 1_000);
 await Promise.all(
@@ -208,12 +208,14 @@ const sustained = {
   p95: Number(percentile(sorted, 95).toFixed(1)),
   p99: Number(percentile(sorted, 99).toFixed(1)),
   maxLag: Math.max(...samples.map((s) => s.lag).filter(Number.isFinite)),
+  maxAgentsLag: Math.max(...samples.map((s) => s.agentsLag).filter(Number.isFinite)),
   benchLoopDelayP99Ms: Number((loop.percentile(99) / 1e6).toFixed(1)),
 };
 say(`  ${sustained.rounds} rounds in ${sustained.seconds} s: ${sustained.eventsPerSecond} coordination events/s; round p50 ${sustained.p50} / p95 ${sustained.p95} / p99 ${sustained.p99} ms`);
 say(`  CPU (cores used on average, of ${(await import('node:os')).availableParallelism()}): ${Object.entries(cpu).map(([k, v]) => `${k} ${v}`).join(', ')}`);
 say(`  events/s second by second: ${perSecond.join(' ')}`);
 say(`  coordinator lag on its inputs (records), every second: ${samples.map((s) => s.lag).join(' ')}`);
+say(`  agents' lag on bid requests (records), every second: ${samples.map((s) => s.agentsLag).join(' ')}`);
 const names = Object.keys(samples[0]?.rss ?? {});
 for (const name of names) say(`  RSS ${name} (MB), every second: ${samples.map((s) => Math.round(s.rss[name]!)).join(' ')}`);
 

@@ -94,6 +94,20 @@ describe('the round-state changelog', () => {
     expect(round.closed).toBe(false);
   });
 
+  it('writes a closed round without its counted answers, and restored it still refuses a copy as a duplicate and a late answer as closed', () => {
+    const lane = new RoundLane(lookup);
+    lane.apply(open({ eligible: ['a', 'b'] }));
+    lane.apply(bid('a', 3));
+    lane.apply(bid('b', 7));
+    const snapshot = snapshotOf(lane.rounds, 'r1', 1_000);
+    expect(snapshot).toMatchObject({ closed: true, counted: [], closedAt: 1_000 });
+    expect([...snapshot.handled].sort()).toEqual(['bid-a', 'bid-b']);
+    const restored = new RoundLane(lookup);
+    expect(install(restored.rounds, fromRoundState(toRoundState(snapshot, 'c')), lookup)).toBe('open');
+    expect(restored.apply(bid('a', 3))).toEqual([expect.objectContaining({ type: 'rejected', reasonCode: 'DUPLICATE_EVENT' })]);
+    expect(restored.apply(bid('c', 9, { eventId: 'bid-late' }))).toEqual([expect.objectContaining({ type: 'rejected', reasonCode: 'ROUND_CLOSED' })]);
+  });
+
   it('keeps answers waiting for their request, and says when a round names a protocol that is not registered', () => {
     const rounds = emptyRounds();
     const lane = new RoundLane(lookup);
