@@ -28,10 +28,7 @@ export function snapshotOf(rounds: Rounds, roundId: string, closedAt: number | u
     roundId,
     open: round?.open ?? null,
     protocol: round?.protocol.name ?? null,
-    // A closed round is final (no stage reopens it): what it still decides — a copy refused as a
-    // duplicate, anything else as ROUND_CLOSED — needs only its handled ids, so its counted
-    // answers, the bulk of its state, are not written again.
-    counted: round && !round.closed ? [...round.counted] : [],
+    counted: round ? [...round.counted] : [],
     pending: [...(rounds.pending.get(roundId) ?? [])],
     closed: round?.closed ?? false,
     handled: round ? [...round.handled] : [],

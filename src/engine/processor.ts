@@ -79,10 +79,6 @@ class LaneState<D> implements Lane<D> {
   skipBelow = new Map<string, number>();
   flushTimer: NodeJS.Timeout | undefined;
   flushDelay = 0;
-  /** The lane's transaction in flight: decisions go on into the next buffer meanwhile. */
-  committing: Promise<void> | undefined;
-  /** A flush was asked for while a transaction was in flight: the next one starts when it ends. */
-  again = false;
   private chain: Promise<unknown> = Promise.resolve();
 
   constructor(partition: number, deadLetters: (producer: Pick<Outputs<D>, 'send'>) => DeadLetterWriter) {
@@ -219,7 +215,7 @@ export class Processor<D> implements StopsForGood {
     this.opening?.(new Error(`the ${this.o.groupId} member was stopped while joining`));
     await this.consumer?.disconnect().catch(() => undefined);
     // What was decided but not committed goes out now (or the next owner decides it again).
-    await Promise.all([...this.lanes.values()].map((lane) => this.drain(lane).catch(() => undefined)));
+    await Promise.all([...this.lanes.values()].map((lane) => lane.run(() => this.flush(lane)).catch(() => undefined)));
     await this.closeLanes();
   }
 
@@ -307,15 +303,12 @@ export class Processor<D> implements StopsForGood {
     clearTimeout(lane.flushTimer);
     lane.flushTimer = undefined;
     lane.renew();
-    lane.again = false;
     lane.ready = false;
     lane.skipBelow.clear();
     this.o.decider.release(lane.partition);
   }
 
   private async closeProducer(lane: LaneState<D>): Promise<void> {
-    // A transaction in flight ends first (it commits, or fails and the member starts over).
-    await lane.committing?.catch(() => undefined);
     const producer = lane.producer;
     lane.producer = undefined;
     await producer?.disconnect().catch(() => undefined);
@@ -490,55 +483,19 @@ export class Processor<D> implements StopsForGood {
     await this.flush(lane);
   }
 
-  /** Flushes until nothing is in flight: what the lane decided is committed, or the member is starting over. */
-  private async drain(lane: LaneState<D>): Promise<void> {
-    for (;;) {
-      await lane.run(() => this.flush(lane));
-      const committing = lane.committing;
-      if (!committing) return;
-      await committing.catch(() => undefined);
-    }
-  }
-
-  /**
-   * Takes what the lane decided — its decisions, the changelog of what
-   * changed and the input offsets — and starts the transaction that writes
-   * it. Runs on the lane (nothing is decided meanwhile), but does not wait
-   * for the transaction: the lane decides on into a new buffer while it is
-   * in flight, and the next transaction, with everything decided meanwhile,
-   * starts when this one ends. Transactions of a lane are one at a time, in
-   * order; a failed one starts the member over, dropping what was decided
-   * after it too.
-   */
+  /** Writes the lane's decisions, changelog and offsets in one transaction; a failure starts the member over. */
   private async flush(lane: LaneState<D>): Promise<void> {
     if (this.broken || !lane.ready || !lane.producer) return;
-    if (lane.committing) {
-      lane.again = true;
-      return;
-    }
-    const out = lane.renew();
-    // The changelog may have something to write (a tombstone) even when no record was decided.
-    await this.o.decider.beforeCommit?.(lane.partition, out);
-    if (out.empty) return;
-    const producer = lane.producer;
-    const committing = this.commit(lane, producer, out);
-    lane.committing = committing;
-    void committing.finally(() => {
-      if (lane.committing === committing) lane.committing = undefined;
-      if (!lane.again) return;
-      lane.again = false;
-      lane.run(() => this.flush(lane)).catch(() => undefined);
-    });
-  }
-
-  /** One transaction: the records, the offsets, the commit; a failure starts the member over. */
-  private async commit(lane: LaneState<D>, producer: Producer, out: Outputs<D>): Promise<void> {
     const o = this.o;
     const p = lane.partition;
+    const out = lane.renew();
     const started = Date.now();
     let txn: Awaited<ReturnType<Producer['transaction']>> | undefined;
     try {
-      txn = await producer.transaction();
+      // The changelog may have something to write (a tombstone) even when no record was decided.
+      await o.decider.beforeCommit?.(p, out);
+      if (out.empty) return;
+      txn = await lane.producer.transaction();
       const opened = txn;
       for (const chunk of out.chunks()) out.written(await opened.sendBatch({ topicMessages: chunk.topicMessages }), chunk.records);
       const offsets = [...out.offsets].map(([topic, offset]) => ({ topic, offset }));

@@ -85,6 +85,11 @@ function finish(round: RoundState, cause: Closed['cause']): RoundDecision[] {
   };
   if (verdict.status !== 'continue') {
     round.closed = true;
+    // A closed round is final (no stage reopens it): what it still decides — a copy refused as a
+    // duplicate, anything else as ROUND_CLOSED — needs only its handled ids. Its counted answers,
+    // the bulk of its state, are let go: neither kept through its grace period nor written to
+    // the changelog again.
+    round.counted = [];
     const outcome: Outcome = { type: 'outcome', roundId: open.roundId, protocol: protocol.name, ...verdict, ...(open.subject !== undefined ? { subject: open.subject } : {}), kind: open.kind, eligible: open.eligible };
     return [closed, outcome];
   }

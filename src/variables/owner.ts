@@ -81,13 +81,9 @@ export class VariableOwner implements StopsForGood {
       },
       decide: (record, lane) => this.decide(record, lane, definition.eventTypes),
       committed: (p, decisions) => {
-        // The lane may have decided on since this transaction was taken: what a later one changed stays pending.
-        const changes = this.pending.get(p);
+        this.pending.delete(p);
         for (const d of decisions) {
-          if (d.type === 'changed') {
-            this.state.apply(d.record);
-            if (changes?.get(d.record.id) === d.record) changes.delete(d.record.id);
-          }
+          if (d.type === 'changed') this.state.apply(d.record);
           options.metrics?.variableChanges.inc({ variable: d.variableId, outcome: d.type === 'changed' ? 'applied' : 'rejected' });
         }
       },
