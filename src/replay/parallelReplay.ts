@@ -60,7 +60,7 @@ export async function parallelReplay(options: ParallelReplayOptions): Promise<Re
       (partitions, w) =>
         new Promise<ReplayReport>((resolve, reject) => {
           const share: ReplayShare = { endpoints: options.endpoints, prefix: options.prefix, partitions, filter, protocolModules: options.protocolModules ?? [], ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}), ...(options.keep ? { keep: options.keep } : {}), ...(options.requireSignatures ? { requireSignatures: true } : {}) };
-          const worker = new Worker(new URL('./replayWorker.ts', import.meta.url), { workerData: share });
+          const worker = new Worker(new URL(`./replayWorker${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url), { workerData: share });
           let settled = false;
           worker.on('message', (message: WorkerMessage) => {
             if (message.type === 'progress') {

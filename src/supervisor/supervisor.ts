@@ -94,7 +94,8 @@ export interface SupervisorOptions {
   cli?: string;
 }
 
-const defaultCli = fileURLToPath(new URL('../cli/main.ts', import.meta.url));
+// The CLI beside this module: main.ts in the repository, main.js in the built package.
+const defaultCli = fileURLToPath(new URL(`../cli/main${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url));
 
 /**
  * Runs agents as child OS processes (`mabeam agent run`) and restarts them
