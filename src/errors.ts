@@ -64,6 +64,8 @@ export const errorCodes = [
   'VARIABLE_REJECTED',
   // serving (the /metrics endpoint)
   'PORT_IN_USE',
+  // a generated file (asyncapi.yaml) is not what its sources give
+  'OUT_OF_DATE',
 ] as const;
 
 export type ErrorCode = (typeof errorCodes)[number];

@@ -4,6 +4,7 @@ import { silenceKafkajsTimerWarnings } from '../kafka/client.ts';
 import { explainKafkaError, loginHint } from '../security/kafkaErrors.ts';
 import { createLogger, type Logger } from '../log/logger.ts';
 import { registerAgentCommands } from './commands/agents.ts';
+import { registerAsyncApiCommand } from './commands/asyncapi.ts';
 import { registerAuditCommands } from './commands/audit.ts';
 import { registerCoordinatorCommand } from './commands/coordinator.ts';
 import { registerDemoCommand } from './commands/demo.ts';
@@ -53,6 +54,7 @@ registerOptimizeCommands(program, getLogger);
 registerPlanCommands(program, getLogger);
 registerViewCommand(program, getLogger);
 registerDemoCommand(program, getLogger);
+registerAsyncApiCommand(program);
 
 try {
   await program.parseAsync(process.argv);
