@@ -32,7 +32,7 @@ describe('asyncapi.yaml', () => {
     expect(bids.address()).toBe('{prefix}.bids');
     expect(bids.messages().all().map((m) => m.id())).toEqual(['Bid']);
     expect((bids.bindings().get('kafka')!.value() as { partitions: number }).partitions).toBe(12);
-    const on = (channel: string) => document!.operations().all().filter((o) => o.channels().all().some((c) => c.id() === channel)).map((o) => o.id()).sort();
+    const on = (channel: string) => document!.operations().all().filter((o) => o.channels().all().some((c) => c.id() === channel)).map((o) => o.id() ?? '').sort();
     expect(on('outcomes').filter((id) => id.includes('.send.'))).toEqual(['coordinator.send.outcomes']);
     expect(on('round-state').filter((id) => id.includes('.receive.'))).toEqual(['coordinator.receive.round-state']);
     expect(on('bids')).toContain('agent.send.bids');
