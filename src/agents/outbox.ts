@@ -160,10 +160,10 @@ export class Outbox {
    * second time, with the same event ids — the at-least-once delivery every
    * reader of these topics already expects.
    */
-  async send(events: readonly Outgoing[]): Promise<void> {
+  async send(events: readonly Outgoing[], headers?: IHeaders): Promise<void> {
     const all = this.reports.length > 0 ? [...events, ...this.reports.splice(0)] : [...events];
     if (all.length === 0) return;
-    const encoded = await Promise.all(all.map(async (e) => ({ outgoing: e, message: await this.message(e) })));
+    const encoded = await Promise.all(all.map(async (e) => ({ outgoing: e, message: await this.message(e, headers) })));
     const byTopic = new Map<string, Message[]>();
     for (const { outgoing, message } of encoded) {
       const messages = byTopic.get(outgoing.topic);
@@ -194,9 +194,10 @@ export class Outbox {
     }
   }
 
-  private async message(e: Outgoing): Promise<Message> {
+  /** One event as a record; `extra` headers (the trace context of the step that wrote it) go with it. */
+  private async message(e: Outgoing, extra?: IHeaders): Promise<Message> {
     const value = await this.options.codec.encode(e.type, e.event);
-    const headers: IHeaders = { [instanceHeader]: this.instanceId, [eventHeaders.type]: e.type, [eventHeaders.id]: e.event.envelope.eventId };
+    const headers: IHeaders = { ...extra, [instanceHeader]: this.instanceId, [eventHeaders.type]: e.type, [eventHeaders.id]: e.event.envelope.eventId };
     const speaker = speakerOf(e);
     const keys = speaker === undefined ? undefined : this.keys.get(speaker);
     if (keys) {

@@ -16,6 +16,7 @@
  * with a tombstone in round-state; a new owner restores only from the
  * oldest live round's changelog record on.
  */
+import type { Context } from '@opentelemetry/api';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Kafka } from 'kafkajs';
@@ -38,6 +39,7 @@ import { KeyDirectoryFollower } from '../security/directoryFollower.ts';
 import { signaturesRequired } from '../security/signing.ts';
 import { isSignatureRefusalCode } from '../security/verify.ts';
 import type { StopsForGood } from '../runtime/stopped.ts';
+import { contextOf, messagingSpan } from '../tracing/trace.ts';
 import { topicName } from '../topics/names.ts';
 import type { TopicDefinition } from '../topics/types.ts';
 import { fromRoundState, install, snapshotOf, toRoundState, type RoundSnapshot } from './changelog.ts';
@@ -109,6 +111,8 @@ export class Coordinator implements StopsForGood {
   private readonly allowed: Map<string, string[]>;
   private readonly stateTopic: string;
   private readonly graceMs: number;
+  /** The trace context of each open round's request (until its outcome). */
+  private readonly traces = new Map<string, Context>();
   /** The agents' keys, when signatures are required. */
   private readonly keys: KeyDirectoryFollower | undefined;
 
@@ -234,7 +238,9 @@ export class Coordinator implements StopsForGood {
 
   private release(partition: number): void {
     this.deadlines.clearPartition(partition);
-    this.lanes.get(partition)?.complete();
+    const lane = this.lanes.get(partition);
+    for (const roundId of lane?.rounds.byId.keys() ?? []) this.traces.delete(roundId);
+    lane?.complete();
     this.lanes.delete(partition);
   }
 
@@ -314,6 +320,8 @@ export class Coordinator implements StopsForGood {
       return;
     }
     const event = toRoundEvent(decoded);
+    // A round's trace is its request's: what the coordinator writes for the round carries it on.
+    if (roundId !== undefined && (decoded.type === 'BidRequest' || decoded.type === 'Proposal') && !this.traces.has(roundId)) this.traces.set(roundId, contextOf(record.message.headers));
     const eventTime = (decoded.event as { envelope?: { eventTime?: unknown } }).envelope?.eventTime;
     const request = decoded.type === 'BidRequest' ? 'auction' : decoded.type === 'Proposal' ? 'consensus' : undefined;
     if (typeof eventTime === 'number') rounds.advance(eventTime, maxClockAheadMs, request);
@@ -367,9 +375,16 @@ export class Coordinator implements StopsForGood {
       }
       const round = rounds.rounds.byId.get(decision.roundId);
       lane.out.decisions.push({ decision, kind: round?.open.kind, openedAt: round ? (round.open.openedAt ?? round.open.eventTime) : undefined, ...(record ? { topic: record.topic } : {}) });
+      // In the round's trace (its request's; after a failover, that of the record that led here).
+      const parent = this.traces.get(decision.roundId) ?? contextOf(record?.message.headers);
       for (const output of outputs) {
-        lane.out.add(topicName(o.prefix, output.topic), { key: output.key, value: await o.codec.encode(output.type, output.event), headers: { [eventHeaders.type]: output.type, [eventHeaders.id]: output.event.envelope.eventId } });
+        const topic = topicName(o.prefix, output.topic);
+        const step = messagingSpan('send', topic, parent, { roundId: decision.roundId, key: output.key, subject: { 'mabeam.event_type': output.type } });
+        lane.out.add(topic, { key: output.key, value: await o.codec.encode(output.type, output.event), headers: { ...step.headers, [eventHeaders.type]: output.type, [eventHeaders.id]: output.event.envelope.eventId } });
+        step.end();
       }
+      // A round that ended, or was never opened (its request refused), needs its trace no more.
+      if (decision.type === 'outcome' || !rounds.rounds.byId.has(decision.roundId)) this.traces.delete(decision.roundId);
     }
   }
 

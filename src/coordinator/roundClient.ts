@@ -1,3 +1,4 @@
+import { context } from '@opentelemetry/api';
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { Consumer, Kafka, Producer } from 'kafkajs';
 import type { EventCodec } from '../codec/codec.ts';
@@ -7,6 +8,7 @@ import { newEnvelope } from '../events/envelope.ts';
 import type { BidRequest, Proposal, Rejection, RoundOutcome } from '../events/types.ts';
 import type { Logger } from '../log/logger.ts';
 import { EventProducer } from '../producer/eventProducer.ts';
+import { messagingSpan } from '../tracing/trace.ts';
 import { topicName, readerGroupId } from '../topics/names.ts';
 
 export interface AuctionRequest {
@@ -136,12 +138,26 @@ export class RoundClient {
 
   auction(request: AuctionRequest): Promise<RoundOutcome> {
     const event = bidRequestEvent({ ...request, roundId: request.roundId ?? `auction-${randomUUID()}` }, this.clientId);
-    return this.run(event.roundId, event.envelope.eventId, () => this.events.send(topicName(this.options.prefix, 'bid-requests'), event.roundId, 'BidRequest', event));
+    return this.run(event.roundId, event.envelope.eventId, () => this.sendTraced('bid-requests', event.roundId, 'BidRequest', event));
   }
 
   consensus(request: ConsensusRequest): Promise<RoundOutcome> {
     const event = proposalEvent({ ...request, roundId: request.roundId ?? `consensus-${randomUUID()}` }, this.clientId);
-    return this.run(event.roundId, event.envelope.eventId, () => this.events.send(topicName(this.options.prefix, 'proposals'), event.roundId, 'Proposal', event));
+    return this.run(event.roundId, event.envelope.eventId, () => this.sendTraced('proposals', event.roundId, 'Proposal', event));
+  }
+
+  /** Writes a round's request in a span of its own: the round's trace starts here (in the caller's, when it has one). */
+  private async sendTraced(name: 'bid-requests' | 'proposals', roundId: string, type: 'BidRequest' | 'Proposal', event: BidRequest | Proposal): Promise<void> {
+    const topic = topicName(this.options.prefix, name);
+    const step = messagingSpan('send', topic, context.active(), { roundId, key: roundId });
+    try {
+      if (type === 'BidRequest') await this.events.send(topic, roundId, 'BidRequest', event as BidRequest, { headers: step.headers });
+      else await this.events.send(topic, roundId, 'Proposal', event as Proposal, { headers: step.headers });
+    } catch (error) {
+      step.end(error);
+      throw error;
+    }
+    step.end();
   }
 
   private async run(roundId: string, requestId: string, send: () => Promise<unknown>): Promise<RoundOutcome> {

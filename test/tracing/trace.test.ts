@@ -1,0 +1,78 @@
+/**
+ * One trace across a round on the real broker: the client's request, the
+ * agents' bids, the coordinator's closing, outcome and award, and the
+ * winner's handling of its award — with an in-memory span exporter.
+ */
+import { trace } from '@opentelemetry/api';
+import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import type { KafkaMessage } from 'kafkajs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { defineAgent } from '../../src/agents/defineAgent.ts';
+import { AgentHost } from '../../src/agents/host.ts';
+import { Coordinator } from '../../src/coordinator/coordinator.ts';
+import { RoundClient } from '../../src/coordinator/roundClient.ts';
+import { collectRaw, testContext, waitFor, type TestContext } from '../helpers.ts';
+
+const exporter = new InMemorySpanExporter();
+let ctx: TestContext;
+
+beforeAll(async () => {
+  trace.setGlobalTracerProvider(new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] }));
+  ctx = await testContext('trace');
+});
+afterAll(async () => {
+  await ctx?.close();
+  trace.disable();
+});
+
+const traceIdOf = (m: KafkaMessage): string | undefined => m.headers?.['traceparent']?.toString().split('-')[1];
+const typeOf = (m: KafkaMessage) => m.headers?.['mabeam-event-type']?.toString();
+
+describe('trace context', () => {
+  it('one trace id across the request, the bids, the closing, the outcome and the award, and the spans of every hop', { timeout: 60_000 }, async () => {
+    const coordinator = new Coordinator({ kafka: ctx.kafka, codec: ctx.codec, logger: ctx.logger, prefix: ctx.prefix, definitions: ctx.definitions });
+    ctx.defer(() => coordinator.stop());
+    const host = new AgentHost({
+      kafka: ctx.kafka, codec: ctx.codec, logger: ctx.logger, prefix: ctx.prefix, definitions: ctx.definitions, pool: 'traced', sign: false,
+      agents: [defineAgent({ id: 'low', role: 'worker', capabilities: ['x'], onBidRequest: () => ({ amount: 5 }) }), defineAgent({ id: 'high', role: 'worker', capabilities: ['x'], onBidRequest: () => ({ amount: 9 }) })],
+    });
+    ctx.defer(() => host.stop());
+    const client = new RoundClient({ kafka: ctx.kafka, codec: ctx.codec, producer: await ctx.producer(), logger: ctx.logger, prefix: ctx.prefix });
+    ctx.defer(() => client.stop());
+    await Promise.all([coordinator.start(), host.start(), client.start()]);
+    const [requests, bids, outcomes, directives] = await Promise.all([
+      collectRaw(ctx, ctx.topic('bid-requests')),
+      collectRaw(ctx, ctx.topic('bids')),
+      collectRaw(ctx, ctx.topic('outcomes')),
+      collectRaw(ctx, ctx.topic('directives')),
+    ]);
+
+    const outcome = await client.auction({ roundId: `${ctx.prefix}-r1`, item: 'x', bidders: ['low', 'high'], deadlineMs: 30_000 });
+    expect(outcome).toMatchObject({ winners: ['high'], price: 9 });
+
+    await waitFor(() => requests.messages.length >= 1 && bids.messages.length >= 2 && outcomes.messages.length >= 2 && directives.messages.length >= 1, { what: 'the round\'s records', timeoutMs: 20_000 });
+    const records = [...requests.messages, ...bids.messages, ...outcomes.messages, ...directives.messages];
+    const traceId = traceIdOf(requests.messages[0]!);
+    expect(traceId).toMatch(/^[0-9a-f]{32}$/);
+    expect(records.map((m) => [typeOf(m), traceIdOf(m)])).toEqual(records.map((m) => [typeOf(m), traceId]));
+    expect(records.map(typeOf).sort()).toEqual(['Bid', 'Bid', 'BidRequest', 'Directive', 'RoundClosed', 'RoundOutcome']);
+
+    // The spans: the client's send, each agent handling the request, the coordinator's sends, the winner handling its award.
+    const spans = await waitFor(() => {
+      const all = exporter.getFinishedSpans().filter((s) => s.spanContext().traceId === traceId);
+      return all.some((s) => s.name === `process ${ctx.topic('directives')}`) && all;
+    }, { what: 'the span of the award\'s handling', timeoutMs: 20_000 });
+    const names = spans.map((s) => s.name);
+    expect(names).toContain(`send ${ctx.topic('bid-requests')}`);
+    expect(names).toContain(`process ${ctx.topic('bid-requests')}`);
+    expect(names.filter((n) => n === `send ${ctx.topic('outcomes')}`)).toHaveLength(2);
+    expect(names).toContain(`send ${ctx.topic('directives')}`);
+    for (const s of spans.filter((x) => x.name.endsWith('bid-requests') || x.name.endsWith('outcomes'))) {
+      expect(s.attributes).toMatchObject({ 'messaging.system': 'kafka', 'mabeam.round_id': `${ctx.prefix}-r1` });
+    }
+    // Every span but the first has a parent in the trace.
+    const ids = new Set(spans.map((s) => s.spanContext().spanId));
+    const roots = spans.filter((s) => !s.parentSpanContext || !ids.has(s.parentSpanContext.spanId));
+    expect(roots.map((s) => s.name)).toEqual([`send ${ctx.topic('bid-requests')}`]);
+  });
+});
