@@ -3,6 +3,7 @@ import { MabeamError, describeError } from '../errors.ts';
 import { silenceKafkajsTimerWarnings } from '../kafka/client.ts';
 import { explainKafkaError, loginHint } from '../security/kafkaErrors.ts';
 import { createLogger, type Logger } from '../log/logger.ts';
+import { startSpanExport } from '../tracing/export.ts';
 import { registerAgentCommands } from './commands/agents.ts';
 import { registerAsyncApiCommand } from './commands/asyncapi.ts';
 import { registerAuditCommands } from './commands/audit.ts';
@@ -56,6 +57,8 @@ registerViewCommand(program, getLogger);
 registerDemoCommand(program, getLogger);
 registerAsyncApiCommand(program);
 
+// Spans are exported only where OTEL_EXPORTER_OTLP_ENDPOINT asks for it.
+const spans = await startSpanExport();
 try {
   await program.parseAsync(process.argv);
 } catch (caught) {
@@ -65,6 +68,7 @@ try {
   process.stderr.write(`mabeam: ${describeError(error)}${code}\n`);
   process.exitCode = 1;
 }
+await spans?.shutdown().catch((error: unknown) => process.stderr.write(`mabeam: exporting spans failed: ${describeError(error)}\n`));
 // The command has finished. If a client library still holds a handle open (a
 // reconnect timer), do not let it keep the process alive.
 // What is still on its way to stdout (a large report into a slow pipe) is let out first.

@@ -3,6 +3,8 @@
  * agents' bids, the coordinator's closing, outcome and award, and the
  * winner's handling of its award — with an in-memory span exporter.
  */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { trace } from '@opentelemetry/api';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import type { KafkaMessage } from 'kafkajs';
@@ -11,6 +13,7 @@ import { defineAgent } from '../../src/agents/defineAgent.ts';
 import { AgentHost } from '../../src/agents/host.ts';
 import { Coordinator } from '../../src/coordinator/coordinator.ts';
 import { RoundClient } from '../../src/coordinator/roundClient.ts';
+import { runCli } from '../agentProcesses.ts';
 import { collectRaw, testContext, waitFor, type TestContext } from '../helpers.ts';
 
 const exporter = new InMemorySpanExporter();
@@ -74,5 +77,40 @@ describe('trace context', () => {
     const ids = new Set(spans.map((s) => s.spanContext().spanId));
     const roots = spans.filter((s) => !s.parentSpanContext || !ids.has(s.parentSpanContext.spanId));
     expect(roots.map((s) => s.name)).toEqual([`send ${ctx.topic('bid-requests')}`]);
+  });
+});
+
+describe('span export', () => {
+  it('with OTEL_EXPORTER_OTLP_ENDPOINT set, a command exports its spans over OTLP/HTTP before it exits', { timeout: 60_000 }, async () => {
+    const received: Array<{ url: string; body: string }> = [];
+    const server = createServer((req, res) => {
+      let body = '';
+      req.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      req.on('end', () => {
+        received.push({ url: req.url ?? '', body });
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    ctx.defer(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    const port = (server.address() as AddressInfo).port;
+    const coordinator = new Coordinator({ kafka: ctx.kafka, codec: ctx.codec, logger: ctx.logger, prefix: ctx.prefix, definitions: ctx.definitions });
+    ctx.defer(() => coordinator.stop());
+    await coordinator.start();
+    const roundId = `${ctx.prefix}-exported`;
+    const r = await runCli(ctx.stack, ['round', 'start', '--prefix', ctx.prefix, '--protocol', 'first-price', '--bidders', 'nobody', '--item', '"x"', '--deadline', '1s', '--round-id', roundId], {
+      OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}`,
+      OTEL_SERVICE_NAME: 'mabeam-test',
+    });
+    expect(r.stderr).not.toMatch(/exporting spans failed/);
+    // Nobody bids: the round ends at its deadline without a decision (exit 3).
+    expect(r.stdout).toMatch(/no-decision/);
+    expect(r.code).toBe(3);
+    const traces = received.filter((x) => x.url === '/v1/traces');
+    expect(traces.length).toBeGreaterThan(0);
+    const body = traces.map((x) => x.body).join('\n');
+    expect(body).toContain(`send ${ctx.topic('bid-requests')}`);
+    expect(body).toContain(roundId);
+    expect(body).toContain('mabeam-test');
   });
 });
