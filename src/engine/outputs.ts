@@ -18,6 +18,8 @@ export class Outputs<D = unknown> {
   readonly offsets = new Map<string, number>();
   /** What the transaction decided, for the metrics once it commits. */
   readonly decisions: D[] = [];
+  /** The trace headers of the record being decided: what it leads to carries them, unless it has its own. */
+  trace: Record<string, string> | undefined;
 
   get size(): number {
     return this.records.length;
@@ -28,6 +30,7 @@ export class Outputs<D = unknown> {
   }
 
   add(topic: string, message: Message, onOffset?: (offset: number) => void): void {
+    if (this.trace && message.headers?.['traceparent'] === undefined) message = { ...message, headers: { ...this.trace, ...message.headers } };
     this.records.push(onOffset ? { topic, message, onOffset } : { topic, message });
   }
 

@@ -35,6 +35,7 @@ import { StoppedLatch, type StopsForGood } from '../runtime/stopped.ts';
 import { topicName } from '../topics/names.ts';
 import { Outputs } from './outputs.ts';
 import { forwardedFromHeader, partitionOfKey } from './routing.ts';
+import { contextOf, messagingSpan } from '../tracing/trace.ts';
 import { isFenced, retryConcurrentTransactions } from './transactions.ts';
 import type { Decider, InputRecord, Lane } from './types.ts';
 
@@ -446,9 +447,24 @@ export class Processor<D> implements StopsForGood {
     this.log.debug({ topic, from, to, offset: message.offset }, 'record moved to the partition of its key');
   }
 
-  /** One record: retriable failures are retried in place (with backoff), anything else is a dead letter. */
+  /**
+   * One record, in a span of its trace (what it leads to carries the
+   * trace on): retriable failures are retried in place (with backoff),
+   * anything else is a dead letter.
+   */
   private async decide(lane: LaneState<D>, record: InputRecord, heartbeat: () => Promise<void>): Promise<void> {
+    const step = messagingSpan('process', record.topic, contextOf(record.message.headers), { key: record.message.key?.toString() ?? null, group: this.o.groupId });
+    try {
+      await this.decideOnce(lane, record, heartbeat, step.headers);
+    } finally {
+      lane.out.trace = undefined;
+      step.end();
+    }
+  }
+
+  private async decideOnce(lane: LaneState<D>, record: InputRecord, heartbeat: () => Promise<void>, trace: Record<string, string>): Promise<void> {
     for (let attempt = 1; ; attempt++) {
+      lane.out.trace = trace;
       try {
         await this.o.decider.decide(record, lane);
         return;

@@ -1,3 +1,4 @@
+import { context } from '@opentelemetry/api';
 import { randomBytes } from 'node:crypto';
 import type { Consumer, Kafka, Producer } from 'kafkajs';
 import type { Redis } from 'ioredis';
@@ -12,6 +13,7 @@ import type { Logger } from '../log/logger.ts';
 import { EventProducer } from '../producer/eventProducer.ts';
 import { CompactedView } from '../readmodel/compactedView.ts';
 import { topicName, readerGroupId } from '../topics/names.ts';
+import { messagingSpan } from '../tracing/trace.ts';
 import type { TopicDefinition } from '../topics/types.ts';
 import type { Value, VariableDefinition } from './model.ts';
 import { toRecord } from './records.ts';
@@ -190,11 +192,18 @@ export class VariablesClient implements VariableAccess {
         reject(new MabeamError('VARIABLE_REJECTED', `No answer about ${fields.variableId} within ${timeoutMs} ms: is a variable owner running (mabeam orchestrator run)?`, { details: { reasonCode: 'NO_ANSWER' } }));
       }, timeoutMs);
       this.waiting.set(requestId, { resolve, reject, timer });
-      this.events.send(topicName(this.options.prefix, 'variable-requests'), fields.variableId, 'VariableChangeRequested', event).catch((error: unknown) => {
-        clearTimeout(timer);
-        this.waiting.delete(requestId);
-        reject(error as Error);
-      });
+      // The change's trace starts here (in the caller's, when it has one).
+      const topic = topicName(this.options.prefix, 'variable-requests');
+      const step = messagingSpan('send', topic, context.active(), { key: fields.variableId, subject: { 'mabeam.variable_id': fields.variableId } });
+      this.events.send(topic, fields.variableId, 'VariableChangeRequested', event, { headers: step.headers }).then(
+        () => step.end(),
+        (error: unknown) => {
+          step.end(error);
+          clearTimeout(timer);
+          this.waiting.delete(requestId);
+          reject(error as Error);
+        },
+      );
     });
   }
 }

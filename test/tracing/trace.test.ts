@@ -13,6 +13,9 @@ import { defineAgent } from '../../src/agents/defineAgent.ts';
 import { AgentHost } from '../../src/agents/host.ts';
 import { Coordinator } from '../../src/coordinator/coordinator.ts';
 import { RoundClient } from '../../src/coordinator/roundClient.ts';
+import { VariablesClient } from '../../src/variables/client.ts';
+import { typedVariable } from '../../src/variables/model.ts';
+import { VariableOwner } from '../../src/variables/owner.ts';
 import { runCli } from '../agentProcesses.ts';
 import { collectRaw, testContext, waitFor, type TestContext } from '../helpers.ts';
 
@@ -70,13 +73,41 @@ describe('trace context', () => {
     expect(names).toContain(`process ${ctx.topic('bid-requests')}`);
     expect(names.filter((n) => n === `send ${ctx.topic('outcomes')}`)).toHaveLength(2);
     expect(names).toContain(`send ${ctx.topic('directives')}`);
-    for (const s of spans.filter((x) => x.name.endsWith('bid-requests') || x.name.endsWith('outcomes'))) {
-      expect(s.attributes).toMatchObject({ 'messaging.system': 'kafka', 'mabeam.round_id': `${ctx.prefix}-r1` });
+    // Every span names the round: as its attribute, or as the key of the record it processed.
+    for (const s of spans) {
+      expect(s.attributes['messaging.system'], s.name).toBe('kafka');
+      expect([s.attributes['mabeam.round_id'], s.attributes['messaging.kafka.message.key']], s.name).toContain(`${ctx.prefix}-r1`);
     }
     // Every span but the first has a parent in the trace.
     const ids = new Set(spans.map((s) => s.spanContext().spanId));
     const roots = spans.filter((s) => !s.parentSpanContext || !ids.has(s.parentSpanContext.spanId));
     expect(roots.map((s) => s.name)).toEqual([`send ${ctx.topic('bid-requests')}`]);
+  });
+});
+
+describe('trace context of a variable change', () => {
+  it('the request and what the owner writes for it share one trace id, through the engine\'s span of the request', { timeout: 60_000 }, async () => {
+    const owner = new VariableOwner({ kafka: ctx.kafka, codec: ctx.codec, logger: ctx.logger, prefix: ctx.prefix, definitions: ctx.definitions });
+    ctx.defer(() => owner.stop());
+    const variables = new VariablesClient({ kafka: ctx.kafka, codec: ctx.codec, producer: await ctx.producer(), logger: ctx.logger, prefix: ctx.prefix });
+    ctx.defer(() => variables.stop());
+    await owner.start();
+    await variables.start();
+    const [requests, changes] = await Promise.all([collectRaw(ctx, ctx.topic('variable-requests')), collectRaw(ctx, ctx.topic('variable-changes'))]);
+    await variables.define(typedVariable('traced.size', { kind: 'integer', min: 1, max: 9 }, 2));
+    await variables.set('traced.size', 5);
+    await waitFor(() => requests.messages.length >= 2 && changes.messages.length >= 2, { what: 'the requests and their changes', timeoutMs: 20_000 });
+    const requestTraces = requests.messages.map(traceIdOf);
+    expect(new Set(requestTraces).size).toBe(2);
+    // Each change is in the trace of the request it answers (the change's causation).
+    for (const m of changes.messages) {
+      const change = (await ctx.codec.decode<{ envelope: { causationId: string } }>(m.value)).event;
+      const request = await Promise.all(requests.messages.map(async (r) => ({ id: (await ctx.codec.decode<{ envelope: { eventId: string } }>(r.value)).event.envelope.eventId, trace: traceIdOf(r) })));
+      expect(traceIdOf(m)).toBe(request.find((r) => r.id === change.envelope.causationId)?.trace);
+    }
+    const spans = exporter.getFinishedSpans().filter((s) => requestTraces.includes(s.spanContext().traceId)).map((s) => s.name);
+    expect(spans).toContain(`send ${ctx.topic('variable-requests')}`);
+    expect(spans).toContain(`process ${ctx.topic('variable-requests')}`);
   });
 });
 
