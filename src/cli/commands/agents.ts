@@ -100,13 +100,18 @@ export function registerAgentCommands(program: Command, logger: () => Logger): v
     .option('--prefix <prefix>', 'topic name prefix', defaultTopicPrefix)
     .option('--capability <name...>', 'only agents with these capabilities')
     .option('--state <state>', `only agents in this state (${lifecycleStates.join(', ')})`)
-    .action(async (opts: { prefix: string; capability?: string[]; state?: string }) => {
+    .option('--json', 'print the agents as JSON')
+    .action(async (opts: { prefix: string; capability?: string[]; state?: string; json?: boolean }) => {
       if (opts.state && !lifecycleStates.includes(opts.state as LifecycleState)) {
-        throw new Error(`unknown state "${opts.state}"; use one of ${lifecycleStates.join(', ')}`);
+        throw new MabeamError('INVALID_OPTIONS', `--state: unknown state "${opts.state}"; use one of ${lifecycleStates.join(', ')}`);
       }
       await withRegistry(opts.prefix, async (registry) => {
         const ids = await registry.find({ ...(opts.capability ? { capabilities: opts.capability } : {}), ...(opts.state ? { state: opts.state as LifecycleState } : {}) });
         const rows = await Promise.all(ids.map(async (id) => registry.get(id)));
+        if (opts.json) {
+          out(JSON.stringify(rows.filter((a) => a !== undefined)));
+          return;
+        }
         out(table(rows.filter((a) => a !== undefined).map((a) => [a.agentId, a.role, a.lifecycle?.state ?? '-', a.capabilities.join(','), a.consumerGroup, a.keyId ? `key ${a.keyId}` : 'unsigned'])));
       });
     });
@@ -140,9 +145,14 @@ export function registerAgentCommands(program: Command, logger: () => Logger): v
     .command('health')
     .description('health of every registered agent: alive, lagging, unresponsive or dead, with memory and lag')
     .option('--prefix <prefix>', 'topic name prefix', defaultTopicPrefix)
-    .action(async (opts: { prefix: string }) => {
+    .option('--json', 'print the health of each agent as JSON')
+    .action(async (opts: { prefix: string; json?: boolean }) => {
       await withRegistry(opts.prefix, async (registry) => {
         const health = await registry.health();
+        if (opts.json) {
+          out(JSON.stringify(health));
+          return;
+        }
         out(
           table(
             health.map((h) => [

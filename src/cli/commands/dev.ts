@@ -130,9 +130,22 @@ export function registerDevCommands(program: Command, logger: () => Logger): voi
   dev
     .command('status')
     .description('show whether each service of the local stack runs and answers; exit code 1 unless all do')
-    .action(async () => {
+    .option('--json', 'print the status as one JSON object (no passwords: they stay in the credentials file)')
+    .action(async (opts: { json?: boolean }) => {
       const name = program.opts()['stack'] as string;
       const status = await stackStatus({ name });
+      if (opts.json) {
+        const s = status.state;
+        out(JSON.stringify({
+          name,
+          state: !s ? 'not-running' : s.stoppedAt ? 'stopped' : 'started',
+          dir: s?.dir ?? status.options.stateDir,
+          ...(s ? { startedAt: s.startedAt, stoppedAt: s.stoppedAt ?? null, security: s.secure ? 'secure' : 'plain', credentialsFile: s.secure?.credentialsFile ?? null } : {}),
+          services: status.services.map((x) => ({ name: x.name, health: x.health, running: x.running, origin: x.origin, address: x.address, pid: x.pid ?? null })),
+        }));
+        if (!s || status.services.some((x) => !x.running)) process.exitCode = 1;
+        return;
+      }
       if (!status.state) {
         out(`local stack "${name}": not running (state in ${status.options.stateDir})`);
         process.exitCode = 1;

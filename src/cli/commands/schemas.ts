@@ -11,17 +11,27 @@ export function registerSchemaCommands(program: Command, _logger: () => Logger):
   schemas
     .command('register')
     .description('register every event schema with BACKWARD compatibility (subject = record name); idempotent')
-    .action(async () => {
+    .option('--json', 'print each subject with its schema id, as JSON')
+    .action(async (opts: { json?: boolean }) => {
       const endpoints = await resolveEndpoints(program.opts()['stack'] as string);
       const results = await registerCatalog(createRegistryClient(registryTargetFor(endpoints)), registryTargetFor(endpoints), await loadCatalog());
+      if (opts.json) {
+        out(JSON.stringify(results));
+        return;
+      }
       out(table(results.map((r) => [r.subject, `id ${r.id}`])));
     });
 
   schemas
     .command('list')
     .description('list the event types and their fields')
-    .action(async () => {
+    .option('--json', 'print each event type with its full Avro schema, as JSON')
+    .action(async (opts: { json?: boolean }) => {
       const catalog = await loadCatalog();
+      if (opts.json) {
+        out(JSON.stringify([...catalog.events.values()].map((e) => ({ name: e.name, fullName: e.fullName, schema: e.schema }))));
+        return;
+      }
       out(
         table(
           [...catalog.events.values()].map((e) => [

@@ -20,10 +20,15 @@ export function registerTopicCommands(program: Command, logger: () => Logger): v
     .description('create missing topics and bring configs and partitions in line with the definitions (idempotent)')
     .option('--prefix <prefix>', 'topic name prefix', defaultTopicPrefix)
     .option('--replication-factor <n>', 'use this replication factor instead of the definitions\' (capped at the broker count)', positiveInt)
-    .action(async (opts: { prefix: string; replicationFactor?: number }) => {
+    .option('--json', 'print the changes and warnings as one JSON object')
+    .action(async (opts: { prefix: string; replicationFactor?: number; json?: boolean }) => {
       const c = await connect(await resolveEndpoints(program.opts()['stack'] as string), logger());
       try {
         const report = await applyTopics(c.admin, c.definitions, { prefix: opts.prefix, ...(opts.replicationFactor ? { replicationFactor: opts.replicationFactor } : {}) });
+        if (opts.json) {
+          out(JSON.stringify(report));
+          return;
+        }
         out(
           table(
             report.changes.map((ch) => {
@@ -47,8 +52,13 @@ export function registerTopicCommands(program: Command, logger: () => Logger): v
     .command('list')
     .description('list the declared topics and what each holds')
     .option('--prefix <prefix>', 'topic name prefix', defaultTopicPrefix)
-    .action(async (opts: { prefix: string }) => {
+    .option('--json', 'print the definitions as JSON, each with its prefixed topic name')
+    .action(async (opts: { prefix: string; json?: boolean }) => {
       const definitions = await loadTopicDefinitions();
+      if (opts.json) {
+        out(JSON.stringify(definitions.map((d) => ({ topic: topicName(opts.prefix, d.name), ...d }))));
+        return;
+      }
       out(table(definitions.map((d) => [topicName(opts.prefix, d.name), `key ${d.key}`, `${d.partitions}p`, d.config['cleanup.policy'] ?? 'delete', d.purpose])));
     });
 }

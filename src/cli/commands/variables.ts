@@ -88,9 +88,14 @@ export function registerVariableCommands(program: Command, logger: () => Logger)
     .command('list')
     .description('every variable with its type, value and version')
     .option(...prefixOption)
-    .action(async (opts: { prefix: string }) => {
+    .option('--json', 'print every variable as JSON (as var get prints one)')
+    .action(async (opts: { prefix: string; json?: boolean }) => {
       await withClient(program, logger, opts.prefix, async (client) => {
         const all = await client.all();
+        if (opts.json) {
+          out(JSON.stringify(all));
+          return;
+        }
         out(table([['ID', 'TYPE', 'VERSION', 'VALUE'], ...all.map((r) => [r.id, r.definition.type, String(r.version), JSON.stringify(r.value)])]));
       });
     });
