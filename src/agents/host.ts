@@ -12,7 +12,7 @@ import type { Logger } from '../log/logger.ts';
 import { StoppedLatch, type StopsForGood } from '../runtime/stopped.ts';
 import { signingKeys } from '../security/agentKeys.ts';
 import { signingEnabled } from '../security/signing.ts';
-import { contextOf, messagingSpan } from '../tracing/trace.ts';
+import { contextOf, traced } from '../tracing/trace.ts';
 import { topicName } from '../topics/names.ts';
 import type { TopicDefinition } from '../topics/types.ts';
 import { dispatch, type HostAction } from './dispatch.ts';
@@ -286,18 +286,12 @@ export class AgentHost extends EventEmitter implements StopsForGood {
       return;
     }
     // The handlers run in a span of the record's trace, and what they answer carries it on.
-    const step = messagingSpan('process', context.topic, contextOf(context.headers), { roundId: (decoded.event as { roundId?: string }).roundId, key: context.key, group: this.groupId });
-    let out: Outgoing[];
-    try {
-      const dispatched = await dispatch(decoded, this.agents, { codec: this.options.codec, instanceId: this.instanceId, topic: this.topic, stepsRunning: (agentId) => this.steps.load(agentId), bidOnStep: (agentId, item, deadline) => this.steps.bidOn(agentId, item, deadline) });
-      out = dispatched.out;
-      if (dispatched.hostAction) this.carryOut(dispatched.hostAction);
+    const out = await traced('process', context.topic, contextOf(context.headers), { roundId: (decoded.event as { roundId?: string }).roundId, key: context.key, group: this.groupId }, async (step) => {
+      const { out, hostAction } = await dispatch(decoded, this.agents, { codec: this.options.codec, instanceId: this.instanceId, topic: this.topic, stepsRunning: (agentId) => this.steps.load(agentId), bidOnStep: (agentId, item, deadline) => this.steps.bidOn(agentId, item, deadline) });
+      if (hostAction) this.carryOut(hostAction);
       await this.outbox.send(out, step.headers);
-    } catch (error) {
-      step.end(error);
-      throw error;
-    }
-    step.end();
+      return out;
+    });
     this.log.debug({ type: decoded.type, topic: context.topic, partition: context.partition, offset: context.offset, key: context.key, answers: out.length }, 'dispatched');
   }
 

@@ -8,7 +8,7 @@ import { newEnvelope } from '../events/envelope.ts';
 import type { BidRequest, Proposal, Rejection, RoundOutcome } from '../events/types.ts';
 import type { Logger } from '../log/logger.ts';
 import { EventProducer } from '../producer/eventProducer.ts';
-import { messagingSpan } from '../tracing/trace.ts';
+import { traced } from '../tracing/trace.ts';
 import { topicName, readerGroupId } from '../topics/names.ts';
 
 export interface AuctionRequest {
@@ -138,26 +138,19 @@ export class RoundClient {
 
   auction(request: AuctionRequest): Promise<RoundOutcome> {
     const event = bidRequestEvent({ ...request, roundId: request.roundId ?? `auction-${randomUUID()}` }, this.clientId);
-    return this.run(event.roundId, event.envelope.eventId, () => this.sendTraced('bid-requests', event.roundId, 'BidRequest', event));
+    const topic = topicName(this.options.prefix, 'bid-requests');
+    return this.run(event.roundId, event.envelope.eventId, () => this.traced(topic, event.roundId, (headers) => this.events.send(topic, event.roundId, 'BidRequest', event, { headers })));
   }
 
   consensus(request: ConsensusRequest): Promise<RoundOutcome> {
     const event = proposalEvent({ ...request, roundId: request.roundId ?? `consensus-${randomUUID()}` }, this.clientId);
-    return this.run(event.roundId, event.envelope.eventId, () => this.sendTraced('proposals', event.roundId, 'Proposal', event));
+    const topic = topicName(this.options.prefix, 'proposals');
+    return this.run(event.roundId, event.envelope.eventId, () => this.traced(topic, event.roundId, (headers) => this.events.send(topic, event.roundId, 'Proposal', event, { headers })));
   }
 
   /** Writes a round's request in a span of its own: the round's trace starts here (in the caller's, when it has one). */
-  private async sendTraced(name: 'bid-requests' | 'proposals', roundId: string, type: 'BidRequest' | 'Proposal', event: BidRequest | Proposal): Promise<void> {
-    const topic = topicName(this.options.prefix, name);
-    const step = messagingSpan('send', topic, context.active(), { roundId, key: roundId });
-    try {
-      if (type === 'BidRequest') await this.events.send(topic, roundId, 'BidRequest', event as BidRequest, { headers: step.headers });
-      else await this.events.send(topic, roundId, 'Proposal', event as Proposal, { headers: step.headers });
-    } catch (error) {
-      step.end(error);
-      throw error;
-    }
-    step.end();
+  private traced(topic: string, roundId: string, send: (headers: Record<string, string>) => Promise<unknown>): Promise<unknown> {
+    return traced('send', topic, context.active(), { roundId, key: roundId }, (step) => send(step.headers));
   }
 
   private async run(roundId: string, requestId: string, send: () => Promise<unknown>): Promise<RoundOutcome> {

@@ -35,7 +35,7 @@ import { StoppedLatch, type StopsForGood } from '../runtime/stopped.ts';
 import { topicName } from '../topics/names.ts';
 import { Outputs } from './outputs.ts';
 import { forwardedFromHeader, partitionOfKey } from './routing.ts';
-import { contextOf, messagingSpan } from '../tracing/trace.ts';
+import { contextOf, traced } from '../tracing/trace.ts';
 import { isFenced, retryConcurrentTransactions } from './transactions.ts';
 import type { Decider, InputRecord, Lane } from './types.ts';
 
@@ -453,18 +453,19 @@ export class Processor<D> implements StopsForGood {
    * anything else is a dead letter.
    */
   private async decide(lane: LaneState<D>, record: InputRecord, heartbeat: () => Promise<void>): Promise<void> {
-    const step = messagingSpan('process', record.topic, contextOf(record.message.headers), { key: record.message.key?.toString() ?? null, group: this.o.groupId });
-    try {
-      await this.decideOnce(lane, record, heartbeat, step.headers);
-    } finally {
-      lane.out.trace = undefined;
-      step.end();
-    }
+    // Nothing else runs on the lane meanwhile (lane.run): its buffer is this record's until it is decided.
+    await traced('process', record.topic, contextOf(record.message.headers), { key: record.message.key?.toString() ?? null, group: this.o.groupId }, async (step) => {
+      lane.out.trace = step.headers;
+      try {
+        await this.decideWithRetries(lane, record, heartbeat);
+      } finally {
+        lane.out.trace = undefined;
+      }
+    });
   }
 
-  private async decideOnce(lane: LaneState<D>, record: InputRecord, heartbeat: () => Promise<void>, trace: Record<string, string>): Promise<void> {
+  private async decideWithRetries(lane: LaneState<D>, record: InputRecord, heartbeat: () => Promise<void>): Promise<void> {
     for (let attempt = 1; ; attempt++) {
-      lane.out.trace = trace;
       try {
         await this.o.decider.decide(record, lane);
         return;

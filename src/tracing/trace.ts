@@ -35,6 +35,8 @@ export function headersOf(context: Context): Record<string, string> {
   return headers;
 }
 
+type SpanAttributes = { roundId?: string; key?: string | null; group?: string; subject?: Record<string, string> };
+
 export interface MessagingSpan {
   span: Span;
   /** The context with this span: what the records it leads to carry. */
@@ -49,7 +51,7 @@ export interface MessagingSpan {
  * a consumer, `send <topic>` for a producer), child of `parent`, with the
  * round (or plan, study, variable) it is about.
  */
-export function messagingSpan(operation: 'process' | 'send', topic: string, parent: Context, attributes: { roundId?: string; key?: string | null; group?: string; subject?: Record<string, string> } = {}): MessagingSpan {
+export function messagingSpan(operation: 'process' | 'send', topic: string, parent: Context, attributes: SpanAttributes = {}): MessagingSpan {
   const span = trace.getTracer('mabeam').startSpan(
     `${operation} ${topic}`,
     {
@@ -76,4 +78,17 @@ export function messagingSpan(operation: 'process' | 'send', topic: string, pare
       span.end();
     },
   };
+}
+
+/** Runs `work` in a messaging span (see messagingSpan), ended when it settles, with the error if it throws. */
+export async function traced<T>(operation: 'process' | 'send', topic: string, parent: Context, attributes: SpanAttributes, work: (step: MessagingSpan) => Promise<T>): Promise<T> {
+  const step = messagingSpan(operation, topic, parent, attributes);
+  try {
+    const result = await work(step);
+    step.end();
+    return result;
+  } catch (error) {
+    step.end(error);
+    throw error;
+  }
 }

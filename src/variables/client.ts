@@ -13,7 +13,7 @@ import type { Logger } from '../log/logger.ts';
 import { EventProducer } from '../producer/eventProducer.ts';
 import { CompactedView } from '../readmodel/compactedView.ts';
 import { topicName, readerGroupId } from '../topics/names.ts';
-import { messagingSpan } from '../tracing/trace.ts';
+import { traced } from '../tracing/trace.ts';
 import type { TopicDefinition } from '../topics/types.ts';
 import type { Value, VariableDefinition } from './model.ts';
 import { toRecord } from './records.ts';
@@ -194,16 +194,13 @@ export class VariablesClient implements VariableAccess {
       this.waiting.set(requestId, { resolve, reject, timer });
       // The change's trace starts here (in the caller's, when it has one).
       const topic = topicName(this.options.prefix, 'variable-requests');
-      const step = messagingSpan('send', topic, context.active(), { key: fields.variableId, subject: { 'mabeam.variable_id': fields.variableId } });
-      this.events.send(topic, fields.variableId, 'VariableChangeRequested', event, { headers: step.headers }).then(
-        () => step.end(),
-        (error: unknown) => {
-          step.end(error);
-          clearTimeout(timer);
-          this.waiting.delete(requestId);
-          reject(error as Error);
-        },
-      );
+      traced('send', topic, context.active(), { key: fields.variableId, subject: { 'mabeam.variable_id': fields.variableId } }, (step) =>
+        this.events.send(topic, fields.variableId, 'VariableChangeRequested', event, { headers: step.headers }),
+      ).catch((error: unknown) => {
+        clearTimeout(timer);
+        this.waiting.delete(requestId);
+        reject(error as Error);
+      });
     });
   }
 }

@@ -22,6 +22,8 @@ export function registerDemoCommand(program: Command, logger: () => Logger): voi
     )
     .action(async (opts: { prefix: string; secure?: boolean }) => {
       const fromEnvironment = endpointsFromEnvironment();
+      // A plain stack is never made secure: without --stack a secure demo runs on a stack of its own.
+      const stackName = opts.secure && program.getOptionValueSource('stack') === 'default' ? secureDemoStack : (program.opts()['stack'] as string);
       let endpoints: StackEndpoints;
       let secure: DemoOptions['secure'];
       if (fromEnvironment) {
@@ -31,9 +33,7 @@ export function registerDemoCommand(program: Command, logger: () => Logger): voi
           secure = {};
         }
       } else {
-        const explicit = program.getOptionValueSource('stack') !== 'default';
-        const name = opts.secure && !explicit ? secureDemoStack : (program.opts()['stack'] as string);
-        const { state } = await bringUp(name, logger(), { secure: opts.secure === true });
+        const { state } = await bringUp(stackName, logger(), { secure: opts.secure === true });
         endpoints = state.endpoints;
         if (opts.secure) {
           const credentials = await readStackCredentials(state.dir);
@@ -48,6 +48,6 @@ export function registerDemoCommand(program: Command, logger: () => Logger): voi
       } finally {
         await c.close();
       }
-      if (!fromEnvironment) progress(`the local stack keeps running for the next command; \`bin/mabeam ${opts.secure && program.getOptionValueSource('stack') === 'default' ? `--stack ${secureDemoStack} ` : ''}dev down\` stops it`);
+      if (!fromEnvironment) progress(`the local stack keeps running for the next command; \`bin/mabeam ${program.getOptionValueSource('stack') === 'default' && !opts.secure ? '' : `--stack ${stackName} `}dev down\` stops it`);
     });
 }
