@@ -7,6 +7,7 @@
  * it; the committed asyncapi.yaml is kept equal to it by a test.
  */
 import { stringify } from 'yaml';
+import { MabeamError } from '../errors.ts';
 import type { SchemaCatalog } from '../schemas/catalog.ts';
 import type { Roles, RoleName } from '../security/roles.ts';
 import type { TopicDefinition } from '../topics/types.ts';
@@ -49,7 +50,7 @@ export function asyncApiDocument(inputs: AsyncApiInputs): Json {
     const channelMessages: Json = {};
     for (const fullName of d.eventTypes) {
       const event = inputs.catalog.get(fullName);
-      if (!event) throw new Error(`topics/${d.name}.json names ${fullName}, which schemas/ does not define`);
+      if (!event) throw new MabeamError('INVALID_TOPIC_DEFINITION', `topics/${d.name}.json names the event type ${fullName}, which schemas/ does not define: add its schema or remove it from eventTypes.`, { details: { topic: d.name, eventType: fullName } });
       channelMessages[event.name] = { $ref: `#/components/messages/${event.name}` };
       messages[event.name] ??= {
         name: event.name,

@@ -355,17 +355,24 @@ export class Processor<D> implements StopsForGood {
     this.log.debug({ partitions }, 'lanes ready');
   }
 
-  private async ensureReady(lane: LaneState<D>, heartbeat: () => Promise<void>): Promise<void> {
-    if (lane.ready) return;
+  /**
+   * Waits for the lane's restore; false when it is not ready after it: the
+   * restore failed (the broker is away) or a newer assignment superseded it.
+   * Either way the member starts over, so that is an answer, not an error.
+   */
+  private async ensureReady(lane: LaneState<D>, heartbeat: () => Promise<void>): Promise<boolean> {
+    if (lane.ready) return true;
     // A restore can take longer than the session timeout: the member keeps saying it is alive meanwhile,
     // or the group would move its partitions and it would restore again, and again.
     const beat = setInterval(() => void heartbeat().catch(() => undefined), 1_000);
     try {
       await lane.restoring;
+    } catch {
+      return false;
     } finally {
       clearInterval(beat);
     }
-    if (!lane.ready) throw new Error(`partition ${lane.partition} was not restored`);
+    return lane.ready;
   }
 
   /** Current end offsets of inputs the group never committed on these partitions. */
@@ -408,12 +415,8 @@ export class Processor<D> implements StopsForGood {
     await lane.run(async () => {
       // A member starting over reads this again from what was committed.
       if (this.broken) return;
-      try {
-        await this.ensureReady(lane, heartbeat);
-      } catch {
-        // Fencing or restoring failed (the broker is away): the member starts over.
-        return;
-      }
+      // Fencing or restoring failed (the broker is away), or a rebalance superseded it: the member starts over.
+      if (!(await this.ensureReady(lane, heartbeat))) return;
       const skip = lane.skipBelow.get(batch.topic) ?? 0;
       const partitions = this.partitionCounts.get(batch.topic) ?? 1;
       for (const message of batch.messages) {

@@ -236,7 +236,7 @@ export class Planner implements StopsForGood {
     let goal: Record<string, unknown>;
     try {
       goal = JSON.parse(request.goal) as Record<string, unknown>;
-      if (!goal || typeof goal !== 'object' || Array.isArray(goal)) throw new Error('the goal must be a JSON object');
+      if (!goal || typeof goal !== 'object' || Array.isArray(goal)) throw new MabeamError('VALIDATION_FAILED', 'the goal must be a JSON object');
       if (request.plan !== null) {
         raw = JSON.parse(request.plan) as unknown;
         if (raw && typeof raw === 'object' && !Array.isArray(raw) && !('goal' in raw)) raw = { ...raw, goal };

@@ -14,7 +14,7 @@ export interface GoalTemplate {
   /** The goal type it decomposes. */
   type: string;
   description?: string;
-  /** The plan (as parsePlan takes it) for a goal; throw to refuse the goal. Must depend on the goal only. */
+  /** The plan (as parsePlan takes it) for a goal; throw to refuse the goal (the built-in ones throw VALIDATION_FAILED). Must depend on the goal only. */
   plan: (goal: Record<string, unknown>) => unknown;
 }
 
@@ -30,9 +30,10 @@ export const mapReduce: GoalTemplate = {
     const items = goal['items'];
     const map = goal['map'];
     const reduce = goal['reduce'];
-    if (!Array.isArray(items) || items.length === 0) throw new Error('a map-reduce goal needs items: a non-empty array');
-    if (typeof map !== 'string' || map.length === 0) throw new Error('a map-reduce goal needs map: the capability of its map steps');
-    if (reduce !== undefined && (typeof reduce !== 'string' || reduce.length === 0)) throw new Error('reduce, when given, is the capability of the reduce step');
+    const invalid = (message: string) => new MabeamError('VALIDATION_FAILED', message, { details: { goalType: 'map-reduce' } });
+    if (!Array.isArray(items) || items.length === 0) throw invalid('a map-reduce goal needs items: a non-empty array');
+    if (typeof map !== 'string' || map.length === 0) throw invalid('a map-reduce goal needs map: the capability of its map steps');
+    if (reduce !== undefined && (typeof reduce !== 'string' || reduce.length === 0)) throw invalid('reduce, when given, is the capability of the reduce step');
     const steps: unknown[] = items.map((item, i) => ({ id: `map-${i}`, capability: map, inputs: { item: { value: item } } }));
     if (reduce) steps.push({ id: 'reduce', capability: reduce, inputs: Object.fromEntries(items.map((_, i) => [`r${i}`, { step: `map-${i}` }])) });
     return { goal, steps };

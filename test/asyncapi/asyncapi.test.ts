@@ -4,7 +4,10 @@ import { AvroSchemaParser } from '@asyncapi/avro-schema-parser';
 import { Parser } from '@asyncapi/parser';
 import { parse, stringify } from 'yaml';
 import { describe, expect, it } from 'vitest';
+import { asyncApiDocument } from '../../src/asyncapi/document.ts';
 import { generateAsyncApi } from '../../src/asyncapi/generate.ts';
+import { loadCatalog } from '../../src/schemas/catalog.ts';
+import { loadRoles } from '../../src/security/roles.ts';
 import { loadTopicDefinitions } from '../../src/topics/index.ts';
 
 const committed = fileURLToPath(new URL('../../asyncapi.yaml', import.meta.url));
@@ -46,5 +49,14 @@ describe('asyncapi.yaml', () => {
     const notAvro = structuredClone(doc);
     notAvro.components.messages['Vote']!.payload.schema = { type: 'record', name: 'Vote', fields: [{ name: 'x', type: 'no-such-type' }] };
     expect(await errorsOf(stringify(notAvro))).not.toEqual([]);
+  });
+
+  it('a topic naming an event type schemas/ does not define is refused with INVALID_TOPIC_DEFINITION', async () => {
+    const [definitions, catalog, roles] = await Promise.all([loadTopicDefinitions(), loadCatalog(), loadRoles()]);
+    const bids = definitions.find((d) => d.name === 'bids')!;
+    const broken = definitions.map((d) => (d === bids ? { ...d, eventTypes: [...d.eventTypes, 'io.mabeam.NoSuchEvent'] } : d));
+    expect(() => asyncApiDocument({ version: '0.0.0', definitions: broken, catalog, roles })).toThrow(
+      expect.objectContaining({ code: 'INVALID_TOPIC_DEFINITION', message: expect.stringContaining('topics/bids.json names the event type io.mabeam.NoSuchEvent') }),
+    );
   });
 });
