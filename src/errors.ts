@@ -15,6 +15,8 @@ export const errorCodes = [
   'STACK_NOT_RUNNING',
   // a stack is secure or plain from its first start, and a start asked for the other
   'STACK_SECURITY_MISMATCH',
+  // the containers stack (`dev up --containers`, MABEAM_TESTCONTAINERS=1) found no Docker engine that answers
+  'DOCKER_UNAVAILABLE',
   // adding or removing a Kafka SCRAM user failed (other than a wrong admin login)
   'SCRAM_USER_FAILED',
   // topics

@@ -3,6 +3,7 @@ import { silenceKafkajsTimerWarnings } from '../src/kafka/client.ts';
 import { createLogger } from '../src/log/logger.ts';
 import { endpointsFromEnvironment, startStack, stopStack, type StackEndpoints } from '../src/stack/index.ts';
 import { readStackCredentials, type StackCredentials } from '../src/stack/credentials.ts';
+import { chooseStackKind, containerImages, startContainerStack } from '../src/stack/containers.ts';
 import { startChromiumInstall } from './chromium.ts';
 
 declare module 'vitest' {
@@ -25,8 +26,11 @@ declare module 'vitest' {
 /**
  * One stack for the whole run. With KAFKA_BROKERS, SCHEMA_REGISTRY_URL and
  * REDIS_URL all set (e.g. docker compose), those are used as they are;
- * otherwise an ephemeral local stack starts here and is stopped at the end —
- * and, should this process be killed, by the watchdog of each service.
+ * otherwise, where a Docker engine answers (or MABEAM_TESTCONTAINERS=1; =0
+ * never), Kafka, Confluent Schema Registry and Redis start as containers with
+ * testcontainers; elsewhere an ephemeral local stack starts here. Either is
+ * stopped at the end — and, should this process be killed, by testcontainers'
+ * reaper or the watchdog of each embedded service.
  * The browser tests' Chromium, when missing, is installed in the background
  * while the other tests run (those tests wait for it, and report a failure).
  */
@@ -36,18 +40,29 @@ export default async function setup(project: TestProject): Promise<() => Promise
   await startChromiumInstall(process.pid);
   const log = createLogger({ level: process.env['MABEAM_LOG_LEVEL'] ?? 'info', name: 'test-stack' });
   const fromEnv = endpointsFromEnvironment();
+  const kind = fromEnv ? undefined : await chooseStackKind();
+  const startedAt = Date.now();
   // The secure stack is always the embedded one, started beside the plain one.
-  const [plain, secure] = await Promise.all([
-    fromEnv ? undefined : startStack({ name: 'test', ephemeral: true }, log),
+  const [plain, containers, secure] = await Promise.all([
+    kind === 'embedded' ? startStack({ name: 'test', ephemeral: true }, log) : undefined,
+    kind === 'containers' ? startContainerStack({}, log) : undefined,
     process.env['MABEAM_TEST_SECURE_STACK'] === '0' ? undefined : startStack({ name: 'test-secure', ephemeral: true, secure: true }, log),
   ]);
-  if (plain) process.stderr.write(`test stack up in ${plain.report.timings['total']} ms: ${JSON.stringify(plain.state.endpoints)}\n`);
+  if (plain) process.stderr.write(`test stack (embedded) up in ${plain.report.timings['total']} ms: ${JSON.stringify(plain.state.endpoints)}\n`);
+  if (containers) {
+    const images = Object.values(containerImages).join(', ');
+    process.stderr.write(`test stack (testcontainers: ${images}) up in ${Date.now() - startedAt} ms: ${JSON.stringify(containers.endpoints)}\n`);
+  }
   if (secure) process.stderr.write(`secure test stack up in ${secure.report.timings['total']} ms: kafka ${secure.state.endpoints.kafkaBrokers.join(',')}, registry ${secure.state.endpoints.schemaRegistryUrl}\n`);
-  project.provide('stack', fromEnv ?? plain!.state.endpoints);
+  project.provide('stack', fromEnv ?? containers?.endpoints ?? plain!.state.endpoints);
   project.provide('secureStack', secure?.state.endpoints);
   project.provide('secureCredentials', secure ? await readStackCredentials(secure.state.dir) : undefined);
   project.provide('secureStateDir', secure?.state.dir);
   return async () => {
-    await Promise.all([plain ? stopStack(plain.state, { timeoutMs: 10_000 }) : undefined, secure ? stopStack(secure.state, { timeoutMs: 10_000 }) : undefined]);
+    await Promise.all([
+      plain ? stopStack(plain.state, { timeoutMs: 10_000 }) : undefined,
+      containers?.stop(),
+      secure ? stopStack(secure.state, { timeoutMs: 10_000 }) : undefined,
+    ]);
   };
 }

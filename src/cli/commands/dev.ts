@@ -14,6 +14,8 @@ import {
   type StackState,
   type StartedStack,
 } from '../../stack/index.ts';
+import { dockerUnavailable, probeDocker, startContainerStack, type ContainerStack } from '../../stack/containers.ts';
+import { untilSignalOrStopped } from '../lifetime.ts';
 import { out, progress, table } from '../output.ts';
 
 /** A value as a POSIX shell reads it back: bare when it is plain, else single-quoted. */
@@ -103,18 +105,54 @@ export async function bringUp(name: string, logger: Logger, options: { secure?: 
   return started;
 }
 
+/**
+ * `dev up --containers`: Kafka, Confluent Schema Registry and Redis as
+ * containers (testcontainers), for as long as the calling process runs. No
+ * record is written: `dev down`, `dev status` and `dev env` concern the
+ * embedded stack only. No engine: DOCKER_UNAVAILABLE, before anything starts.
+ */
+export async function bringUpContainers(logger: Logger): Promise<ContainerStack> {
+  const probe = await probeDocker();
+  if (!probe.available) throw dockerUnavailable(probe);
+  progress(`containers stack: starting with testcontainers on the Docker engine at ${probe.endpoint} (the first start pulls the images)…`);
+  const startedAt = Date.now();
+  const stack = await startContainerStack({}, logger);
+  progress(`containers stack: up in ${((Date.now() - startedAt) / 1000).toFixed(1)} s`);
+  const e = stack.endpoints;
+  progress(`  kafka    ${e.kafkaBrokers.join(',')}  (${stack.images.kafka})`);
+  progress(`  registry ${e.schemaRegistryUrl}  (${stack.images.registry})`);
+  progress(`  redis    ${e.redisUrl}  (${stack.images.redis})`);
+  progress('  it lives as long as this command: Ctrl-C (SIGINT) or SIGTERM stops and removes it; `dev down` and `dev status` concern the embedded stack only');
+  return stack;
+}
+
 export function registerDevCommands(program: Command, logger: () => Logger): void {
-  const dev = program.command('dev').description('the embedded local stack: Kafka (KRaft), Apicurio Registry and Redis on this machine');
+  const dev = program
+    .command('dev')
+    .description('the embedded local stack: Kafka (KRaft), Apicurio Registry and Redis on this machine (or, with `dev up --containers`, the same as Docker containers)');
 
   dev
     .command('up')
     .description(
       'start the local stack (again on its recorded ports), or reuse what still runs; prints the addresses. ' +
         'With --secure, a stack with SASL/SCRAM-SHA-512 and ACLs on Kafka, basic auth on the registry and a Redis password ' +
-        '(fixed at its first start: a secure stack needs its own name, e.g. `mabeam --stack secure dev up --secure`)',
+        '(fixed at its first start: a secure stack needs its own name, e.g. `mabeam --stack secure dev up --secure`). ' +
+        'With --containers, Kafka, Confluent Schema Registry and Redis as Docker containers (the images of docker-compose.yml) instead: ' +
+        'the command stays in the foreground and Ctrl-C (SIGINT) or SIGTERM removes them; such a stack has no record, so `dev down` / `dev status` / `dev env` do not see it',
     )
     .option('--secure', 'a secure stack: Kafka SASL/SCRAM-SHA-512 with ACLs, registry basic auth and roles, Redis password; passwords generated once into credentials.json')
-    .action(async (options: { secure?: boolean }) => {
+    .option('--containers', 'start the stack as Docker containers with testcontainers (needs a Docker engine: DOCKER_UNAVAILABLE without one); runs until SIGINT')
+    .action(async (options: { secure?: boolean; containers?: boolean }) => {
+      if (options.containers) {
+        if (options.secure) throw new MabeamError('INVALID_OPTIONS', '--containers starts a plain stack; --secure is for the embedded one (`mabeam --stack secure dev up --secure`).');
+        const stack = await bringUpContainers(logger());
+        out(exportLines(stack.endpoints).join('\n'));
+        const signal = await untilSignalOrStopped([], () => stack.stop());
+        progress(`containers stack: ${signal}; removing its containers…`);
+        await stack.stop();
+        progress('containers stack: removed');
+        return;
+      }
       const { state } = await bringUp(program.opts()['stack'] as string, logger(), { secure: options.secure === true });
       out((await stackExportLines(state)).join('\n'));
     });
