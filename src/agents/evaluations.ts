@@ -1,8 +1,10 @@
+import { ROOT_CONTEXT, type Context } from '@opentelemetry/api';
 import type { DecodedEvent, EventCodec } from '../codec/codec.ts';
 import { describeError } from '../errors.ts';
 import { deterministicEventId, newEnvelope } from '../events/envelope.ts';
 import type { StudyCompleted, TrialAssigned, TrialPruned, TrialReported, TrialRetried } from '../events/types.ts';
 import type { Logger } from '../log/logger.ts';
+import { messagingSpan, type MessagingSpan } from '../tracing/trace.ts';
 import { handling } from './dispatch.ts';
 import type { Outbox, Outgoing } from './outbox.ts';
 import type { HostedAgent, Trial, TrialAnswer, TrialContext } from './types.ts';
@@ -13,6 +15,8 @@ export interface EvaluationsOptions {
   instanceId: string;
   topic: (name: string) => string;
   logger: Logger;
+  /** The host's consumer group (on the spans of the evaluations). */
+  group?: string;
 }
 
 interface Running {
@@ -29,6 +33,10 @@ interface Running {
   /** Everything this evaluation writes, in order. */
   chain: Promise<void>;
   done: Promise<void>;
+  /** The evaluation's span (a child of its assignment's), until it ends. */
+  span: MessagingSpan | undefined;
+  /** The trace headers everything the evaluation writes carries: its assignment's trace. */
+  trace: Record<string, string>;
 }
 
 /** maxHandlerErrorLength of dispatch: an error message longer than this is cut. */
@@ -49,6 +57,11 @@ const maxErrorLength = 2_000;
  * A host that dies mid-trial writes nothing more: the lease runs out and the
  * optimizer retries the trial elsewhere. A host that stops says so
  * (TrialFailed "evaluator stopping"), so the retry need not wait for the lease.
+ *
+ * An evaluation runs in a span of its assignment's trace (`process
+ * <studies>`, from the assignment to the evaluation's end), and everything
+ * it writes carries that span on: a study's creation, its trials'
+ * assignments and their reports share one trace.
  */
 export class Evaluations {
   private readonly o: EvaluationsOptions;
@@ -68,14 +81,15 @@ export class Evaluations {
     return false;
   }
 
-  handle(decoded: DecodedEvent, agents: ReadonlyMap<string, HostedAgent>): void {
+  /** One record of `studies`; `parent` is the trace context it carries (contextOf its headers). */
+  handle(decoded: DecodedEvent, agents: ReadonlyMap<string, HostedAgent>, parent: Context = ROOT_CONTEXT): void {
     switch (decoded.type) {
       case 'TrialAssigned': {
         const a = decoded.event as unknown as TrialAssigned;
         const agent = agents.get(a.agentId);
         if (!agent?.definition.onTrial || !handling(agent)) return;
         if (this.running.has(keyOf(a.trialId, a.attempt))) return; // delivered again
-        this.start(a, agent);
+        this.start(a, agent, parent);
         return;
       }
       case 'TrialReported': {
@@ -126,15 +140,22 @@ export class Evaluations {
     clearInterval(r.heartbeat);
     r.controller.abort(new Error(reason));
     for (const step of [...r.verdicts.keys()]) settle(r, step, true);
+    r.span?.span.setAttribute('mabeam.stop_reason', reason);
+    endSpan(r);
     this.o.logger.debug({ trialId: r.trialId, attempt: r.attempt, reason }, 'evaluation stopped');
   }
 
-  private start(a: TrialAssigned, agent: HostedAgent): void {
+  private start(a: TrialAssigned, agent: HostedAgent, parent: Context): void {
     const o = this.o;
     const controller = new AbortController();
+    const span = messagingSpan('process', o.topic('studies'), parent, {
+      key: a.studyId,
+      ...(o.group ? { group: o.group } : {}),
+      subject: { 'mabeam.study_id': a.studyId, 'mabeam.trial_id': a.trialId, 'mabeam.attempt': String(a.attempt), 'mabeam.agent_id': a.agentId },
+    });
     const r: Running = {
       agentId: a.agentId, studyId: a.studyId, trialId: a.trialId, attempt: a.attempt, controller, stopReason: null,
-      heartbeat: undefined, leaseMs: a.leaseMs, verdicts: new Map(), chain: Promise.resolve(), done: Promise.resolve(),
+      heartbeat: undefined, leaseMs: a.leaseMs, verdicts: new Map(), chain: Promise.resolve(), done: Promise.resolve(), span, trace: span.headers,
     };
     const key = keyOf(a.trialId, a.attempt);
     this.running.set(key, r);
@@ -190,6 +211,7 @@ export class Evaluations {
       const base = { studyId: r.studyId, trialId: r.trialId, attempt: r.attempt, agentId: r.agentId };
       if ('error' in result) this.write(r, 'TrialFailed', { ...base, error: result.error, final: false });
       else this.write(r, 'TrialCompleted', { ...base, values: result.values, constraints: result.constraints });
+      endSpan(r, 'error' in result ? result.error : undefined);
     }
     void r.chain.finally(() => {
       if (this.running.get(key) === r) this.running.delete(key);
@@ -203,9 +225,15 @@ export class Evaluations {
     const event = { envelope: newEnvelope(type, r.agentId, { correlationId: r.studyId, causationId: causationId ?? null, ...(eventId ? { eventId } : {}) }), ...body };
     const outgoing: Outgoing = { topic: o.topic('study-inputs'), key: r.studyId, type, event: event as Outgoing['event'] };
     r.chain = r.chain
-      .then(() => o.outbox.send([outgoing]))
+      .then(() => o.outbox.send([outgoing], r.trace))
       .catch((error: unknown) => o.logger.warn({ trialId: r.trialId, attempt: r.attempt, type, error: describeError(error) }, 'a trial event could not be written; the lease will tell'));
   }
+}
+
+/** Ends an evaluation's span once (with its error, when it failed). */
+function endSpan(r: Running, error?: string): void {
+  r.span?.end(error);
+  r.span = undefined;
 }
 
 /** Tells the reports of a step waiting for a verdict. */

@@ -84,8 +84,8 @@ export class AgentHost extends EventEmitter implements StopsForGood {
     // Not connected until start(); what agents report before then waits in the outbox.
     this.producer = createProducer(options.kafka);
     this.outbox = new Outbox({ producer: this.producer, codec: options.codec, instanceId: this.instanceId, topic: this.topic, logger: this.log });
-    this.evaluations = new Evaluations({ outbox: this.outbox, codec: options.codec, instanceId: this.instanceId, topic: this.topic, logger: this.log });
-    this.steps = new Steps({ outbox: this.outbox, instanceId: this.instanceId, topic: this.topic, logger: this.log });
+    this.evaluations = new Evaluations({ outbox: this.outbox, codec: options.codec, instanceId: this.instanceId, topic: this.topic, logger: this.log, group: this.groupId });
+    this.steps = new Steps({ outbox: this.outbox, instanceId: this.instanceId, topic: this.topic, logger: this.log, group: this.groupId });
     for (const definition of options.agents) {
       this.agents.set(definition.id, {
         definition,
@@ -277,12 +277,13 @@ export class AgentHost extends EventEmitter implements StopsForGood {
   }
 
   private async handle(decoded: DecodedEvent, context: EventContext): Promise<void> {
+    // An assignment starts its evaluation or step in a span of the assignment's trace; what it reports carries it on.
     if (context.topic === this.topic('studies')) {
-      this.evaluations.handle(decoded, this.agents);
+      this.evaluations.handle(decoded, this.agents, contextOf(context.headers));
       return;
     }
     if (context.topic === this.topic('plans')) {
-      this.steps.handle(decoded, this.agents);
+      this.steps.handle(decoded, this.agents, contextOf(context.headers));
       return;
     }
     // The handlers run in a span of the record's trace, and what they answer carries it on.

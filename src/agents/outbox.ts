@@ -174,11 +174,11 @@ export class Outbox {
       await this.options.producer.sendBatch({ topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) });
     } catch (error) {
       if (!refusesRecord(error)) throw error;
-      for (const { outgoing, message } of encoded) await this.sendOne(outgoing, message);
+      for (const { outgoing, message } of encoded) await this.sendOne(outgoing, message, headers);
     }
   }
 
-  private async sendOne(outgoing: Outgoing, message: Message): Promise<void> {
+  private async sendOne(outgoing: Outgoing, message: Message, headers?: IHeaders): Promise<void> {
     try {
       await this.options.producer.send({ topic: outgoing.topic, messages: [message] });
     } catch (error) {
@@ -190,7 +190,7 @@ export class Outbox {
       }
       const instead = outgoing.instead(why);
       this.options.logger.warn({ type: outgoing.type, eventId: outgoing.event.envelope.eventId, instead: instead.type }, why);
-      await this.options.producer.send({ topic: instead.topic, messages: [await this.message(instead)] });
+      await this.options.producer.send({ topic: instead.topic, messages: [await this.message(instead, headers)] });
     }
   }
 

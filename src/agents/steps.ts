@@ -1,8 +1,10 @@
+import { ROOT_CONTEXT, type Context } from '@opentelemetry/api';
 import type { DecodedEvent } from '../codec/codec.ts';
 import { MabeamError } from '../errors.ts';
 import { deterministicEventId, newEnvelope } from '../events/envelope.ts';
 import type { PlanCancelled, PlanCompleted, PlanFailed, StepAssigned, StepFailed, StepRetried } from '../events/types.ts';
 import type { Logger } from '../log/logger.ts';
+import { messagingSpan, type MessagingSpan } from '../tracing/trace.ts';
 import { describeThrown, handling, maxHandlerErrorLength } from './dispatch.ts';
 import type { Outbox, Outgoing } from './outbox.ts';
 import type { HostedAgent, Step, StepContext } from './types.ts';
@@ -24,6 +26,8 @@ export interface StepsOptions {
   instanceId: string;
   topic: (name: string) => string;
   logger: Logger;
+  /** The host's consumer group (on the spans of the attempts). */
+  group?: string;
 }
 
 interface Running {
@@ -39,6 +43,10 @@ interface Running {
   /** Everything this attempt writes, in order. */
   chain: Promise<void>;
   done: Promise<void>;
+  /** The attempt's span (a child of its assignment's), until it ends. */
+  span: MessagingSpan | undefined;
+  /** The trace headers everything the attempt writes carries: its assignment's trace. */
+  trace: Record<string, string>;
 }
 
 type Outcome = { result: string } | { error: string; retriable: boolean };
@@ -59,6 +67,11 @@ const rememberedAttempts = 10_000;
  * cancelled) aborts it: the handler's signal fires and nothing more is
  * written for it. Nothing a handler does escapes: a throw, or a result JSON
  * cannot hold, is the attempt's StepFailed.
+ *
+ * An attempt runs in a span of its assignment's trace (`process <plans>`,
+ * from the assignment to the attempt's end), and everything it writes
+ * carries that span on: the plan's request, its steps' assignments and
+ * their reports share one trace.
  *
  * A host that dies mid-step writes nothing more: the lease runs out and the
  * planner retries the step elsewhere. A host that stops says so (StepFailed
@@ -106,7 +119,8 @@ export class Steps {
     return false;
   }
 
-  handle(decoded: DecodedEvent, agents: ReadonlyMap<string, HostedAgent>): void {
+  /** One record of `plans`; `parent` is the trace context it carries (contextOf its headers). */
+  handle(decoded: DecodedEvent, agents: ReadonlyMap<string, HostedAgent>, parent: Context = ROOT_CONTEXT): void {
     switch (decoded.type) {
       case 'StepAssigned': {
         const a = decoded.event as unknown as StepAssigned;
@@ -116,7 +130,7 @@ export class Steps {
         const key = keyOf(a.planId, a.stepId, a.attempt);
         if (this.started.has(key)) return; // delivered again
         this.remember(key);
-        this.start(a, agent, key);
+        this.start(a, agent, key, parent);
         return;
       }
       case 'StepRetried': {
@@ -170,14 +184,21 @@ export class Steps {
     r.stopReason = reason;
     clearInterval(r.heartbeat);
     r.controller.abort(new Error(reason));
+    r.span?.span.setAttribute('mabeam.stop_reason', reason);
+    endSpan(r);
     this.o.logger.debug({ planId: r.planId, stepId: r.stepId, attempt: r.attempt, reason }, 'step stopped');
   }
 
-  private start(a: StepAssigned, agent: HostedAgent, key: string): void {
+  private start(a: StepAssigned, agent: HostedAgent, key: string, parent: Context): void {
     const controller = new AbortController();
+    const span = messagingSpan('process', this.o.topic('plans'), parent, {
+      key: a.planId,
+      ...(this.o.group ? { group: this.o.group } : {}),
+      subject: { 'mabeam.plan_id': a.planId, 'mabeam.step_id': a.stepId, 'mabeam.attempt': String(a.attempt), 'mabeam.agent_id': a.agentId },
+    });
     const r: Running = {
       agentId: a.agentId, planId: a.planId, stepId: a.stepId, attempt: a.attempt, controller, stopReason: null,
-      heartbeat: undefined, finished: false, chain: Promise.resolve(), done: Promise.resolve(),
+      heartbeat: undefined, finished: false, chain: Promise.resolve(), done: Promise.resolve(), span, trace: span.headers,
     };
     this.running.set(key, r);
     this.write(r, 'StepStarted', { ...base(r), instanceId: this.o.instanceId, leaseMs: a.leaseMs }, a.envelope.eventId);
@@ -212,6 +233,7 @@ export class Steps {
       r.finished = true;
       if ('error' in outcome) this.write(r, 'StepFailed', { ...base(r), error: outcome.error, retriable: outcome.retriable, final: false, escalated: false });
       else this.write(r, 'StepCompleted', { ...base(r), result: outcome.result });
+      endSpan(r, 'error' in outcome ? outcome.error : undefined);
     }
     void r.chain.finally(() => {
       if (this.running.get(key) === r) this.running.delete(key);
@@ -234,9 +256,15 @@ export class Steps {
       });
     }
     r.chain = r.chain
-      .then(() => o.outbox.send([outgoing]))
+      .then(() => o.outbox.send([outgoing], r.trace))
       .catch((error: unknown) => o.logger.warn({ planId: r.planId, stepId: r.stepId, attempt: r.attempt, type, error: describeThrown(error) }, 'a step event could not be written; the lease will tell'));
   }
+}
+
+/** Ends an attempt's span once (with the attempt's error, when it failed). */
+function endSpan(r: { span: MessagingSpan | undefined }, error?: string): void {
+  r.span?.end(error);
+  r.span = undefined;
 }
 
 function base(r: Running): { planId: string; stepId: string; attempt: number; agentId: string } {

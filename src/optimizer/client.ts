@@ -4,6 +4,7 @@
  * `study-inputs`; `run` also follows the study's log until it completes, is
  * rejected, or the time is up; `read` folds a study from its log.
  */
+import { context } from '@opentelemetry/api';
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { Kafka, Producer } from 'kafkajs';
 import type { EventCodec } from '../codec/codec.ts';
@@ -14,6 +15,7 @@ import type { Logger } from '../log/logger.ts';
 import { eventHeaders } from '../producer/eventProducer.ts';
 import { partitionCounts } from '../topics/partitions.ts';
 import { topicName } from '../topics/names.ts';
+import { traced } from '../tracing/trace.ts';
 import { StudyFollower, type FollowedEvent } from './study/follow.ts';
 import type { StudyRun } from './study/run.ts';
 import { parseStudy } from './study/spec.ts';
@@ -66,10 +68,12 @@ export class StudyClient {
     if (!Number.isSafeInteger(seed) || seed < 0) throw new MabeamError('INVALID_OPTIONS', `A seed must be a whole number >= 0, not ${seed}`);
     const requesterId = this.o.requesterId ?? `client-${process.pid}`;
     const created: StudyCreated = { envelope: newEnvelope('StudyCreated', requesterId, { correlationId: studyId, ...(options.eventId ? { eventId: options.eventId } : {}) }), studyId, requesterId, seed, spec: JSON.stringify(spec) };
-    await this.o.producer.send({
-      topic: topicName(this.o.prefix, 'study-inputs'),
-      messages: [{ key: studyId, value: await this.o.codec.encode('StudyCreated', created), headers: { [eventHeaders.type]: 'StudyCreated', [eventHeaders.id]: created.envelope.eventId } }],
-    });
+    const topic = topicName(this.o.prefix, 'study-inputs');
+    const value = await this.o.codec.encode('StudyCreated', created);
+    // In a span of its own: the study's trace starts here (in the caller's, when it has one).
+    await traced('send', topic, context.active(), { key: studyId, subject: { 'mabeam.study_id': studyId } }, (step) =>
+      this.o.producer.send({ topic, messages: [{ key: studyId, value, headers: { ...step.headers, [eventHeaders.type]: 'StudyCreated', [eventHeaders.id]: created.envelope.eventId } }] }),
+    );
     return { studyId, seed, eventId: created.envelope.eventId };
   }
 

@@ -5,6 +5,7 @@
  * completes, fails, is cancelled or rejected, or the time is up; `cancel`
  * asks the planner to stop a plan; `read` folds a plan from its log.
  */
+import { context } from '@opentelemetry/api';
 import { randomUUID } from 'node:crypto';
 import type { Kafka, Producer } from 'kafkajs';
 import type { EventCodec } from '../codec/codec.ts';
@@ -13,6 +14,7 @@ import { newEnvelope } from '../events/envelope.ts';
 import type { PlanCancelled, PlanRejected, PlanRequested, Rejection } from '../events/types.ts';
 import type { Logger } from '../log/logger.ts';
 import { eventHeaders } from '../producer/eventProducer.ts';
+import { traced } from '../tracing/trace.ts';
 import { topicName } from '../topics/names.ts';
 import { partitionCounts } from '../topics/partitions.ts';
 import { PlanFollower } from './follow.ts';
@@ -142,11 +144,13 @@ export class PlanClient {
     return readPlan(this.o.kafka, this.o.codec, this.o.logger, this.o.prefix, planId);
   }
 
+  /** Writes a request in a span of its own: the plan's trace starts here (in the caller's, when it has one). */
   private async send(type: 'PlanRequested' | 'PlanCancelled', planId: string, event: PlanRequested | PlanCancelled): Promise<void> {
-    await this.o.producer.send({
-      topic: topicName(this.o.prefix, 'plan-inputs'),
-      messages: [{ key: planId, value: await this.o.codec.encode(type, event), headers: { [eventHeaders.type]: type, [eventHeaders.id]: event.envelope.eventId } }],
-    });
+    const topic = topicName(this.o.prefix, 'plan-inputs');
+    const value = await this.o.codec.encode(type, event);
+    await traced('send', topic, context.active(), { key: planId, subject: { 'mabeam.plan_id': planId } }, (step) =>
+      this.o.producer.send({ topic, messages: [{ key: planId, value, headers: { ...step.headers, [eventHeaders.type]: type, [eventHeaders.id]: event.envelope.eventId } }] }),
+    );
   }
 }
 
