@@ -68,6 +68,8 @@ export const errorCodes = [
   'PORT_IN_USE',
   // a generated file (asyncapi.yaml) is not what its sources give
   'OUT_OF_DATE',
+  // a step of the demo did not happen as it should (the message names the step and the process's last lines)
+  'DEMO_FAILED',
 ] as const;
 
 export type ErrorCode = (typeof errorCodes)[number];

@@ -24,7 +24,14 @@ const childSchema = z
     /** Names the child; by convention the id of the agent it runs. */
     id: z.string().min(1),
     /** The agent module (see `mabeam agent run`). */
-    module: z.string().min(1),
+    module: z.string().min(1).optional(),
+    /**
+     * Or another long-running `mabeam` command, as its arguments (e.g.
+     * `["coordinator", "run"]`): a coordinator, variable owner, optimizer,
+     * planner or live view. `--prefix` is added. It runs no agents, so no
+     * lifecycle transitions are written for it.
+     */
+    command: z.array(z.string().min(1)).min(1).optional(),
     pool: z.string().min(1).optional(),
     restart: z.enum(['permanent', 'transient', 'temporary']).default('permanent'),
     /** More than this many restarts within `periodMs` and the child is left failed and stopped. */
@@ -35,10 +42,13 @@ const childSchema = z
       .default({ initialMs: 200, factor: 2, maxMs: 10_000 }),
     /** A graceful stop (SIGTERM) gets this long before SIGKILL. */
     stopTimeoutMs: z.number().int().positive().default(10_000),
-    /** Extra arguments for `mabeam agent run`. */
+    /** Extra arguments for `mabeam agent run` (or the command). */
     args: z.array(z.string()).default([]),
+    /** Environment variables for this child, over the supervisor's. */
+    env: z.record(z.string(), z.string()).default({}),
   })
   .strict()
+  .refine((c) => (c.module === undefined) !== (c.command === undefined), { message: 'a child runs either an agent module or a command, not both and not neither' })
   .refine((c) => c.backoff.initialMs <= c.backoff.maxMs, { message: 'backoff.initialMs must not exceed backoff.maxMs' });
 
 export const supervisorSpecSchema = z
@@ -92,13 +102,19 @@ export interface SupervisorOptions {
   env?: NodeJS.ProcessEnv;
   /** The CLI that runs an agent module; this package's by default. */
   cli?: string;
+  /**
+   * The children's stdout and stderr: passed through (default), or piped and
+   * handed out as an 'output' event (id, ChildProcess) for each spawn.
+   */
+  stdio?: 'inherit' | 'pipe';
 }
 
 // The CLI beside this module: main.ts in the repository, main.js in the built package.
 const defaultCli = fileURLToPath(new URL(`../cli/main${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url));
 
 /**
- * Runs agents as child OS processes (`mabeam agent run`) and restarts them
+ * Runs agents as child OS processes (`mabeam agent run`), and any other
+ * long-running `mabeam` command (a coordinator, an owner, …), and restarts them
  * by policy, within a restart budget, after an exponential backoff. A child
  * that dies without stopping itself cannot report it, so the supervisor
  * writes its `failed` lifecycle transition (with the exit code or signal,
@@ -140,16 +156,15 @@ export class Supervisor extends EventEmitter {
     const { spec } = child;
     const args = [
       this.options.cli ?? defaultCli,
-      'agent',
-      'run',
-      spec.module,
+      ...(spec.command ?? ['agent', 'run', spec.module!]),
       '--prefix',
       this.options.spec.prefix,
       ...(spec.pool ? ['--pool', spec.pool] : []),
-      ...(restart ? ['--starting-reported'] : []),
+      ...(restart && !spec.command ? ['--starting-reported'] : []),
       ...spec.args,
     ];
-    const proc = spawn(process.execPath, args, { env: this.options.env ?? process.env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const proc = spawn(process.execPath, args, { env: { ...(this.options.env ?? process.env), ...spec.env }, stdio: ['ignore', this.options.stdio ?? 'inherit', this.options.stdio ?? 'inherit', 'ipc'] });
+    if (this.options.stdio === 'pipe') this.emit('output', id, proc);
     child.process = proc;
     child.status = 'starting';
     delete child.ready;
@@ -223,6 +238,7 @@ export class Supervisor extends EventEmitter {
 
   /** A lifecycle transition the supervisor makes for the agents of a child (failed, or starting on a restart). */
   private async report(child: ChildState, to: 'failed' | 'starting', reason: string): Promise<void> {
+    if (child.spec.command) return; // a coordinator, owner, … is no agent: its group's rebalance is its record
     const agents = child.ready?.agents ?? [child.spec.id];
     for (const agentId of agents) {
       const event: LifecycleChanged = {

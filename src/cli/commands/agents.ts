@@ -34,7 +34,8 @@ export function registerAgentCommands(program: Command, logger: () => Logger): v
     .option('--no-sign', 'do not sign what the agents write (also MABEAM_SIGNING=off); default: signed with each agent\'s key')
     .action(async (modulePath: string, opts: { prefix: string; pool?: string; instance?: string; heartbeatMs?: number; sessionTimeoutMs?: number; startingReported?: boolean; metricsPort?: number; sign: boolean }) => {
       const module = await loadAgentModule(modulePath);
-      const c = await connect(await endpoints(), logger(), 'mabeam-agent', { defaultMetrics: opts.metricsPort !== undefined });
+      // The client id names the process, so a group's members can be told apart (kafka-consumer-groups --describe).
+      const c = await connect(await endpoints(), logger(), `mabeam-agent-${process.pid}`, { defaultMetrics: opts.metricsPort !== undefined });
       const closeMetrics = await startMetricsServer(c.metrics, opts.metricsPort, c.logger);
       const pool = opts.pool ?? module.pool;
       const host = new AgentHost({

@@ -26,7 +26,8 @@ export function registerCoordinatorCommand(program: Command, logger: () => Logge
     .action(async (opts: { prefix: string; sessionTimeoutMs?: number; closedRoundGraceMs?: number; metricsPort?: number; protocols: string[]; requireSignatures?: boolean }) => {
       const { protocols } = await loadProtocolModules(opts.protocols);
       const endpoints = endpointsFromEnvironment() ?? (await resolveEndpoints(program.opts()['stack'] as string));
-      const c = await connect(endpoints, logger(), 'mabeam-coordinator', { defaultMetrics: opts.metricsPort !== undefined });
+      // The client id names the process, so a group's members can be told apart (kafka-consumer-groups --describe).
+      const c = await connect(endpoints, logger(), `mabeam-coordinator-${process.pid}`, { defaultMetrics: opts.metricsPort !== undefined });
       const closeMetrics = await startMetricsServer(c.metrics, opts.metricsPort, c.logger);
       const coordinator = new Coordinator({ kafka: c.kafka, codec: c.codec, logger: c.logger, prefix: opts.prefix, definitions: c.definitions, metrics: c.metrics, ...(opts.sessionTimeoutMs ? { sessionTimeoutMs: opts.sessionTimeoutMs } : {}), ...(opts.closedRoundGraceMs ? { closedRoundGraceMs: opts.closedRoundGraceMs } : {}), requireSignatures: signaturesRequired(opts.requireSignatures || undefined) });
       await coordinator.start();

@@ -14,14 +14,14 @@ export function registerSuperviseCommand(program: Command, logger: () => Logger)
   program
     .command('supervise <file>')
     .description(
-      'run the agents a JSON spec lists as child processes, restarting them by policy, until SIGTERM / SIGINT; ' +
+      'run the agents (and coordinators, owners, …) a JSON spec lists as child processes, restarting them by policy, until SIGTERM / SIGINT; ' +
         'if a child fails past its restart budget, the others are stopped and the supervisor exits with code 1',
     )
     .option('--metrics-port <port>', `${metricsPortHelp} (the supervisor's own; children get theirs from "args" in the spec)`, metricsPort)
     .action(async (file: string, opts: { metricsPort?: number }) => {
       const spec = parseSupervisorSpec(JSON.parse(await readFile(file, 'utf8')), file);
       // Module paths are relative to the spec file.
-      for (const child of spec.children) if (!isAbsolute(child.module)) child.module = resolve(dirname(file), child.module);
+      for (const child of spec.children) if (child.module !== undefined && !isAbsolute(child.module)) child.module = resolve(dirname(file), child.module);
       const endpoints = endpointsFromEnvironment() ?? (await resolveEndpoints(program.opts()['stack'] as string));
       const c = await connect(endpoints, logger(), 'mabeam-supervisor', { defaultMetrics: opts.metricsPort !== undefined });
       const closeMetrics = await startMetricsServer(c.metrics, opts.metricsPort, c.logger);
