@@ -94,8 +94,19 @@ export class EventConsumer implements StopsForGood {
   async start(): Promise<void> {
     await this.consumer.connect();
     await this.consumer.subscribe({ topics: [...this.byTopic.keys()], fromBeginning: this.options.fromBeginning ?? false });
+    // kafkajs heartbeats between messages: a handler slower than the session timeout would lose
+    // the member its partitions, and the message redelivered to a new member would do it again.
+    // So the member beats while a handler works.
+    const beatEveryMs = this.options.consumerConfig?.heartbeatInterval ?? 3_000;
     await this.consumer.run({
-      eachMessage: async ({ topic, partition, message }) => this.handle(topic, partition, message),
+      eachMessage: async ({ topic, partition, message, heartbeat }) => {
+        const beat = setInterval(() => void heartbeat().catch(() => undefined), beatEveryMs);
+        try {
+          await this.handle(topic, partition, message);
+        } finally {
+          clearInterval(beat);
+        }
+      },
     });
   }
 

@@ -264,4 +264,31 @@ describe('agent host', () => {
     expect(last).toMatchObject({ from: 'stopping', reason: 'test done; its state cannot be saved: Do not know how to serialize a BigInt' });
     expect(stoppedForGood).toBeUndefined();
   });
+  it('keeps its partitions through a handler slower than the session timeout: the request is handled once', { timeout: 60_000 }, async () => {
+    const bids = await collectRaw(ctx, ctx.topic('bids'));
+    const calls: string[] = [];
+    const slow = defineAgent({
+      id: 'slow-e',
+      role: 'worker',
+      capabilities: ['ponder'],
+      onBidRequest: async (r) => {
+        calls.push(r.roundId);
+        if (r.roundId === 'r-slow') await new Promise((resolve) => setTimeout(resolve, 7_000)); // over twice the 3 s session timeout
+        return { amount: 5 };
+      },
+    });
+    const host = new AgentHost({ kafka: ctx.kafka, codec: ctx.codec, logger: ctx.logger, prefix: ctx.prefix, definitions: ctx.definitions, agents: [slow], pool: 'slow', sessionTimeoutMs: 3_000, heartbeatIntervalMs: 1_000 });
+    ctx.defer(() => host.stop('test over'));
+    await host.start();
+    const events = new EventProducer(await ctx.producer(), ctx.codec);
+    await events.send(ctx.topic('bid-requests'), 'r-slow', 'BidRequest', request('r-slow', ['ponder']));
+    await events.send(ctx.topic('bid-requests'), 'r-after', 'BidRequest', request('r-after', ['ponder']));
+    const answered = await waitFor(async () => {
+      const list = (await decodeAll<Bid>(bids.messages)).map((m) => m.event).filter((b) => b.agentId === 'slow-e');
+      return list.length >= 2 && list;
+    }, { what: 'both bids of the slow agent', crashed: bids.crashed, timeoutMs: 30_000 });
+    expect(answered.map((b) => b.roundId).sort()).toEqual(['r-after', 'r-slow']);
+    // A member that lost its partitions mid-handler would be handed r-slow again by the group.
+    expect(calls.filter((id) => id === 'r-slow')).toEqual(['r-slow']);
+  });
 });
