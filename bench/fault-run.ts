@@ -516,7 +516,7 @@ async function analyse(c: Connections, sent: Sent[], faults: FaultRecord[], flee
     onRecord: async ({ topic: t, message }) => {
       const which = t === topic('outcomes') ? 'outcomes' : 'directives';
       records[which] += 1;
-      let decoded: DecodedEvent<RoundOutcome | RoundClosed | Rejection | Directive>;
+      let decoded: DecodedEvent;
       try {
         decoded = await c.codec.decode(message.value);
       } catch (error) {

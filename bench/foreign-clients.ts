@@ -19,7 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { connect } from '../src/cli/connect.ts';
 import { partitionOfKey } from '../src/engine/routing.ts';
 import { newEnvelope } from '../src/events/envelope.ts';
-import type { Bid, BidRequest, Proposal, Vote } from '../src/events/types.ts';
+import type { Bid, BidRequest, Proposal, RoundOutcome, Vote } from '../src/events/types.ts';
 import { silenceKafkajsTimerWarnings } from '../src/kafka/client.ts';
 import { readToEnd } from '../src/kafka/readToEnd.ts';
 import { createLogger } from '../src/log/logger.ts';
@@ -102,7 +102,7 @@ const placed = JSON.parse(produced.stdout) as Record<string, number>;
 const misplaced = records.filter((r) => placed[`${r.topic}/${r.key}`] !== partitionOfKey(Buffer.from(r.key), 12)).length;
 
 // Wait for every outcome, then read the outcomes topic to its end.
-const outcomes = new Map<string, Array<Record<string, unknown>>>();
+const outcomes = new Map<string, RoundOutcome[]>();
 for (;;) {
   outcomes.clear();
   await readToEnd(c.kafka, {
@@ -110,7 +110,7 @@ for (;;) {
     onRecord: async ({ message }) => {
       const d = await c.codec.decode(message.value);
       if (d.type !== 'RoundOutcome') return;
-      const id = d.event['roundId'] as string;
+      const id = d.event.roundId;
       outcomes.set(id, [...(outcomes.get(id) ?? []), d.event]);
     },
   });

@@ -9,7 +9,7 @@ export type { TopicDefinition, ApplyReport, TopicChange, TopicNames } from './to
 export { loadCatalog, createCatalog, type SchemaCatalog, type EventSchema } from './schemas/catalog.ts';
 export { createRegistryClient, registerCatalog, registerSchema, type RegistryClient } from './schemas/registry.ts';
 export { subjectFor } from './schemas/subjects.ts';
-export { EventCodec, type DecodedEvent, type DecodeOptions } from './codec/codec.ts';
+export { EventCodec, typedEvent, type DecodedAs, type DecodedEvent, type DecodedOf, type DecodeOptions, type TypedEvent } from './codec/codec.ts';
 export { frame, unframe } from './codec/wireFormat.ts';
 export { validateEvent } from './codec/validation.ts';
 export { newEnvelope, type EnvelopeOptions } from './events/envelope.ts';

@@ -1,7 +1,7 @@
 import type { DecodedEvent, EventCodec } from '../codec/codec.ts';
 import { describeError } from '../errors.ts';
 import { deterministicEventId, newEnvelope } from '../events/envelope.ts';
-import type { Bid, BidRequest, Directive, HandlerFailed, Proposal, Vote } from '../events/types.ts';
+import type { Bid, BidRequest, Directive, HandlerFailed, Vote } from '../events/types.ts';
 import { stepItemOf, type StepItem } from '../planner/stepRounds.ts';
 import { addressedTo, eligibleForBidRequest, eligibleForProposal, eligibleForStep } from './eligibility.ts';
 import type { Outgoing } from './outbox.ts';
@@ -58,7 +58,7 @@ export function handling(agent: HostedAgent): boolean {
 export async function dispatch(decoded: DecodedEvent, agents: ReadonlyMap<string, HostedAgent>, context: DispatchContext): Promise<Dispatched> {
   const out: Outgoing[] = [];
   if (decoded.type === 'BidRequest') {
-    const request = decoded.event as unknown as BidRequest;
+    const request = decoded.event;
     const step = stepItemOf(request);
     for (const agent of agents.values()) {
       if (!handling(agent)) continue;
@@ -75,7 +75,7 @@ export async function dispatch(decoded: DecodedEvent, agents: ReadonlyMap<string
       });
     }
   } else if (decoded.type === 'Proposal') {
-    const proposal = decoded.event as unknown as Proposal;
+    const proposal = decoded.event;
     for (const agent of agents.values()) {
       if (!handling(agent) || !eligibleForProposal(agent.definition, proposal)) continue;
       await sandboxed(agent, 'onProposal', proposal.roundId, proposal.envelope.eventId, context, out, async () => {
@@ -98,7 +98,7 @@ export async function dispatch(decoded: DecodedEvent, agents: ReadonlyMap<string
       });
     }
   } else if (decoded.type === 'Directive') {
-    const directive = decoded.event as unknown as Directive;
+    const directive = decoded.event;
     const agent = agents.get(directive.agentId);
     if (agent && handling(agent)) {
       if ((directive.action === 'migrate' || directive.action === 'stop') && agent.lifecycle === 'running') {

@@ -2,7 +2,7 @@ import { ROOT_CONTEXT, type Context } from '@opentelemetry/api';
 import type { DecodedEvent, EventCodec } from '../codec/codec.ts';
 import { describeError } from '../errors.ts';
 import { deterministicEventId, newEnvelope } from '../events/envelope.ts';
-import type { StudyCompleted, TrialAssigned, TrialPruned, TrialReported, TrialRetried } from '../events/types.ts';
+import type { TrialAssigned } from '../events/types.ts';
 import type { Logger } from '../log/logger.ts';
 import { messagingSpan, type MessagingSpan } from '../tracing/trace.ts';
 import { handling } from './dispatch.ts';
@@ -85,7 +85,7 @@ export class Evaluations {
   handle(decoded: DecodedEvent, agents: ReadonlyMap<string, HostedAgent>, parent: Context = ROOT_CONTEXT): void {
     switch (decoded.type) {
       case 'TrialAssigned': {
-        const a = decoded.event as unknown as TrialAssigned;
+        const a = decoded.event;
         const agent = agents.get(a.agentId);
         if (!agent?.definition.onTrial || !handling(agent)) return;
         if (this.running.has(keyOf(a.trialId, a.attempt))) return; // delivered again
@@ -94,7 +94,7 @@ export class Evaluations {
       }
       case 'TrialReported': {
         // The optimizer wrote a report back, with the pruner's verdict on it.
-        const e = decoded.event as unknown as TrialReported;
+        const e = decoded.event;
         const r = this.running.get(keyOf(e.trialId, e.attempt));
         // Pruned: the evaluation stops now (its TrialPruned follows), so nothing more is written for it.
         if (r && e.pruned === true) this.stopOne(r, `pruned at step ${e.step}`);
@@ -102,17 +102,17 @@ export class Evaluations {
         return;
       }
       case 'TrialPruned': {
-        const p = decoded.event as unknown as TrialPruned;
+        const p = decoded.event;
         this.abort((r) => r.trialId === p.trialId, `pruned by ${p.rule} at step ${p.step}: ${p.reason}`);
         return;
       }
       case 'TrialRetried': {
-        const r = decoded.event as unknown as TrialRetried;
+        const r = decoded.event;
         this.abort((x) => x.trialId === r.trialId && x.attempt < r.attempt, `retried as attempt ${r.attempt} (${r.reasonCode}: ${r.reason})`);
         return;
       }
       case 'StudyCompleted': {
-        const c = decoded.event as unknown as StudyCompleted;
+        const c = decoded.event;
         this.abort((x) => x.studyId === c.studyId, `study ${c.studyId} completed (${c.reason})`);
         return;
       }

@@ -2,7 +2,7 @@ import type { Admin, Kafka, Producer } from 'kafkajs';
 import type { Redis } from 'ioredis';
 import type { EventCodec } from '../codec/codec.ts';
 import { DeadLetterWriter } from '../deadletters/deadLetterWriter.ts';
-import type { AgentRecord, Heartbeat, LifecycleChanged, LifecycleState } from '../events/types.ts';
+import type { AgentRecord, Heartbeat, LifecycleState } from '../events/types.ts';
 import { assessHealth, defaultHealthPolicy, type HealthAssessment, type HealthPolicy } from './health.ts';
 import type { Logger } from '../log/logger.ts';
 import { CompactedView } from '../readmodel/compactedView.ts';
@@ -87,7 +87,7 @@ export class AgentRegistry {
       definition: definition('agents'),
       namespace: `${namespace}:agents`,
       project: (d): RegisteredAgent => {
-        const r = d.event as unknown as AgentRecord;
+        const r = d.event as AgentRecord;
         return {
           agentId: r.agentId,
           role: r.role,
@@ -115,7 +115,7 @@ export class AgentRegistry {
       namespace: `${namespace}:lifecycle`,
       project: (d): AgentLifecycle | undefined => {
         if (d.type !== 'LifecycleChanged') return undefined;
-        const e = d.event as unknown as LifecycleChanged;
+        const e = d.event;
         return { state: e.to, instanceId: e.instanceId, host: e.host, reason: e.reason, at: e.envelope.eventTime };
       },
       indexes: (value) => [`state:${(value as AgentLifecycle).state}`],
@@ -126,7 +126,7 @@ export class AgentRegistry {
       definition: definition('heartbeats'),
       namespace: `${namespace}:heartbeats`,
       project: (d): AgentResources => {
-        const h = d.event as unknown as Heartbeat;
+        const h = d.event as Heartbeat;
         return {
           instanceId: h.instanceId,
           host: h.host,

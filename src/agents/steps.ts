@@ -2,7 +2,7 @@ import { ROOT_CONTEXT, type Context } from '@opentelemetry/api';
 import type { DecodedEvent } from '../codec/codec.ts';
 import { MabeamError } from '../errors.ts';
 import { deterministicEventId, newEnvelope } from '../events/envelope.ts';
-import type { PlanCancelled, PlanCompleted, PlanFailed, StepAssigned, StepFailed, StepRetried } from '../events/types.ts';
+import type { StepAssigned } from '../events/types.ts';
 import type { Logger } from '../log/logger.ts';
 import { messagingSpan, type MessagingSpan } from '../tracing/trace.ts';
 import { describeThrown, handling, maxHandlerErrorLength } from './dispatch.ts';
@@ -123,7 +123,7 @@ export class Steps {
   handle(decoded: DecodedEvent, agents: ReadonlyMap<string, HostedAgent>, parent: Context = ROOT_CONTEXT): void {
     switch (decoded.type) {
       case 'StepAssigned': {
-        const a = decoded.event as unknown as StepAssigned;
+        const a = decoded.event;
         this.promised.delete(keyOf(a.planId, a.stepId, a.attempt));
         const agent = agents.get(a.agentId);
         if (!agent?.definition.onStep || !handling(agent)) return;
@@ -134,21 +134,21 @@ export class Steps {
         return;
       }
       case 'StepRetried': {
-        const r = decoded.event as unknown as StepRetried;
+        const r = decoded.event;
         this.abort((x) => x.planId === r.planId && x.stepId === r.stepId && x.attempt < r.attempt, `retried as attempt ${r.attempt} (${r.reasonCode}: ${r.reason})`);
         return;
       }
       case 'StepFailed': {
         // The planner counted the attempt failed: its own report written back, or a lease it saw run out.
-        const f = decoded.event as unknown as StepFailed;
+        const f = decoded.event;
         this.abort((x) => x.planId === f.planId && x.stepId === f.stepId && x.attempt === f.attempt, `the planner counted attempt ${f.attempt} failed: ${f.error}`);
         return;
       }
       case 'PlanCompleted':
       case 'PlanFailed':
       case 'PlanCancelled': {
-        const p = decoded.event as unknown as PlanCompleted | PlanFailed | PlanCancelled;
-        const why = decoded.type === 'PlanCompleted' ? 'completed' : decoded.type === 'PlanFailed' ? `failed: ${(p as PlanFailed).reason}` : `cancelled: ${(p as PlanCancelled).reason}`;
+        const p = decoded.event;
+        const why = decoded.type === 'PlanCompleted' ? 'completed' : decoded.type === 'PlanFailed' ? `failed: ${decoded.event.reason}` : `cancelled: ${decoded.event.reason}`;
         this.abort((x) => x.planId === p.planId, `plan ${p.planId} ${why}`);
         return;
       }

@@ -11,8 +11,9 @@
  * the lifecycle topic), directives and the registration are keyed by agent
  * id: only the agent's partition of those is read.
  */
+import type { DecodedEvent } from '../codec/codec.ts';
 import { partitionOfKey } from '../engine/routing.ts';
-import type { AgentRecord, Bid, Directive, HandlerFailed, LifecycleChanged, Rejection, RoundClosed, RoundOutcome, Vote } from '../events/types.ts';
+import type { Bid, Vote } from '../events/types.ts';
 import type { LogRecord } from '../replay/scanLog.ts';
 import { topicName } from '../topics/names.ts';
 import { partitionCounts } from '../topics/partitions.ts';
@@ -62,7 +63,8 @@ async function audit(conn: AuditConnection, admin: Admin, agentId: string): Prom
   const answers = new Map<string, { info: AgentAnswerInfo; record: LogRecord }>();
   answerRecords.sort((a, b) => a.timestamp - b.timestamp || a.offset - b.offset);
   for (const r of answerRecords) {
-    const e = r.decoded.event as unknown as Bid & Vote;
+    // Only bids and votes are read here.
+    const e = r.decoded.event as Bid | Vote;
     const id = e.envelope.eventId;
     const home = partitionOfKey(Buffer.from(e.roundId), roundPartitions) === r.partition;
     const known = answers.get(id);
@@ -87,17 +89,17 @@ async function audit(conn: AuditConnection, admin: Admin, agentId: string): Prom
   const outcomesRead = await scan(conn, { all: [t('outcomes')] }, (r) => {
     switch (r.decoded.type) {
       case 'RoundClosed': {
-        const c = r.decoded.event as unknown as RoundClosed;
+        const c = r.decoded.event;
         for (const id of c.countedEventIds) if (answers.has(id) && !counted.has(id)) counted.set(id, { stage: c.stage ?? 0, closingEventId: c.envelope.eventId });
         break;
       }
       case 'Rejection': {
-        const j = r.decoded.event as unknown as Rejection;
+        const j = r.decoded.event;
         if (j.agentId === agentId || (j.rejectedEventId !== null && answers.has(j.rejectedEventId))) refusals.push(refusalOf(r));
         break;
       }
       case 'RoundOutcome': {
-        const o = r.decoded.event as unknown as RoundOutcome;
+        const o = r.decoded.event;
         if (!o.winners.includes(agentId)) break;
         won.add(o.envelope.eventId, r, () => ({
           roundId: o.roundId, protocol: o.protocol, winners: o.winners, price: o.price, value: parseJson(o.value), reason: o.reason,
@@ -136,12 +138,12 @@ async function audit(conn: AuditConnection, admin: Admin, agentId: string): Prom
   for (const r of ownRecords) {
     switch (r.decoded.type) {
       case 'LifecycleChanged': {
-        const l = r.decoded.event as unknown as LifecycleChanged;
+        const l = r.decoded.event;
         lifecycle.push({ from: l.from, to: l.to, reason: l.reason, instanceId: l.instanceId, host: l.host, eventTime: l.envelope.eventTime, position: positionOf(r) });
         break;
       }
       case 'HandlerFailed': {
-        const h = r.decoded.event as unknown as HandlerFailed;
+        const h = r.decoded.event;
         failures.add(h.envelope.eventId, r, () => ({
           handler: h.handler, subjectId: h.subjectId, causeEventId: h.causeEventId, error: h.error, instanceId: h.instanceId,
           eventId: h.envelope.eventId, eventTime: h.envelope.eventTime, position: positionOf(r), duplicates: [],
@@ -149,7 +151,7 @@ async function audit(conn: AuditConnection, admin: Admin, agentId: string): Prom
         break;
       }
       case 'Directive': {
-        const d = r.decoded.event as unknown as Directive;
+        const d = r.decoded.event;
         directives.add(d.envelope.eventId, r, () => ({
           eventId: d.envelope.eventId, action: d.action, roundId: d.roundId, variableId: d.variableId, parameters: parseJson(d.parameters), sentBy: d.envelope.producerId,
           eventTime: d.envelope.eventTime, position: positionOf(r), writtenBy: writtenByOf(r), handling: 'unknown', duplicates: [],
@@ -157,7 +159,7 @@ async function audit(conn: AuditConnection, admin: Admin, agentId: string): Prom
         break;
       }
       case 'AgentRecord': {
-        const a = r.decoded.event as unknown as AgentRecord;
+        const a = r.decoded.event;
         registration = { role: a.role, capabilities: a.capabilities, resources: a.resources, consumerGroup: a.consumerGroup, metadata: a.metadata, eventTime: a.envelope.eventTime, position: positionOf(r) };
         break;
       }
@@ -203,8 +205,10 @@ async function audit(conn: AuditConnection, admin: Admin, agentId: string): Prom
 }
 
 function answerOf(r: LogRecord): AgentAnswerInfo {
-  const e = r.decoded.event as unknown as Bid & Vote;
-  if (r.decoded.type === 'Bid') {
+  // Only bids and votes come here.
+  const d = r.decoded as DecodedEvent<'Bid' | 'Vote'>;
+  if (d.type === 'Bid') {
+    const e = d.event;
     const attributes = parseJson(e.attributes);
     const pass = !!attributes && typeof attributes === 'object' && (attributes as { pass?: unknown }).pass === true;
     return {
@@ -212,6 +216,7 @@ function answerOf(r: LogRecord): AgentAnswerInfo {
       eventTime: e.envelope.eventTime, position: positionOf(r), verdict: 'neither', duplicates: [],
     };
   }
+  const e = d.event;
   return { roundId: e.roundId, type: 'Vote', eventId: e.envelope.eventId, answer: e.choice, choice: e.choice, eventTime: e.envelope.eventTime, position: positionOf(r), verdict: 'neither', duplicates: [] };
 }
 

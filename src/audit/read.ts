@@ -32,7 +32,7 @@ export function writtenByOf(record: LogRecord): WrittenBy | null {
 }
 
 export function refusalOf(record: LogRecord): Refusal {
-  const r = record.decoded.event as unknown as Rejection;
+  const r = record.decoded.event as Rejection;
   return {
     reasonCode: r.reasonCode,
     reason: r.reason,

@@ -10,8 +10,9 @@
  * directives topic, from shortly before the outcome was written.
  */
 import type { Admin } from 'kafkajs';
+import type { DecodedEvent } from '../codec/codec.ts';
 import { deterministicEventId } from '../events/envelope.ts';
-import type { Bid, BidRequest, Directive, Proposal, RoundClosed, RoundOutcome, Vote } from '../events/types.ts';
+import type { RoundOutcome } from '../events/types.ts';
 import { offsetsAt } from '../kafka/readToEnd.ts';
 import { stageEventId } from '../protocols/roundsInternals.ts';
 import type { LogRecord } from '../replay/scanLog.ts';
@@ -82,7 +83,7 @@ async function readRound(conn: AuditConnection, admin: Admin, roundId: string, p
     mine.push(r);
     const id = (r.decoded.event as { envelope?: { eventId?: string } }).envelope?.eventId;
     if (id) see(id);
-    if ((r.decoded.type === 'BidRequest' || r.decoded.type === 'Proposal') && ((r.decoded.event as { stage?: number }).stage ?? 0) === 0) see('stage 0');
+    if ((r.decoded.type === 'BidRequest' || r.decoded.type === 'Proposal') && (r.decoded.event.stage ?? 0) === 0) see('stage 0');
   };
   const first = await scan(conn, new Map([[partition, [outcomesTopic]]]), take, undefined, keys);
   outputsRead([...mine]);
@@ -93,12 +94,12 @@ async function readRound(conn: AuditConnection, admin: Admin, roundId: string, p
   let final = false;
   for (const r of mine) {
     if (r.decoded.type === 'RoundClosed') {
-      const c = r.decoded.event as unknown as RoundClosed;
+      const c = r.decoded.event;
       for (const id of c.countedEventIds) name(id);
       if ((c.stage ?? 0) > 0) name(stageEventId(roundId, c.stage ?? 0));
       if (c.final !== false) final = true;
     } else if (r.decoded.type === 'Rejection') {
-      const f = r.decoded.event as { rejectedEventId: string | null; reasonCode: string };
+      const f = r.decoded.event;
       if (!f.rejectedEventId) continue;
       if (f.reasonCode === 'DUPLICATE_EVENT') duplicates.set(f.rejectedEventId, (duplicates.get(f.rejectedEventId) ?? 0) + 1);
       name(f.rejectedEventId);
@@ -191,22 +192,22 @@ async function audit(conn: AuditConnection, admin: Admin, roundId: string): Prom
       ignored.push({ type, eventId: (r.decoded.event as { envelope?: { eventId?: string } }).envelope?.eventId ?? null, position: positionOf(r), why });
       continue;
     }
-    switch (type) {
+    switch (r.decoded.type) {
       case 'BidRequest':
       case 'Proposal': {
-        const e = r.decoded.event as unknown as BidRequest & Proposal;
+        const e = r.decoded.event;
         requests.add(e.envelope.eventId, r, () => requestInfo(r));
         break;
       }
       case 'Bid':
       case 'Vote': {
-        const e = r.decoded.event as unknown as Bid & Vote;
+        const e = r.decoded.event;
         const added = answers.add(e.envelope.eventId, r, () => answerInfo(r));
         if (added && why) notes.set(added.eventId, why);
         break;
       }
       case 'RoundClosed': {
-        const c = r.decoded.event as unknown as RoundClosed;
+        const c = r.decoded.event;
         closings.add(c.envelope.eventId, r, () => ({
           stage: c.stage ?? 0, cause: c.cause, final: c.final ?? true, countedEventIds: c.countedEventIds, countedAgents: [],
           eventId: c.envelope.eventId, eventTime: c.envelope.eventTime, position: positionOf(r), writtenBy: writtenByOf(r), duplicates: [],
@@ -333,21 +334,23 @@ function neitherNote(state: RoundAuditState, request: RoundRequestInfo | undefin
 }
 
 function requestInfo(r: LogRecord): RoundRequestInfo {
-  const auction = r.decoded.type === 'BidRequest';
-  const e = r.decoded.event as unknown as BidRequest & Proposal;
+  // Only requests come here.
+  const d = r.decoded as DecodedEvent<'BidRequest' | 'Proposal'>;
+  const auction = d.type === 'BidRequest';
+  const e = d.event;
   return {
     eventId: e.envelope.eventId,
     type: auction ? 'BidRequest' : 'Proposal',
     kind: auction ? 'auction' : 'consensus',
     protocol: e.protocol,
     stage: e.stage ?? 0,
-    subject: parseJson(auction ? e.item : e.subject),
-    eligible: auction ? e.eligibleAgents : e.eligibleVoters,
-    requiredCapabilities: auction ? e.requiredCapabilities : [],
-    options: auction ? [] : e.options,
-    weights: auction ? {} : e.weights,
-    quorum: auction ? null : e.quorum,
-    reservePrice: auction ? e.reservePrice : null,
+    subject: parseJson(auction ? d.event.item : d.event.subject),
+    eligible: auction ? d.event.eligibleAgents : d.event.eligibleVoters,
+    requiredCapabilities: auction ? d.event.requiredCapabilities : [],
+    options: auction ? [] : d.event.options,
+    weights: auction ? {} : d.event.weights,
+    quorum: auction ? null : d.event.quorum,
+    reservePrice: auction ? d.event.reservePrice : null,
     deadline: e.deadline,
     parameters: parseJson(e.parameters),
     sentBy: e.envelope.producerId,
@@ -366,7 +369,9 @@ export function answerText(a: { type: 'Bid' | 'Vote'; amount?: number; bundle?: 
 }
 
 function answerInfo(r: LogRecord): AnswerInfo {
-  const e = r.decoded.event as unknown as Bid & Vote;
+  // Only answers come here.
+  const d = r.decoded as DecodedEvent<'Bid' | 'Vote'>;
+  const e = d.event;
   const base = {
     eventId: e.envelope.eventId,
     agentId: e.agentId,
@@ -379,14 +384,16 @@ function answerInfo(r: LogRecord): AnswerInfo {
     duplicates: [],
     duplicateRefusals: [],
   };
-  if (r.decoded.type === 'Bid') {
-    const attributes = parseJson(e.attributes);
+  if (d.type === 'Bid') {
+    const b = d.event;
+    const attributes = parseJson(b.attributes);
     const pass = !!attributes && typeof attributes === 'object' && (attributes as { pass?: unknown }).pass === true;
-    const bid = { type: 'Bid' as const, amount: e.amount, bundle: e.bundle, pass };
-    return { ...base, ...bid, answer: answerText(bid), ...(e.attributes !== null ? { attributes } : {}) };
+    const bid = { type: 'Bid' as const, amount: b.amount, bundle: b.bundle, pass };
+    return { ...base, ...bid, answer: answerText(bid), ...(b.attributes !== null ? { attributes } : {}) };
   }
-  const vote = { type: 'Vote' as const, choice: e.choice };
-  return { ...base, ...vote, answer: answerText(vote), weight: e.weight, reason: e.reason };
+  const v = d.event;
+  const vote = { type: 'Vote' as const, choice: v.choice };
+  return { ...base, ...vote, answer: answerText(vote), weight: v.weight, reason: v.reason };
 }
 
 interface AwardsRead {
@@ -413,7 +420,7 @@ async function readAwards(conn: AuditConnection, admin: Admin, roundId: string, 
     new Map(readDirectivePartitions.map((p) => [p, [directivesTopic]])),
     (r) => {
       if (r.decoded.type !== 'Directive') return;
-      const d = r.decoded.event as unknown as Directive;
+      const d = r.decoded.event;
       if (d.roundId !== roundId) return;
       directives.add(d.envelope.eventId, r, () => ({
         agentId: d.agentId, action: d.action, parameters: parseJson(d.parameters), eventId: d.envelope.eventId,
@@ -430,7 +437,8 @@ async function readAwards(conn: AuditConnection, admin: Admin, roundId: string, 
 }
 
 function outcomeInfo(r: LogRecord): OutcomeInfo {
-  const o = r.decoded.event as unknown as RoundOutcome;
+  // Only outcomes come here.
+  const o = r.decoded.event as RoundOutcome;
   return {
     status: o.status,
     winners: o.winners,

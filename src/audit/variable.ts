@@ -8,7 +8,7 @@
  * Reads only the variable's partition of variable-requests and
  * variable-changes (both keyed by variable id).
  */
-import type { VariableChanged, VariableChangeRejected, VariableChangeRequested } from '../events/types.ts';
+import type { DecodedEvent } from '../codec/codec.ts';
 import type { LogRecord } from '../replay/scanLog.ts';
 import { partitionCounts } from '../topics/partitions.ts';
 import { FirstById, notInLog, parseJson, partitionsOfKey, positionOf, scan, withAdmin, writtenByOf } from './read.ts';
@@ -80,7 +80,7 @@ export async function auditVariable(conn: AuditConnection, variableId: string): 
   const changes: LogRecord[] = [];
   for (const r of mine) {
     if (r.decoded.type === 'VariableChangeRequested') {
-      const q = r.decoded.event as unknown as VariableChangeRequested;
+      const q = r.decoded.event;
       requests.add(q.envelope.eventId, r, () => ({
         eventId: q.envelope.eventId, requesterId: q.requesterId, value: parseJson(q.value), expectedVersion: q.expectedVersion, cause: q.cause,
         trigger: parseJson(q.trigger), definition: parseJson(q.definition), eventTime: q.envelope.eventTime, position: positionOf(r), duplicates: [],
@@ -92,11 +92,13 @@ export async function auditVariable(conn: AuditConnection, variableId: string): 
   const refused = new FirstById<VariableRefusalInfo>();
   const answered = new Set<string>();
   for (const r of changes) {
-    const causation = (r.decoded.event as { envelope: { causationId: string | null } }).envelope.causationId;
+    // changes holds only these two.
+    const d = r.decoded as DecodedEvent<'VariableChanged' | 'VariableChangeRejected'>;
+    const causation = d.event.envelope.causationId;
     const request = causation !== null ? requests.byId.get(causation) : undefined;
     if (request) answered.add(request.eventId);
-    if (r.decoded.type === 'VariableChanged') {
-      const c = r.decoded.event as unknown as VariableChanged;
+    if (d.type === 'VariableChanged') {
+      const c = d.event;
       versions.add(c.envelope.eventId, r, () => ({
         version: c.version, previousValue: parseJson(c.previousValue), value: parseJson(c.value), writerId: c.writerId,
         cause: describeCause(c.cause, parseJson(c.trigger), request?.expectedVersion ?? null),
@@ -104,7 +106,7 @@ export async function auditVariable(conn: AuditConnection, variableId: string): 
         ...(request ? { request } : {}), duplicates: [],
       }));
     } else {
-      const j = r.decoded.event as unknown as VariableChangeRejected;
+      const j = d.event;
       refused.add(j.envelope.eventId, r, () => ({
         reasonCode: j.reasonCode, reason: j.reason, attemptedValue: parseJson(j.attemptedValue), requesterId: j.requesterId,
         ...(request ? { cause: describeCause(request.cause, request.trigger, request.expectedVersion), request } : {}),

@@ -347,8 +347,8 @@ export function planRound(parsed: ParsedFields, registry: ProtocolRegistry, opti
       }
     : undefined;
   const decoded: DecodedEvent = auction
-    ? { schemaId: 0, fullName: 'io.mabeam.events.BidRequest', type: 'BidRequest', event: bidRequestEvent(auction, producerId, now) as unknown as Record<string, unknown> }
-    : { schemaId: 0, fullName: 'io.mabeam.events.Proposal', type: 'Proposal', event: proposalEvent(consensus!, producerId, now) as unknown as Record<string, unknown> };
+    ? { schemaId: 0, fullName: 'io.mabeam.events.BidRequest', type: 'BidRequest', event: bidRequestEvent(auction, producerId, now) }
+    : { schemaId: 0, fullName: 'io.mabeam.events.Proposal', type: 'Proposal', event: proposalEvent(consensus!, producerId, now) };
   const problems = validateEvent(decoded.event, decoded.type);
   if (problems.length > 0) throw bad(`the ${decoded.type} would be invalid: ${problems.join('; ')}`);
   const open = toRoundEvent(decoded) as RoundOpen;

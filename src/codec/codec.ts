@@ -1,5 +1,6 @@
 import type avro from 'avsc';
 import { MabeamError, describeError } from '../errors.ts';
+import type { AnyEvent, EventTypeName, EventTypes } from '../events/types.ts';
 import type { SchemaCatalog, EventSchema } from '../schemas/catalog.ts';
 import { createRegistryClient, registerSchema, registryAuthError, registryTargetFor, type RegistryClient, type RegistryTarget } from '../schemas/registry.ts';
 import type { BasicAuth, StackEndpoints } from '../stack/types.ts';
@@ -7,14 +8,41 @@ import { installAvroGuard } from './avroGuard.ts';
 import { avroProblems, validateEvent } from './validation.ts';
 import { frame, unframe } from './wireFormat.ts';
 
-export interface DecodedEvent<T = Record<string, unknown>> {
+/** A decoded event of type K: its `event` is that type's shape. */
+export interface DecodedOf<K extends EventTypeName> {
   schemaId: number;
   /** Fully qualified record name, e.g. io.mabeam.events.Bid. */
   fullName: string;
   /** Short name, e.g. Bid. */
-  type: string;
+  type: K;
+  event: EventTypes[K];
+}
+
+/**
+ * A decoded event: one DecodedOf per event type, so checking `type` narrows
+ * `event` (after `decoded.type === 'Bid'`, `decoded.event` is a Bid).
+ * DecodedEvent<'Bid' | 'Vote'> is a decoded event of one of those types.
+ */
+export type DecodedEvent<K extends EventTypeName = EventTypeName> = { [P in K]: DecodedOf<P> }[K];
+
+/** An event with its type's name, `{ type, event }`, as the plan, study and round folds take them: a union by type too. */
+export type TypedEvent<K extends EventTypeName = EventTypeName> = { [P in K]: { type: P; event: EventTypes[P] } }[K];
+
+/** A decoded event's `{ type, event }`, the two still paired. */
+export function typedEvent<K extends EventTypeName>(decoded: DecodedOf<K>): TypedEvent<K> {
+  return { type: decoded.type, event: decoded.event } as TypedEvent<K>;
+}
+
+/** What decode<T> gives: an event the caller vouches is a T, not narrowed by `type`. */
+export interface DecodedAs<T> {
+  schemaId: number;
+  fullName: string;
+  type: EventTypeName;
   event: T;
 }
+
+/** The full names of event types K, as a topic's eventTypes name them. */
+type FullNameOf<K extends EventTypeName> = `io.mabeam.events.${K}`;
 
 export interface DecodeOptions {
   /** Fully qualified names allowed here (a topic's eventTypes); others are UNEXPECTED_EVENT_TYPE. */
@@ -85,7 +113,7 @@ export class EventCodec {
   check(type: string, event: object): void {
     const schema = this.schemaFor(type);
     const problems = avroProblems(schema.type, event);
-    if (problems.length === 0) problems.push(...validateEvent(event as Record<string, unknown>, schema.name));
+    if (problems.length === 0) problems.push(...validateEvent(event, schema.name));
     if (problems.length > 0) {
       throw new MabeamError('VALIDATION_FAILED', `Invalid ${schema.name}: ${problems.join('; ')}`, { details: { type: schema.fullName, problems } });
     }
@@ -98,9 +126,14 @@ export class EventCodec {
     return frame(await this.schemaId(schema.fullName), schema.type.toBuffer(event));
   }
 
-  async decode<T = Record<string, unknown>>(buffer: Buffer | null | undefined, options: DecodeOptions = {}): Promise<DecodedEvent<T>> {
+  /** Allowing only some event types (written out) narrows the result to them. */
+  decode<K extends EventTypeName>(buffer: Buffer | null | undefined, options: DecodeOptions & { allowedTypes: readonly FullNameOf<K>[] }): Promise<DecodedEvent<K>>;
+  decode(buffer: Buffer | null | undefined, options?: DecodeOptions): Promise<DecodedEvent>;
+  /** decode<T>: the caller vouches that the event is a T. */
+  decode<T>(buffer: Buffer | null | undefined, options?: DecodeOptions): Promise<DecodedAs<T>>;
+  async decode(buffer: Buffer | null | undefined, options: DecodeOptions = {}): Promise<DecodedEvent> {
     const { schemaId, body } = unframe(buffer);
-    return this.read<T>(schemaId, body, await this.planFor(schemaId), options);
+    return this.read(schemaId, body, await this.planFor(schemaId), options);
   }
 
   /**
@@ -109,21 +142,24 @@ export class EventCodec {
    * when it has not (then `decode` fetches it, and this works from then on).
    * Fails as decode does, synchronously.
    */
-  decodeNow<T = Record<string, unknown>>(buffer: Buffer | null | undefined, options: DecodeOptions = {}): DecodedEvent<T> | undefined {
+  decodeNow<K extends EventTypeName>(buffer: Buffer | null | undefined, options: DecodeOptions & { allowedTypes: readonly FullNameOf<K>[] }): DecodedEvent<K> | undefined;
+  decodeNow(buffer: Buffer | null | undefined, options?: DecodeOptions): DecodedEvent | undefined;
+  decodeNow<T>(buffer: Buffer | null | undefined, options?: DecodeOptions): DecodedAs<T> | undefined;
+  decodeNow(buffer: Buffer | null | undefined, options: DecodeOptions = {}): DecodedEvent | undefined {
     const { schemaId, body } = unframe(buffer);
     const plan = this.loaded.get(schemaId);
-    return plan ? this.read<T>(schemaId, body, plan, options) : undefined;
+    return plan ? this.read(schemaId, body, plan, options) : undefined;
   }
 
-  private read<T>(schemaId: number, body: Buffer, { reader, resolver }: ReaderPlan, options: DecodeOptions): DecodedEvent<T> {
+  private read(schemaId: number, body: Buffer, { reader, resolver }: ReaderPlan, options: DecodeOptions): DecodedEvent {
     if (options.allowedTypes && !options.allowedTypes.includes(reader.fullName)) {
       throw new MabeamError('UNEXPECTED_EVENT_TYPE', `${reader.fullName} is not one of the event types expected here (${options.allowedTypes.join(', ')}).`, {
         details: { schemaId, type: reader.fullName },
       });
     }
-    let event: Record<string, unknown>;
+    let event: AnyEvent;
     try {
-      event = reader.type.fromBuffer(body, resolver) as Record<string, unknown>;
+      event = reader.type.fromBuffer(body, resolver) as AnyEvent;
     } catch (error) {
       throw new MabeamError('UNDECODABLE_BODY', `The body is not a valid ${reader.name} (schema id ${schemaId}): ${describeError(error)}`, {
         cause: error,
@@ -134,7 +170,8 @@ export class EventCodec {
     if (problems.length > 0) {
       throw new MabeamError('VALIDATION_FAILED', `Invalid ${reader.name}: ${problems.join('; ')}`, { details: { schemaId, type: reader.fullName, problems } });
     }
-    return { schemaId, fullName: reader.fullName, type: reader.name, event: event as T };
+    // Where a type's name and its shape meet: the reader is the catalog's schema for reader.name.
+    return { schemaId, fullName: reader.fullName, type: reader.name as EventTypeName, event } as DecodedEvent;
   }
 
   private planFor(schemaId: number): Promise<ReaderPlan> {

@@ -90,10 +90,11 @@ const typeRules: Record<string, Validator> = {
   VariableState: (e) => (typeof e['version'] === 'number' && e['version'] < 0 ? ['version: must not be negative'] : []),
 };
 
-export function validateEvent(event: Record<string, unknown>, shortName: string): string[] {
-  const problems = envelopeProblems(event, shortName);
-  walk(event, [], problems);
-  problems.push(...(typeRules[shortName]?.(event) ?? []));
+export function validateEvent(event: object, shortName: string): string[] {
+  const fields = event as Record<string, unknown>;
+  const problems = envelopeProblems(fields, shortName);
+  walk(fields, [], problems);
+  problems.push(...(typeRules[shortName]?.(fields) ?? []));
   return problems;
 }
 

@@ -212,7 +212,9 @@ function describeThrown(error: unknown): string {
 
 /** The message key must equal the event's field that the topic is keyed by (co-partitioning depends on it). */
 function checkKey(decoded: DecodedEvent, definition: TopicDefinition, key: string | null): void {
-  const expected = decoded.event[definition.key];
+  // The key field is named by the topic's definition, at run time.
+  const fields: object = decoded.event;
+  const expected = (fields as Record<string, unknown>)[definition.key];
   if (typeof expected !== 'string') return;
   if (key !== expected) {
     throw new MabeamError(

@@ -23,7 +23,6 @@ import type { Kafka } from 'kafkajs';
 import type { DecodedEvent, EventCodec } from '../codec/codec.ts';
 import { describeError, MabeamError } from '../errors.ts';
 import { deterministicEventId } from '../events/envelope.ts';
-import type { Bid, RoundState, Vote } from '../events/types.ts';
 import { Processor } from '../engine/processor.ts';
 import type { Outputs } from '../engine/outputs.ts';
 import type { Decider, InputRecord, Lane } from '../engine/types.ts';
@@ -269,7 +268,7 @@ export class Coordinator implements StopsForGood {
           return;
         }
         try {
-          const state = (await this.options.codec.decode<RoundState>(message.value, { allowedTypes: ['io.mabeam.events.RoundState'] })).event;
+          const state = (await this.options.codec.decode(message.value, { allowedTypes: ['io.mabeam.events.RoundState'] })).event;
           states.set(state.roundId, { snapshot: fromRoundState(state), offset: Number(offset) });
         } catch (error) {
           if (error instanceof MabeamError && error.retriable) throw error;
@@ -346,7 +345,7 @@ export class Coordinator implements StopsForGood {
    */
   private async refusedSignature(record: InputRecord, decoded: DecodedEvent): Promise<Rejected | undefined> {
     if (!this.keys || (decoded.type !== 'Bid' && decoded.type !== 'Vote')) return undefined;
-    const answer = decoded.event as unknown as Bid | Vote;
+    const answer = decoded.event;
     const m = record.message;
     const refusal = await this.keys.verify({ key: m.key, value: m.value, headers: m.headers, timestamp: Number(m.timestamp) }, answer.agentId);
     if (!refusal) return undefined;

@@ -1,6 +1,6 @@
 import type { DecodedEvent } from '../codec/codec.ts';
 import { deterministicEventId, newEnvelope } from '../events/envelope.ts';
-import type { Bid, BidRequest, Directive, Envelope, Proposal, Rejection, RoundClosed, RoundOutcome, Vote } from '../events/types.ts';
+import type { BidRequest, Directive, Envelope, Proposal, Rejection, RoundClosed, RoundOutcome } from '../events/types.ts';
 import type { RoundDecision, RoundEvent, RoundOpen } from '../protocols/types.ts';
 import { isSignatureRefusalCode } from '../security/verify.ts';
 
@@ -14,10 +14,9 @@ const replyTo = (causationId: string | null) => (causationId ? { inReplyTo: caus
 
 /** A decoded event as a round event, or undefined for events the join does not take. */
 export function toRoundEvent(decoded: DecodedEvent): RoundEvent | undefined {
-  const e = decoded.event as unknown;
   switch (decoded.type) {
     case 'BidRequest': {
-      const r = e as BidRequest;
+      const r = decoded.event;
       return {
         type: 'open', roundId: r.roundId, protocol: r.protocol, kind: 'auction', eventId: r.envelope.eventId, eventTime: r.envelope.eventTime,
         deadline: r.deadline, eligible: r.eligibleAgents, reservePrice: r.reservePrice, options: [], weights: {}, quorum: null, parameters: jsonObject(r.parameters),
@@ -25,7 +24,7 @@ export function toRoundEvent(decoded: DecodedEvent): RoundEvent | undefined {
       };
     }
     case 'Proposal': {
-      const p = e as Proposal;
+      const p = decoded.event;
       return {
         type: 'open', roundId: p.roundId, protocol: p.protocol, kind: 'consensus', eventId: p.envelope.eventId, eventTime: p.envelope.eventTime,
         deadline: p.deadline, eligible: p.eligibleVoters, reservePrice: null, options: p.options, weights: p.weights, quorum: p.quorum, parameters: jsonObject(p.parameters),
@@ -33,17 +32,17 @@ export function toRoundEvent(decoded: DecodedEvent): RoundEvent | undefined {
       };
     }
     case 'Bid': {
-      const b = e as Bid;
+      const b = decoded.event;
       return { type: 'answer', roundId: b.roundId, kind: 'bid', agentId: b.agentId, eventId: b.envelope.eventId, eventTime: b.envelope.eventTime, amount: b.amount, bundle: b.bundle,
         ...(b.attributes ? { attributes: jsonObject(b.attributes) } : {}), ...replyTo(b.envelope.causationId) };
     }
     case 'Vote': {
-      const v = e as Vote;
+      const v = decoded.event;
       return { type: 'answer', roundId: v.roundId, kind: 'vote', agentId: v.agentId, eventId: v.envelope.eventId, eventTime: v.envelope.eventTime, choice: v.choice,
         ...(v.weight !== null ? { weight: v.weight } : {}), ...replyTo(v.envelope.causationId) };
     }
     case 'RoundClosed': {
-      const c = e as RoundClosed;
+      const c = decoded.event;
       return c.cause === 'complete' ? undefined : { type: 'close', roundId: c.roundId, cause: c.cause, eventId: c.envelope.eventId, stage: c.stage ?? 0 };
     }
     default:

@@ -5,7 +5,7 @@ import type { EventCodec } from '../codec/codec.ts';
 import { MabeamError } from '../errors.ts';
 import { joinedAndFetched } from '../kafka/client.ts';
 import { newEnvelope } from '../events/envelope.ts';
-import type { BidRequest, Proposal, Rejection, RoundOutcome } from '../events/types.ts';
+import type { BidRequest, Proposal, RoundOutcome } from '../events/types.ts';
 import type { Logger } from '../log/logger.ts';
 import { EventProducer } from '../producer/eventProducer.ts';
 import { traced } from '../tracing/trace.ts';
@@ -119,9 +119,9 @@ export class RoundClient {
         const waiter = this.waiting.get(key)!;
         if (decoded.type === 'RoundOutcome') {
           this.waiting.delete(key);
-          waiter.resolve(decoded.event as unknown as RoundOutcome);
-        } else if ((decoded.event as unknown as Rejection).rejectedEventId === waiter.requestId) {
-          const r = decoded.event as unknown as Rejection;
+          waiter.resolve(decoded.event);
+        } else if (decoded.type === 'Rejection' && decoded.event.rejectedEventId === waiter.requestId) {
+          const r = decoded.event;
           this.waiting.delete(key);
           waiter.reject(new MabeamError('ROUND_REFUSED', `The coordinator refused round ${key}: ${r.reason} [${r.reasonCode}]`, { details: { reasonCode: r.reasonCode } }));
         }

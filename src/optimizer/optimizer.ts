@@ -185,8 +185,9 @@ export class Optimizer implements StopsForGood {
 
   private async decide(record: InputRecord, lane: Lane<Emitted>, allowedTypes: string[]): Promise<void> {
     const o = this.options;
-    const decoded = await o.codec.decode<{ studyId: string }>(record.message.value, { allowedTypes });
-    const input = decoded.event;
+    const decoded = await o.codec.decode(record.message.value, { allowedTypes });
+    // study-inputs carries a study's creation and its evaluators' reports on trials (its definition's eventTypes, allowed above).
+    const input = decoded.event as StudyCreated | Parameters<typeof decideReport>[2];
     const key = record.message.key?.toString() ?? null;
     if (key !== input.studyId) {
       throw new MabeamError('VALIDATION_FAILED', `Invalid ${decoded.type}: the message key is ${key === null ? 'missing' : `"${key}"`} but study-inputs is keyed by studyId ("${input.studyId}")`);
@@ -197,19 +198,19 @@ export class Optimizer implements StopsForGood {
     const ctx = await this.context();
     if (decoded.type === 'StudyCreated' && !existing) {
       // A new study's capability is not among those asked yet.
-      const spec = safeSpec(input as unknown as StudyCreated);
+      const spec = safeSpec(decoded.event);
       if (spec) {
         const ids = await this.evaluatorIds(spec);
         const base = ctx.evaluators;
         ctx.evaluators = (c) => (c === spec ? ids.map((agentId) => base(c).find((e) => e.agentId === agentId) ?? { agentId, load: 0 }) : base(c));
       }
     }
-    const report = input as unknown as Parameters<typeof decideReport>[2];
+    const report = input as Parameters<typeof decideReport>[2];
     // With signatures required, an evaluator's report counts only if its agent signed it (the coordinator's own check).
     const refused = decoded.type === 'StudyCreated' ? undefined : await this.refusedSignature(record, report.agentId);
     const decision =
       decoded.type === 'StudyCreated'
-        ? decideCreated(existing, input as unknown as StudyCreated, ctx)
+        ? decideCreated(existing, decoded.event, ctx)
         : refused
           ? decideRefusedReport(existing, report, refused.reasonCode, refused.reason, ctx)
           : decideReport(existing, decoded.type as Parameters<typeof decideReport>[1], report, ctx);

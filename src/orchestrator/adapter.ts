@@ -178,7 +178,7 @@ export class SystemAdapter implements StopsForGood {
   private async decide(record: InputRecord, allowedTypes: string[]): Promise<void> {
     const decoded = await this.options.codec.decode(record.message.value, { allowedTypes });
     if (decoded.type !== 'MetricSample') throw new MabeamError('UNEXPECTED_EVENT_TYPE', `The metrics topic carries MetricSample events, not ${decoded.type}.`);
-    const sample = decoded.event as unknown as MetricSample;
+    const sample = decoded.event;
     const key = record.message.key?.toString('utf8') ?? null;
     if (key !== sample.source) {
       throw new MabeamError('VALIDATION_FAILED', `Invalid MetricSample: the message key ${key === null ? 'is missing' : `is "${key}"`} but metrics is keyed by source ("${sample.source}")`, {

@@ -179,12 +179,14 @@ export async function readRecentEvents(kafka: Kafka, codec: EventCodec, prefix: 
   ]);
   const records = [...outcomeRecords, ...sampleRecords];
   const outcomes = records
-    .filter((r) => r.decoded.type === 'RoundOutcome')
-    .map((r) => r.decoded.event as unknown as RoundOutcome)
+    .map((r) => r.decoded)
+    .filter((d) => d.type === 'RoundOutcome')
+    .map((d) => d.event)
     .sort((a, b) => a.envelope.eventTime - b.envelope.eventTime || a.roundId.localeCompare(b.roundId));
   const samples = records
-    .filter((r) => r.decoded.type === 'MetricSample')
-    .map((r) => r.decoded.event as unknown as MetricSample)
+    .map((r) => r.decoded)
+    .filter((d) => d.type === 'MetricSample')
+    .map((d) => d.event)
     .sort((a, b) => a.envelope.eventTime - b.envelope.eventTime);
   return { outcomes: last > 0 ? outcomes.slice(-last) : [], samples };
 }

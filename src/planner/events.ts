@@ -2,6 +2,7 @@
  * The events of a plan's log (`plans`, keyed by plan id) as the fold reads
  * them. Their shapes are the Avro records in schemas/events/ (src/events/types.ts).
  */
+import type { DecodedEvent } from '../codec/codec.ts';
 import type {
   PlanCancelled,
   PlanCompleted,
@@ -33,3 +34,8 @@ export type PlanEvent =
 
 /** The plan-log event types the fold applies. */
 export const planEventTypes: ReadonlySet<string> = new Set(['PlanCreated', 'StepReady', 'StepSkipped', 'StepAuctioned', 'StepAssigned', 'StepStarted', 'StepCompleted', 'StepFailed', 'StepRetried', 'PlanCompleted', 'PlanFailed', 'PlanCancelled']);
+
+/** Whether a decoded event is one the fold applies (narrows it to those types). */
+export function isPlanEvent(decoded: DecodedEvent): decoded is DecodedEvent<PlanEvent['type']> {
+  return planEventTypes.has(decoded.type);
+}

@@ -4,10 +4,10 @@
  * the caller of each — what `mabeam plan run` shows progress from and waits on.
  */
 import type { Kafka } from 'kafkajs';
-import type { EventCodec } from '../codec/codec.ts';
+import { typedEvent, type EventCodec } from '../codec/codec.ts';
 import { KeyFollower } from '../kafka/keyFollower.ts';
 import type { Logger } from '../log/logger.ts';
-import { planEventTypes, type PlanEvent } from './events.ts';
+import { isPlanEvent } from './events.ts';
 import { applyPlanEvent, type LoggedEvent } from './planLog.ts';
 import type { PlanRun } from './run.ts';
 
@@ -33,10 +33,11 @@ export class PlanFollower {
     this.follower = new KeyFollower({
       kafka: o.kafka, codec: o.codec, logger: o.logger, topic: o.topic, partitions: o.partitions, key: o.planId, groupPrefix: 'mabeam-plan-follower',
       onEvent: (decoded) => {
-        const e = { type: decoded.type, event: decoded.event } as unknown as LoggedEvent;
-        if (planEventTypes.has(decoded.type)) applyPlanEvent(this.runs, e as PlanEvent, o.logger);
-        else if (decoded.type !== 'PlanRejected' && decoded.type !== 'Rejection') return;
-        o.onEvent(e, this.run);
+        if (isPlanEvent(decoded)) {
+          const e = typedEvent(decoded);
+          applyPlanEvent(this.runs, e, o.logger);
+          o.onEvent(e, this.run);
+        } else if (decoded.type === 'PlanRejected' || decoded.type === 'Rejection') o.onEvent(typedEvent(decoded), this.run);
       },
     });
   }

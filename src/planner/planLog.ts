@@ -4,7 +4,7 @@
  * and what `mabeam plan status|result|audit` show.
  */
 import type { Kafka } from 'kafkajs';
-import type { EventCodec } from '../codec/codec.ts';
+import { typedEvent, type EventCodec } from '../codec/codec.ts';
 import { partitionOfKey } from '../engine/routing.ts';
 import { MabeamError, describeError } from '../errors.ts';
 import type { PlanRejected, Rejection } from '../events/types.ts';
@@ -12,7 +12,7 @@ import { isRetriable, readToEnd } from '../kafka/readToEnd.ts';
 import type { Logger } from '../log/logger.ts';
 import { topicName } from '../topics/names.ts';
 import { partitionCounts } from '../topics/partitions.ts';
-import { planEventTypes, type PlanEvent } from './events.ts';
+import { isPlanEvent, type PlanEvent } from './events.ts';
 import { evolve, startPlan, type PlanRun } from './run.ts';
 
 /** What a plan's log holds besides the fold: its rejection, and the reports it refused. */
@@ -73,13 +73,13 @@ export async function readPlans(options: ReadPlansOptions): Promise<Map<number, 
         options.logger.warn({ topic: options.topic, partition, offset, error: describeError(error) }, 'an undecodable record on the plans topic; skipped');
         return;
       }
-      const e = { type: decoded.type, event: decoded.event } as unknown as LoggedEvent;
-      if (planEventTypes.has(decoded.type)) {
+      if (isPlanEvent(decoded)) {
+        const e = typedEvent(decoded);
         let runs = out.get(partition);
         if (!runs) out.set(partition, (runs = new Map()));
-        applyPlanEvent(runs, e as PlanEvent, options.logger);
-      }
-      if (planEventTypes.has(decoded.type) || decoded.type === 'PlanRejected' || decoded.type === 'Rejection') options.onEvent?.(e, { partition, offset });
+        applyPlanEvent(runs, e, options.logger);
+        options.onEvent?.(e, { partition, offset });
+      } else if (decoded.type === 'PlanRejected' || decoded.type === 'Rejection') options.onEvent?.(typedEvent(decoded), { partition, offset });
     },
   });
   return out;

@@ -2,12 +2,12 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Kafka, Message } from 'kafkajs';
 import { CachedAgents, type AgentDirectory } from '../agents/capableAgents.ts';
-import type { EventCodec } from '../codec/codec.ts';
+import { typedEvent, type EventCodec } from '../codec/codec.ts';
 import { Processor } from '../engine/processor.ts';
 import type { Decider, InputRecord, Lane } from '../engine/types.ts';
 import { MabeamError, describeError } from '../errors.ts';
 import { newEnvelope } from '../events/envelope.ts';
-import type { BidRequest, Envelope, EventTypeName, PlanCancelled, PlanCreated, PlanRejected, PlanRequested, Rejection, RoundOutcome } from '../events/types.ts';
+import type { BidRequest, EventTypeName, PlanCreated, PlanRejected, PlanRequested, Rejection } from '../events/types.ts';
 import type { Logger } from '../log/logger.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { eventHeaders } from '../producer/eventProducer.ts';
@@ -172,10 +172,10 @@ export class Planner implements StopsForGood {
   }
 
   private async decide(record: InputRecord, lane: Lane<Written>, allowedTypes: string[]): Promise<void> {
-    const decoded = await this.o.codec.decode<{ envelope: Envelope; planId?: string; roundId?: string }>(record.message.value, { allowedTypes });
+    const decoded = await this.o.codec.decode(record.message.value, { allowedTypes });
     const key = record.message.key?.toString() ?? null;
-    const step = decoded.type === 'RoundOutcome' || decoded.type === 'Rejection' ? parseStepRoundId((decoded.event as { roundId?: string; subjectId?: string }).roundId ?? (decoded.event as { subjectId?: string }).subjectId ?? '') : undefined;
-    const planId = step?.planId ?? decoded.event.planId;
+    const step = decoded.type === 'RoundOutcome' ? parseStepRoundId(decoded.event.roundId) : decoded.type === 'Rejection' ? parseStepRoundId(decoded.event.subjectId) : undefined;
+    const planId = step?.planId ?? ('planId' in decoded.event ? decoded.event.planId : undefined);
     if (planId === undefined) throw new MabeamError('VALIDATION_FAILED', `Invalid ${decoded.type} on plan-inputs: it names no plan (a RoundOutcome or Rejection here is of a step round, step:<plan>/<step>#<attempt>).`);
     if (key !== planId) throw new MabeamError('VALIDATION_FAILED', `Invalid ${decoded.type}: the message key is ${key === null ? 'missing' : `"${key}"`} but plan-inputs is keyed by planId ("${planId}")`);
     let runs = this.runs.get(record.partition);
@@ -188,26 +188,26 @@ export class Planner implements StopsForGood {
     const reject = (reasonCode: string, reason: string, agentId: string | null = null) => this.rejection(lane, record.partition, planId, eventId, decoded.type, agentId, reasonCode, reason);
     switch (decoded.type) {
       case 'PlanRequested': {
-        const request = decoded.event as unknown as PlanRequested;
+        const request = decoded.event;
         if (run) return reject('DUPLICATE_PLAN', `Plan ${planId} exists already (a plan id is used once).`, null);
         await this.create(request, lane, record.partition);
         return;
       }
       case 'PlanCancelled': {
-        const c = decoded.event as unknown as PlanCancelled;
+        const c = decoded.event;
         if (!run) return reject('UNKNOWN_PLAN', `No plan ${planId} to cancel.`);
         await this.apply(lane, record.partition, decideCancel(run, { requesterId: c.requesterId, reason: c.reason }, ctx), eventId, decoded.type, agents);
         return;
       }
       case 'RoundOutcome': {
-        const o = decoded.event as unknown as RoundOutcome;
+        const o = decoded.event;
         if (!run || !step) return reject('UNKNOWN_PLAN', `No plan ${planId} for round ${o.roundId}.`);
         await this.apply(lane, record.partition, decideAwarded(run, { stepId: step.stepId, attempt: step.attempt, roundId: o.roundId, protocol: o.protocol, status: o.status, winners: o.winners, reason: o.reason }, ctx), eventId, decoded.type, agents);
         return;
       }
       case 'Rejection': {
         // The coordinator refused a step round's request: that attempt has no taker.
-        const r = decoded.event as unknown as Rejection;
+        const r = decoded.event;
         if (!run || !step || r.rejectedEventType !== 'BidRequest') return;
         const st = run.steps.get(step.stepId);
         if (st?.roundId !== r.subjectId) return;
@@ -215,7 +215,8 @@ export class Planner implements StopsForGood {
         return;
       }
       default: {
-        const report = { type: decoded.type, event: decoded.event } as unknown as StepReport;
+        // The rest of plan-inputs' event types (its definition's eventTypes, allowed above) are agents' reports on steps.
+        const report = typedEvent(decoded) as StepReport;
         // With signatures required, an agent's report counts only if its agent signed it (the coordinator's own check).
         const refused = await this.refusedSignature(record, report.event.agentId);
         if (refused) return reject(refused.reasonCode, refused.reason, report.event.agentId);
@@ -360,7 +361,7 @@ export class Planner implements StopsForGood {
 
   /** The second member: step rounds' outcomes and refusals, copied as they are to plan-inputs under their plan id. */
   private awardsRelay(): Decider<never> {
-    const allowedTypes = ['io.mabeam.events.RoundOutcome', 'io.mabeam.events.Rejection', 'io.mabeam.events.RoundClosed'];
+    const allowedTypes = ['io.mabeam.events.RoundOutcome', 'io.mabeam.events.Rejection', 'io.mabeam.events.RoundClosed'] as const;
     return {
       inputs: [this.topics.outcomes],
       restore: async () => undefined,
@@ -368,7 +369,7 @@ export class Planner implements StopsForGood {
       decide: async (record, lane) => {
         const step = parseStepRoundId(record.message.key?.toString() ?? '');
         if (!step) return;
-        const decoded = await this.o.codec.decode<{ envelope: Envelope; rejectedEventType?: string }>(record.message.value, { allowedTypes });
+        const decoded = await this.o.codec.decode(record.message.value, { allowedTypes });
         if (decoded.type === 'RoundClosed') return;
         if (decoded.type === 'Rejection' && decoded.event.rejectedEventType !== 'BidRequest') return;
         lane.out.add(this.topics.inputs, { key: step.planId, value: record.message.value, headers: { [eventHeaders.type]: decoded.type, [eventHeaders.id]: decoded.event.envelope.eventId } });

@@ -1,4 +1,4 @@
-import type { Bid, BidRequest, Proposal, Rejection, RoundClosed, RoundOutcome, Vote } from '../events/types.ts';
+import type { RoundClosed } from '../events/types.ts';
 import { toRoundEvent } from '../coordinator/events.ts';
 import type { RoundAnswer, RoundEvent, RoundOpen } from '../protocols/types.ts';
 import type { LogRecord, UndecodableRecord } from './scanLog.ts';
@@ -93,7 +93,7 @@ export class RoundHistory {
     switch (decoded.type) {
       case 'BidRequest':
       case 'Proposal': {
-        const request = decoded.event as unknown as BidRequest | Proposal;
+        const request = decoded.event;
         if ((request.stage ?? 0) !== 0) return; // later stages' requests come from the protocol
         const round = this.round(request.roundId);
         if (round.open) return;
@@ -103,7 +103,7 @@ export class RoundHistory {
       }
       case 'Bid':
       case 'Vote': {
-        const answer = decoded.event as unknown as Bid | Vote;
+        const answer = decoded.event;
         const round = this.round(answer.roundId);
         if (round.settled || round.answers.has(answer.envelope.eventId)) return;
         const refusal = this.verify?.(record, answer.agentId);
@@ -119,7 +119,7 @@ export class RoundHistory {
         return;
       }
       case 'RoundClosed': {
-        const closing = decoded.event as unknown as RoundClosed;
+        const closing = decoded.event;
         const round = this.round(closing.roundId);
         const stage = closing.stage ?? 0;
         if (!round.stages.has(stage)) round.stages.set(stage, closing);
@@ -127,7 +127,7 @@ export class RoundHistory {
         return;
       }
       case 'RoundOutcome': {
-        const o = decoded.event as unknown as RoundOutcome;
+        const o = decoded.event;
         const round = this.round(o.roundId);
         round.outcomes.push({ topic: record.topic, partition: record.partition, offset: record.offset, eventId: o.envelope.eventId, ...summary(o) });
         this.checkComplete(round);
@@ -135,7 +135,7 @@ export class RoundHistory {
       }
       case 'Rejection': {
         // A refusal of a request (no agent): kept by the refused event id, as outcomes may be read before the request.
-        const r = decoded.event as unknown as Rejection;
+        const r = decoded.event;
         if (r.agentId === null && r.rejectedEventId) this.refusals.set(r.rejectedEventId, { reasonCode: r.reasonCode, reason: r.reason });
         return;
       }

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import type { Consumer, Kafka, Producer } from 'kafkajs';
 import type { Redis } from 'ioredis';
 import type { Observable } from 'rxjs';
-import type { EventCodec } from '../codec/codec.ts';
+import { typedEvent, type EventCodec } from '../codec/codec.ts';
 import { DeadLetterWriter } from '../deadletters/deadLetterWriter.ts';
 import { MabeamError } from '../errors.ts';
 import { newEnvelope } from '../events/envelope.ts';
@@ -76,12 +76,12 @@ export class VariablesClient implements VariableAccess {
       eachMessage: async ({ message }) => {
         if (this.waiting.size === 0) return;
         const decoded = await o.codec.decode(message.value);
-        const answer = decoded.event as unknown as VariableChanged | VariableChangeRejected;
-        const waiter = answer.envelope.causationId ? this.waiting.get(answer.envelope.causationId) : undefined;
+        const causationId = decoded.event.envelope.causationId;
+        const waiter = causationId ? this.waiting.get(causationId) : undefined;
         if (!waiter || (decoded.type !== 'VariableChanged' && decoded.type !== 'VariableChangeRejected')) return;
-        this.waiting.delete(answer.envelope.causationId!);
+        this.waiting.delete(causationId!);
         clearTimeout(waiter.timer);
-        waiter.resolve({ type: decoded.type, event: answer } as Parameters<Waiter['resolve']>[0]);
+        waiter.resolve(typedEvent(decoded));
       },
     });
     await Promise.all([ready, this.log.start()]);

@@ -1,12 +1,11 @@
 import type { DecodedEvent } from '../codec/codec.ts';
-import type { VariableState } from '../events/types.ts';
 import type { Value, VariableDefinition } from './model.ts';
 import type { VariableRecord } from './types.ts';
 
 /** A VariableState event as a record (undefined for other events or a state without its definition). */
 export function toRecord(decoded: DecodedEvent): VariableRecord | undefined {
   if (decoded.type !== 'VariableState') return undefined;
-  const s = decoded.event as unknown as VariableState;
+  const s = decoded.event;
   if (!s.definition) return undefined;
   return {
     id: s.variableId,

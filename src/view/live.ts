@@ -23,11 +23,11 @@ import type { Consumer, EachBatchPayload, KafkaMessage } from 'kafkajs';
 import type { Subscription } from 'rxjs';
 import { AgentRegistry } from '../agents/registry.ts';
 import { roundTopicNames } from '../audit/round.ts';
+import { typedEvent } from '../codec/codec.ts';
 import { MabeamError, describeError, isMabeamError } from '../errors.ts';
-import type { DeadLetter } from '../events/types.ts';
 import { joinedAndFetched } from '../kafka/client.ts';
 import { ReadPositions, fetchEnds, isRetriable, partitionKey, retryRetriable } from '../kafka/readToEnd.ts';
-import { studyEventTypes, type StudyEvent } from '../optimizer/study/run.ts';
+import { isStudyEvent } from '../optimizer/study/run.ts';
 import { readStudies } from '../optimizer/study/studyLog.ts';
 import { sharedProtocols } from '../protocols/builtins.ts';
 import { StoppedLatch, type StopsForGood } from '../runtime/stopped.ts';
@@ -37,7 +37,7 @@ import type { VariableRecord } from '../variables/types.ts';
 import { AgentBoard, type AgentFilter } from './agents.ts';
 import { DeadLetterBoard } from './deadLetters.ts';
 import { liveTuning, type LiveTuning, type LiveViewOptions } from './options.ts';
-import { RoundBoard, roundInputTypes, type RoundInput } from './rounds.ts';
+import { RoundBoard, isRoundInput } from './rounds.ts';
 import { StudyBoard } from './studies.ts';
 import type { AgentRow, DeadLetters, LiveEvent, LiveListener, Overview, RoundStatus, RoundSummary, StudySummary, VariableRow } from './types.ts';
 
@@ -241,11 +241,11 @@ export class LiveView implements StopsForGood {
     const offset = Number(message.offset);
     try {
       if (logical === 'studies') {
-        if (studyEventTypes.has(decoded.type)) this.studyBoard.apply({ type: decoded.type, event: decoded.event } as unknown as StudyEvent, partition, offset);
+        if (isStudyEvent(decoded)) this.studyBoard.apply(typedEvent(decoded), partition, offset);
       } else if (logical === 'dead-letters') {
-        if (decoded.type === 'DeadLetter') this.emit({ type: 'dead-letter', data: this.deadLetterBoard.apply(decoded.event as unknown as DeadLetter) });
-      } else if (roundInputTypes.has(decoded.type)) {
-        const changed = this.rounds.apply({ type: decoded.type, event: decoded.event } as unknown as RoundInput);
+        if (decoded.type === 'DeadLetter') this.emit({ type: 'dead-letter', data: this.deadLetterBoard.apply(decoded.event) });
+      } else if (isRoundInput(decoded)) {
+        const changed = this.rounds.apply(typedEvent(decoded));
         if (changed) this.emit({ type: 'round', data: changed });
       }
     } catch (error) {

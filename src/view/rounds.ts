@@ -6,6 +6,7 @@
  * an answer or an outcome can come before its request: each is kept until
  * the request comes (a few rounds' worth) and the summary is completed then.
  */
+import type { DecodedEvent } from '../codec/codec.ts';
 import type { Bid, BidRequest, Proposal, Rejection, RoundOutcome, Vote } from '../events/types.ts';
 import type { ProtocolRegistry } from '../protocols/registry.ts';
 import type { RoundKind, RoundStatus, RoundSummary } from './types.ts';
@@ -19,6 +20,11 @@ export type RoundInput =
   | { type: 'Rejection'; event: Rejection };
 
 export const roundInputTypes: ReadonlySet<string> = new Set(['BidRequest', 'Proposal', 'Bid', 'Vote', 'RoundOutcome', 'Rejection']);
+
+/** Whether a decoded event is one the board folds in (narrows it to those types). */
+export function isRoundInput(decoded: DecodedEvent): decoded is DecodedEvent<RoundInput['type']> {
+  return roundInputTypes.has(decoded.type);
+}
 
 interface Round {
   summary: RoundSummary;

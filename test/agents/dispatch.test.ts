@@ -27,7 +27,7 @@ function hosted(definitions: Array<AgentDefinition<any>>, lifecycle: LifecycleSt
     ]),
   );
 }
-const decoded = (type: string, event: object): DecodedEvent => ({ schemaId: 1, fullName: `io.mabeam.events.${type}`, type, event: event as Record<string, unknown> });
+const decoded = (type: string, event: object) => ({ schemaId: 1, fullName: `io.mabeam.events.${type}`, type, event }) as DecodedEvent;
 const request = (roundId: string, requiredCapabilities: string[] = []): BidRequest => ({
   envelope: newEnvelope('BidRequest', 'client', { correlationId: roundId }),
   roundId, protocol: 'first-price', item: '"x"', requiredCapabilities, eligibleAgents: [], reservePrice: null, deadline: Date.now() + 60_000, parameters: null,

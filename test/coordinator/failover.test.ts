@@ -51,7 +51,7 @@ describe('coordinator failover', () => {
     await events.send(ctx.topic('bids'), roundId, 'Bid', bid('c', 20));
 
     const ofRound = async (type: string) => {
-      const decoded = await Promise.all(outcomes.messages.map((m) => ctx.codec.decode(m.value)));
+      const decoded = await Promise.all(outcomes.messages.map((m) => ctx.codec.decode<Record<string, unknown>>(m.value)));
       return decoded.filter((d) => d.type === type && (d.event as { roundId?: string }).roundId === roundId).map((d) => d.event as Record<string, unknown>);
     };
     const [outcome] = await waitFor(async () => {

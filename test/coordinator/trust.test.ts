@@ -52,7 +52,7 @@ async function sendMisplaced(topic: string, key: string, type: string, event: ob
 async function byRound(messages: KafkaMessage[]): Promise<Map<string, Array<{ type: string; event: Record<string, unknown> }>>> {
   const map = new Map<string, Array<{ type: string; event: Record<string, unknown> }>>();
   for (const m of messages) {
-    const d = await ctx.codec.decode(m.value);
+    const d = await ctx.codec.decode<Record<string, unknown>>(m.value);
     const id = (d.event['roundId'] ?? d.event['subjectId']) as string;
     map.set(id, [...(map.get(id) ?? []), { type: d.type, event: d.event }]);
   }

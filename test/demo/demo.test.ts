@@ -101,7 +101,7 @@ describe('npm start (the README\'s main job)', () => {
 
     // 6. The plan completed, its four steps run by agents.
     expect(events('PlanCompleted', result.planId)).toHaveLength(1);
-    expect(new Set(log.filter((r) => r.decoded.type === 'StepAssigned' && r.decoded.event['planId'] === result.planId).map((r) => r.decoded.event['stepId']))).toEqual(new Set(['build', 'review', 'benchmark', 'release']));
+    expect(new Set(log.filter((r) => r.decoded.type === 'StepAssigned' && r.decoded.event['planId'] === result.planId).map((r) => (r.decoded.event as { stepId?: string }).stepId))).toEqual(new Set(['build', 'review', 'benchmark', 'release']));
 
     // 7. The garbage: dead-lettered with its reason and its bytes; the next round decided.
     const letter = log.filter((r) => r.decoded.type === 'DeadLetter').map((r) => r.decoded.event as unknown as { key: Buffer | null; value: Buffer | null; reasonCode: string; sourceTopic: string }).find((l) => l.key?.toString() === result.garbage.key);

@@ -30,7 +30,7 @@ describe('mabeam demo --secure', () => {
     try {
       const roundId = /demo complete: round (\S+)/.exec(r.stdout)?.[1];
       expect(roundId).toBeDefined();
-      const log = (await readLog(ctx.kafka, ctx.codec, [`${prefix}.outcomes`])).map((e) => e.decoded).filter((d) => d.event['roundId'] === roundId || d.event['subjectId'] === roundId);
+      const log = (await readLog(ctx.kafka, ctx.codec, [`${prefix}.outcomes`])).map((e) => e.decoded).filter((d) => (d.event as { roundId?: string }).roundId === roundId || (d.event as { subjectId?: string }).subjectId === roundId);
       expect(log.filter((d) => d.type === 'RoundOutcome').map((d) => d.event)).toEqual([expect.objectContaining({ winners: ['planner-b'], price: 42 })]);
       expect(log.filter((d) => d.type === 'Rejection').map((d) => d.event)).toEqual([expect.objectContaining({ agentId: 'coder-c', reasonCode: 'FORGED' })]);
     } finally {

@@ -59,7 +59,7 @@ async function studyLog(studyId: string, topics = ['studies']): Promise<StudyLog
   const records = await readLog(ctx.kafka, ctx.codec, topics.map((t) => ctx.topic(t)));
   return records
     .filter((r) => r.key === studyId)
-    .map((r) => ({ type: r.decoded.type, event: r.decoded.event as StudyLogEvent['event'], topic: r.topic }));
+    .map((r) => ({ type: r.decoded.type, event: r.decoded.event as object as StudyLogEvent['event'], topic: r.topic }));
 }
 
 const branin = {
@@ -237,7 +237,7 @@ describe.concurrent('optimization studies over evaluator agent processes', () =>
     await producer.send({ topic: ctx.topic('study-inputs'), messages: [{ key: 'no-such-study', value: await ctx.codec.encode('TrialCompleted', report) }] });
     const rejected = await waitFor(async () => {
       const log = await readLog(ctx.kafka, ctx.codec, [ctx.topic('studies')]);
-      const r = log.filter((e) => e.decoded.type === 'Rejection').map((e) => e.decoded.event as Record<string, unknown>);
+      const r = log.filter((e) => e.decoded.type === 'Rejection').map((e) => e.decoded.event as object as Record<string, unknown>);
       return r.some((e) => e['subjectId'] === studyId) && r.some((e) => e['subjectId'] === 'no-such-study') ? r : undefined;
     }, { timeoutMs: 20_000 });
     expect(rejected.find((e) => e['subjectId'] === studyId)).toMatchObject({ reasonCode: 'INVALID_STUDY' });

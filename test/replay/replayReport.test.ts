@@ -1,5 +1,6 @@
 import { firstValueFrom, from, toArray } from 'rxjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { DecodedEvent } from '../../src/codec/codec.ts';
 import { toRoundEvent } from '../../src/coordinator/events.ts';
 import { newEnvelope } from '../../src/events/envelope.ts';
 import type { Bid, BidRequest, RoundClosed, RoundOutcome } from '../../src/events/types.ts';
@@ -30,7 +31,7 @@ async function writeRound(events: EventProducer, roundId: string, bids: Array<[s
   const env = <T extends 'BidRequest' | 'Bid' | 'RoundClosed' | 'RoundOutcome'>(type: T, producer: string) => newEnvelope(type, producer, { correlationId: roundId });
   const request: BidRequest = { envelope: env('BidRequest', 'client'), roundId, protocol: 'first-price', item: '"slot"', requiredCapabilities: [], eligibleAgents: bids.map(([a]) => a), reservePrice: null, deadline: Date.now() + 60_000, parameters: null };
   const answers: Bid[] = bids.map(([agentId, amount]) => ({ envelope: env('Bid', agentId), roundId, agentId, amount, bundle: [], attributes: null }));
-  const asDecoded = (type: string, event: object) => ({ schemaId: 0, fullName: `io.mabeam.events.${type}`, type, event: event as Record<string, unknown> });
+  const asDecoded = (type: string, event: object) => ({ schemaId: 0, fullName: `io.mabeam.events.${type}`, type, event }) as DecodedEvent;
   const input = [toRoundEvent(asDecoded('BidRequest', request))!, ...answers.map((b) => toRoundEvent(asDecoded('Bid', b))!)] as RoundEvent[];
   const decisions = await firstValueFrom(from(input).pipe(coordinate((name) => protocols.get(name)), toArray()));
   const d = decisions.find((x): x is Outcome => x.type === 'outcome')!;

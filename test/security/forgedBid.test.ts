@@ -60,7 +60,7 @@ async function forge(ctx: TestContext, producer: Producer, roundId: string, sign
 }
 
 async function roundLog(ctx: TestContext, roundId: string, messages: KafkaMessage[]) {
-  const decoded = await Promise.all(messages.map((m) => ctx.codec.decode(m.value)));
+  const decoded = await Promise.all(messages.map((m) => ctx.codec.decode<Record<string, unknown>>(m.value)));
   return decoded.filter((d) => d.event['roundId'] === roundId || d.event['subjectId'] === roundId);
 }
 

@@ -5,11 +5,11 @@
  * from and waits on.
  */
 import type { Kafka } from 'kafkajs';
-import type { EventCodec } from '../../codec/codec.ts';
+import { typedEvent, type EventCodec } from '../../codec/codec.ts';
 import type { Rejection } from '../../events/types.ts';
 import { KeyFollower } from '../../kafka/keyFollower.ts';
 import type { Logger } from '../../log/logger.ts';
-import { studyEventTypes, type StudyEvent, type StudyRun } from './run.ts';
+import { isStudyEvent, type StudyEvent, type StudyRun } from './run.ts';
 import { applyStudyEvent } from './studyLog.ts';
 
 export type FollowedEvent = StudyEvent | { type: 'Rejection'; event: Rejection };
@@ -37,11 +37,11 @@ export class StudyFollower {
       kafka: o.kafka, codec: o.codec, logger: o.logger, topic: o.topic, partitions: o.partitions, key: o.studyId, groupPrefix: 'mabeam-study-follower',
       onEvent: (decoded) => {
         if (decoded.type === 'Rejection') {
-          o.onEvent({ type: 'Rejection', event: decoded.event as unknown as Rejection }, this.run);
+          o.onEvent({ type: 'Rejection', event: decoded.event }, this.run);
           return;
         }
-        if (!studyEventTypes.has(decoded.type)) return;
-        const e = { type: decoded.type, event: decoded.event } as unknown as StudyEvent;
+        if (!isStudyEvent(decoded)) return;
+        const e = typedEvent(decoded);
         applyStudyEvent(this.runs, e, o.logger);
         o.onEvent(e, this.run);
       },

@@ -12,6 +12,7 @@
  * have made (another version of it, or a log written by someone else) is
  * kept — the log is the truth — and listed in `diverged`.
  */
+import type { DecodedEvent } from '../../codec/codec.ts';
 import { MabeamError } from '../../errors.ts';
 import type { Envelope, StudyCompleted, StudyCreated, TrialAssigned, TrialCompleted, TrialFailed, TrialProposed, TrialPruned, TrialReported, TrialRetried, TrialStarted } from '../../events/types.ts';
 import { canonicalJson, type Params } from '../space.ts';
@@ -86,6 +87,11 @@ export type StudyEvent =
   | { type: 'StudyCompleted'; event: StudyCompleted };
 
 export const studyEventTypes: ReadonlySet<string> = new Set(['StudyCreated', 'TrialProposed', 'TrialAssigned', 'TrialStarted', 'TrialReported', 'TrialPruned', 'TrialCompleted', 'TrialFailed', 'TrialRetried', 'StudyCompleted']);
+
+/** Whether a decoded event is one of a study's log that evolve reads (narrows it to those types). */
+export function isStudyEvent(decoded: DecodedEvent): decoded is DecodedEvent<StudyEvent['type']> {
+  return studyEventTypes.has(decoded.type);
+}
 
 /** The trial id of trial `number` of a study. */
 export function trialIdOf(studyId: string, number: number): string {

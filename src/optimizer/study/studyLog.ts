@@ -4,7 +4,7 @@
  * restores, and what `mabeam optimize status|best|trials|rerun` show.
  */
 import type { Kafka } from 'kafkajs';
-import type { EventCodec } from '../../codec/codec.ts';
+import { typedEvent, type EventCodec } from '../../codec/codec.ts';
 import { MabeamError, describeError } from '../../errors.ts';
 import type { StudyCreated } from '../../events/types.ts';
 import { partitionOfKey } from '../../engine/routing.ts';
@@ -12,7 +12,7 @@ import { isRetriable, readToEnd } from '../../kafka/readToEnd.ts';
 import type { Logger } from '../../log/logger.ts';
 import { partitionCounts } from '../../topics/partitions.ts';
 import { topicName } from '../../topics/names.ts';
-import { evolve, startRun, studyEventTypes, type StudyEvent, type StudyRun } from './run.ts';
+import { evolve, isStudyEvent, startRun, type StudyEvent, type StudyRun } from './run.ts';
 
 export interface ReadStudiesOptions {
   kafka: Kafka;
@@ -74,10 +74,10 @@ export async function readStudies(options: ReadStudiesOptions): Promise<Map<numb
         options.logger.warn({ topic: options.topic, partition, offset, error: describeError(error) }, 'an undecodable record on the studies topic; skipped');
         return;
       }
-      if (!studyEventTypes.has(decoded.type)) return;
+      if (!isStudyEvent(decoded)) return;
       let runs = out.get(partition);
       if (!runs) out.set(partition, (runs = new Map()));
-      const event = { type: decoded.type, event: decoded.event } as unknown as StudyEvent;
+      const event = typedEvent(decoded);
       applyStudyEvent(runs, event, options.logger, options.verify ?? true);
       options.onEvent?.(event, partition);
     },
