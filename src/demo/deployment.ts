@@ -57,6 +57,8 @@ interface Member {
   waiters: Array<() => void>;
   /** The instance ids of its processes so far. */
   instances: string[];
+  /** The supervisor gave up on it (its restart budget is spent). */
+  gaveUp?: boolean;
 }
 
 /**
@@ -88,6 +90,9 @@ export class Deployment {
       if (e.type === 'spawned') {
         member.pid = e.pid;
         delete member.ready;
+      } else if (e.type === 'exit' && e.decision === 'gave-up') {
+        member.gaveUp = true;
+        for (const wake of member.waiters.splice(0)) wake();
       } else if (e.type === 'ready') {
         member.ready = e.message;
         member.instances.push(e.message.instanceId);
@@ -109,6 +114,7 @@ export class Deployment {
   async readyOf(id: string, timeoutMs = 90_000): Promise<ChildMessage> {
     const member = this.member(id);
     if (member.ready) return member.ready;
+    if (member.gaveUp) throw this.failure(id, `${id} kept failing and the supervisor gave up on it`);
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(this.failure(id, `${id} was not running after ${timeoutMs / 1000} s`)), timeoutMs);
       member.waiters.push(() => {
@@ -116,7 +122,8 @@ export class Deployment {
         resolve();
       });
     });
-    return member.ready!;
+    if (!member.ready) throw this.failure(id, `${id} kept failing and the supervisor gave up on it`);
+    return member.ready;
   }
 
   /** The child whose current (or last) process is the instance `instanceId`. */

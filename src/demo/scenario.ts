@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Connections } from '../cli/connect.ts';
+import type { DecodedEvent } from '../codec/codec.ts';
 import { RoundClient } from '../coordinator/roundClient.ts';
 import { partitionOfKey } from '../engine/routing.ts';
 import { describeError, MabeamError } from '../errors.ts';
@@ -91,7 +92,9 @@ export async function runScenario(c: Connections, o: ScenarioOptions): Promise<S
     const { gpuPrice, consensusRound } = await step('a GPU price change gated by a consensus of the agents it affects', async () => {
       await variables.define(typedVariable('demo.gpu-price', { kind: 'float', min: 0, max: 100 }, 25, { affectedAgents: ['ada', 'bo', 'cy'], description: 'what a GPU hour costs' }));
       const before = (await variables.get('demo.gpu-price'))!;
-      const changed = await proposeVariableChange(variables, rounds, 'demo.gpu-price', 30, { deadlineMs: 10_000 });
+      // 30 (or 32 when it is 30 already, on a second run): within ada's and bo's valuations, over cy's.
+      const proposed = before.value === 30 ? 32 : 30;
+      const changed = await proposeVariableChange(variables, rounds, 'demo.gpu-price', proposed, { deadlineMs: 10_000 });
       const change = await changeOf(c, topic('variable-changes'), 'demo.gpu-price', changed.version);
       const roundId = String((JSON.parse(change?.trigger ?? '{}') as { roundId?: string }).roundId ?? '');
       const votes = await votesOf(c, topic('votes'), roundId);
@@ -225,15 +228,14 @@ export async function runScenario(c: Connections, o: ScenarioOptions): Promise<S
 }
 
 /** Reads one topic to its end, handing over the decoded events keyed `key`. */
-async function eventsKeyed(c: Connections, topic: string, key: string, each: (type: string, event: Record<string, unknown>, headers: Record<string, string>) => void): Promise<void> {
+async function eventsKeyed(c: Connections, topic: string, key: string, each: (decoded: DecodedEvent, headers: Record<string, string>) => void): Promise<void> {
   await readToEnd(c.kafka, {
     topics: [topic],
     onRecord: async ({ message }) => {
       if (message.key?.toString() !== key || !message.value) return;
       const decoded = await c.codec.decode(message.value).catch(() => undefined);
       if (!decoded) return;
-      const headers = Object.fromEntries(Object.entries(message.headers ?? {}).map(([k, v]) => [k, String(v)]));
-      each(decoded.type, decoded.event as unknown as Record<string, unknown>, headers);
+      each(decoded, Object.fromEntries(Object.entries(message.headers ?? {}).map(([k, v]) => [k, String(v)])));
     },
   });
 }
@@ -241,33 +243,33 @@ async function eventsKeyed(c: Connections, topic: string, key: string, each: (ty
 /** How many stages (requests) an iterative round had. */
 async function stagesOf(c: Connections, topic: string, roundId: string): Promise<number> {
   let stages = 0;
-  await eventsKeyed(c, topic, roundId, (type) => void (type === 'BidRequest' && (stages += 1)));
+  await eventsKeyed(c, topic, roundId, (d) => void (d.type === 'BidRequest' && (stages += 1)));
   return stages;
 }
 
 async function votesOf(c: Connections, topic: string, roundId: string): Promise<string[]> {
   const votes: string[] = [];
-  await eventsKeyed(c, topic, roundId, (type, e) => void (type === 'Vote' && votes.push(`${String(e['agentId'])} ${String(e['choice'])}`)));
+  await eventsKeyed(c, topic, roundId, (d) => void (d.type === 'Vote' && votes.push(`${d.event.agentId} ${d.event.choice}`)));
   return votes.sort();
 }
 
-/** The instance (mabeam-instance header) that wrote an agent's bid in a round. */
+/** The instance (its header) that wrote an agent's bid in a round. */
 async function answererOf(c: Connections, topic: string, roundId: string, agentId: string): Promise<string | undefined> {
   let instance: string | undefined;
-  await eventsKeyed(c, topic, roundId, (type, e, headers) => void (type === 'Bid' && e['agentId'] === agentId && (instance = headers[instanceHeader])));
+  await eventsKeyed(c, topic, roundId, (d, headers) => void (d.type === 'Bid' && d.event.agentId === agentId && (instance = headers[instanceHeader])));
   return instance;
 }
 
 /** The change that made a variable's version, from the variable-changes topic. */
 async function changeOf(c: Connections, topic: string, variableId: string, version: number): Promise<{ cause: string; trigger: string | null } | undefined> {
   let change: { cause: string; trigger: string | null } | undefined;
-  await eventsKeyed(c, topic, variableId, (type, e) => void (type === 'VariableChanged' && e['version'] === version && (change = { cause: String(e['cause']), trigger: (e['trigger'] as string | null) ?? null })));
+  await eventsKeyed(c, topic, variableId, (d) => void (d.type === 'VariableChanged' && d.event.version === version && (change = { cause: d.event.cause, trigger: d.event.trigger ?? null })));
   return change;
 }
 
 async function outcomesOf(c: Connections, topic: string, roundId: string): Promise<number> {
   let count = 0;
-  await eventsKeyed(c, topic, roundId, (type) => void (type === 'RoundOutcome' && (count += 1)));
+  await eventsKeyed(c, topic, roundId, (d) => void (d.type === 'RoundOutcome' && (count += 1)));
   return count;
 }
 
@@ -279,7 +281,7 @@ async function deadLetterOf(c: Connections, topic: string, key: string): Promise
       if (!message.value) return;
       const decoded = await c.codec.decode(message.value).catch(() => undefined);
       if (decoded?.type !== 'DeadLetter') return;
-      const letter = decoded.event as unknown as { key: Buffer | null; value: Buffer | null; reasonCode: string; reason: string };
+      const letter = decoded.event;
       if (letter.key?.toString() === key) found = { reasonCode: letter.reasonCode, reason: letter.reason, bytes: letter.value?.length ?? 0 };
     },
   });

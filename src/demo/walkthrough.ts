@@ -113,7 +113,7 @@ export async function runDemo(c: Connections, options: DemoOptions): Promise<Dem
     const agentView = new CompactedView({
       kafka: c.kafka, redis: c.redis, codec: c.codec, deadLetters, logger: c.logger,
       topic: topic('agents'), definition: definition('agents'), namespace: `mabeam:${prefix}:agents`,
-      project: (d) => ({ capabilities: (d.event as unknown as AgentRecord).capabilities }),
+      project: (d) => ({ capabilities: d.type === 'AgentRecord' ? d.event.capabilities : [] }),
     });
     stops.push(() => agentView.stop());
     const coordinating = part('coordinator');
@@ -131,9 +131,9 @@ export async function runDemo(c: Connections, options: DemoOptions): Promise<Dem
     const roundId = `round-${randomUUID()}`;
     const joined: { request?: BidRequest; outcome?: RoundOutcome; rejections: Rejection[] } = { rejections: [] };
     const join = (decoded: DecodedEvent) => {
-      if (decoded.type === 'BidRequest') joined.request = decoded.event as unknown as BidRequest;
-      else if (decoded.type === 'RoundOutcome') joined.outcome = decoded.event as unknown as RoundOutcome;
-      else if (decoded.type === 'Rejection') joined.rejections.push(decoded.event as unknown as Rejection);
+      if (decoded.type === 'BidRequest') joined.request = decoded.event;
+      else if (decoded.type === 'RoundOutcome') joined.outcome = decoded.event;
+      else if (decoded.type === 'Rejection') joined.rejections.push(decoded.event);
     };
     const seenLetters: DeadLetter[] = [];
     // The client's readers use throw-away groups, as every reader from outside does.
@@ -150,7 +150,7 @@ export async function runDemo(c: Connections, options: DemoOptions): Promise<Dem
       kafka: client.kafka, groupId: readerGroupId(prefix, 'demo.dead-letter-reader'), codec: client.codec, deadLetters, logger: c.logger,
       topics: [{ topic: topic('dead-letters'), definition: definition('dead-letters') }],
       fromBeginning: true,
-      onEvent: (decoded) => { const l = decoded.event as unknown as DeadLetter; if (l.key?.toString() === roundId) seenLetters.push(l); },
+      onEvent: (decoded) => { if (decoded.type === 'DeadLetter' && decoded.event.key?.toString() === roundId) seenLetters.push(decoded.event); },
     });
     stops.push(() => collector.stop(), () => letters.stop());
 

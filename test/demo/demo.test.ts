@@ -90,6 +90,8 @@ describe('npm start (the README\'s main job)', () => {
     expect(outcomeOf(result.coordinatorKill.roundId)).toMatchObject({ status: 'decided', winners: ['ada'], price: 42 });
     expect(events('RoundClosed', result.coordinatorKill.roundId)).toHaveLength(1);
     expect(result.coordinatorKill.restartedPid).not.toBe(result.coordinatorKill.killedPid);
+    // A coordinator is no agent: the supervisor writes no lifecycle for it.
+    expect(log.filter((r) => r.decoded.type === 'LifecycleChanged' && r.key?.startsWith('coordinator'))).toEqual([]);
 
     // 5. The study completed, and its best team was applied as a change with cause optimization.
     expect(events('StudyCompleted', result.study.studyId)).toHaveLength(1);

@@ -106,6 +106,14 @@ describe('supervisor spec', () => {
     expect(() => parseSupervisorSpec({ children: [] })).toThrow(/children/);
   });
 
+  it('runs an agent module or another command, each with its own environment', () => {
+    const spec = parseSupervisorSpec({ children: [{ id: 'c', command: ['coordinator', 'run'], env: { MABEAM_LOG_LEVEL: 'debug' } }, { id: 'a', module: 'a.ts' }] });
+    expect(spec.children.map((c) => [c.command, c.module, c.env])).toEqual([[['coordinator', 'run'], undefined, { MABEAM_LOG_LEVEL: 'debug' }], [undefined, 'a.ts', {}]]);
+    expect(() => parseSupervisorSpec({ children: [{ id: 'a', module: 'a.ts', command: ['view'] }] })).toThrow(/either an agent module or a command/);
+    expect(() => parseSupervisorSpec({ children: [{ id: 'a' }] })).toThrow(/either an agent module or a command/);
+    expect(() => parseSupervisorSpec({ children: [{ id: 'a', command: [] }] })).toThrow(/children.0.command/);
+  });
+
   it('backs off exponentially up to a cap', () => {
     const spec = { backoff: { initialMs: 100, factor: 2, maxMs: 1_000 } };
     expect([1, 2, 3, 4, 5, 6].map((n) => backoffDelay(spec, n))).toEqual([100, 200, 400, 800, 1_000, 1_000]);
