@@ -68,6 +68,10 @@ export const errorCodes = [
   'PORT_IN_USE',
   // a generated file (asyncapi.yaml) is not what its sources give
   'OUT_OF_DATE',
+  // a client or a group member was stopped (or could not join) before its work was done
+  'STOPPED',
+  // a supervised child failed past its restart budget, or a worker process died before its report
+  'CHILD_FAILED',
   // a step of the demo did not happen as it should (the message names the step and the process's last lines)
   'DEMO_FAILED',
 ] as const;

@@ -131,7 +131,7 @@ export class RoundClient {
   }
 
   async stop(): Promise<void> {
-    for (const w of this.waiting.values()) w.reject(new Error('the round client stopped before the outcome'));
+    for (const w of this.waiting.values()) w.reject(new MabeamError('STOPPED', 'The round client stopped before the outcome.'));
     this.waiting.clear();
     await this.consumer?.disconnect();
   }

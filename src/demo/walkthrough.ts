@@ -3,7 +3,7 @@ import type { DecodedEvent } from '../codec/codec.ts';
 import type { Connections } from '../cli/connect.ts';
 import { EventConsumer } from '../consumer/eventConsumer.ts';
 import { DeadLetterWriter } from '../deadletters/deadLetterWriter.ts';
-import { describeError } from '../errors.ts';
+import { describeError, MabeamError } from '../errors.ts';
 import { newEnvelope } from '../events/envelope.ts';
 import { Coordinator } from '../coordinator/coordinator.ts';
 import type { AgentRecord, Bid, BidRequest, DeadLetter, EventTypeName, EventTypes, Rejection, RoundOutcome } from '../events/types.ts';
@@ -282,8 +282,8 @@ async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs: numbe
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
     const crash = crashed?.();
-    if (crash) throw new Error(`A demo consumer crashed while waiting for ${what}: ${crash.message}`);
-    if (Date.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}.`);
+    if (crash) throw new MabeamError('DEMO_FAILED', `A demo consumer crashed while waiting for ${what}: ${crash.message}`);
+    if (Date.now() > deadline) throw new MabeamError('DEMO_FAILED', `Timed out after ${timeoutMs} ms waiting for ${what}.`);
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
 }

@@ -27,7 +27,7 @@
 import type { Consumer, EachBatchPayload, Kafka, KafkaMessage, Producer } from 'kafkajs';
 import type { EventCodec } from '../codec/codec.ts';
 import { DeadLetterWriter } from '../deadletters/deadLetterWriter.ts';
-import { describeError, isMabeamError } from '../errors.ts';
+import { MabeamError, describeError, isMabeamError } from '../errors.ts';
 import { createPartitionOwnerConsumer, createTransactionalProducer, joinedAndFetched } from '../kafka/client.ts';
 import type { Logger } from '../log/logger.ts';
 import type { Metrics } from '../metrics/metrics.ts';
@@ -156,7 +156,7 @@ export class Processor<D> implements StopsForGood {
         await this.closeLanes();
         // About a minute of trying (a broker restarting takes 15–20 s here), then the process should be restarted.
         if (attempt >= (this.o.joinAttempts ?? 15) || this.stopping) {
-          const stopped = new Error(`the ${this.o.groupId} member could not join: ${describeError(error)}`, { cause: error });
+          const stopped = new MabeamError('STOPPED', `The ${this.o.groupId} member could not join: ${describeError(error)}`, { cause: error });
           this.latch.stop(stopped);
           throw stopped;
         }
@@ -213,7 +213,7 @@ export class Processor<D> implements StopsForGood {
 
   async stop(): Promise<void> {
     this.stopping = true;
-    this.opening?.(new Error(`the ${this.o.groupId} member was stopped while joining`));
+    this.opening?.(new MabeamError('STOPPED', `The ${this.o.groupId} member was stopped while joining.`));
     await this.consumer?.disconnect().catch(() => undefined);
     // What was decided but not committed goes out now (or the next owner decides it again).
     await Promise.all([...this.lanes.values()].map((lane) => lane.run(() => this.flush(lane)).catch(() => undefined)));

@@ -142,7 +142,7 @@ export class TopicFollower implements StopsForGood {
       };
       const timer = setTimeout(() => {
         this.waiters.delete(check);
-        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`));
+        reject(new MabeamError('LOG_READ_TIMEOUT', `Timed out after ${timeoutMs} ms waiting for ${what}.`));
       }, timeoutMs);
       timer.unref();
       this.waiters.add(check);

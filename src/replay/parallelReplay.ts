@@ -79,7 +79,7 @@ export async function parallelReplay(options: ParallelReplayOptions): Promise<Re
             reject(error);
           });
           worker.on('exit', (code) => {
-            if (!settled) reject(new Error(`A replay worker (partitions ${partitions.join(', ')}) exited with code ${code} before its report.`));
+            if (!settled) reject(new MabeamError('CHILD_FAILED', `A replay worker (partitions ${partitions.join(', ')}) exited with code ${code} before its report.`));
           });
         }),
     ),

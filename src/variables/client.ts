@@ -106,7 +106,7 @@ export class VariablesClient implements VariableAccess {
   async stop(): Promise<void> {
     for (const w of this.waiting.values()) {
       clearTimeout(w.timer);
-      w.reject(new Error('the variables client stopped before the answer'));
+      w.reject(new MabeamError('STOPPED', 'The variables client stopped before the answer.'));
     }
     this.waiting.clear();
     await this.answers?.disconnect();

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import type { Command } from 'commander';
+import { MabeamError } from '../../errors.ts';
 import type { Logger } from '../../log/logger.ts';
 import { endpointsFromEnvironment, environmentFor, resolveEndpoints } from '../../stack/index.ts';
 import { parseSupervisorSpec, Supervisor, type SupervisorEvent } from '../../supervisor/supervisor.ts';
@@ -42,7 +43,7 @@ export function registerSuperviseCommand(program: Command, logger: () => Logger)
         if (e.type === 'exit' && e.decision === 'gave-up') {
           const child = spec.children.find((c) => c.id === e.id);
           const how = e.signal ? `was killed by ${e.signal}` : `exited with code ${e.code}`;
-          gaveUp.stop(new Error(`${e.id} ${how} and its restart budget (${child?.maxRestarts} restarts in ${child?.periodMs} ms) is spent`));
+          gaveUp.stop(new MabeamError('CHILD_FAILED', `${e.id} ${how} and its restart budget (${child?.maxRestarts} restarts in ${child?.periodMs} ms) is spent.`));
         }
       });
       supervisor.on('error', (error: unknown) => gaveUp.stop(error));
