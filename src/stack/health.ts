@@ -2,7 +2,7 @@ import { isOurProcess } from './processes.ts';
 import { waitForKafka } from './kafka.ts';
 import { waitForRedis } from './redis.ts';
 import { waitForRegistry } from './registry.ts';
-import type { ServiceHealth, ServiceState, StackEndpoints, StackState } from './types.ts';
+import { isKafkaService, type ServiceHealth, type ServiceState, type StackEndpoints, type StackState } from './types.ts';
 
 /** How a probe logs in: the record's endpoints (the admin's logins on a secure stack). */
 export type ServiceLogin = Pick<StackEndpoints, 'kafkaSasl' | 'registryAuth' | 'redisUrl'>;
@@ -22,9 +22,8 @@ export type ServiceLogin = Pick<StackEndpoints, 'kafkaSasl' | 'registryAuth' | '
 export async function waitForService(service: ServiceState, timeoutMs: number, login?: ServiceLogin): Promise<void> {
   const pid = service.origin === 'started' ? service.pid : undefined;
   const logFile = service.logFile;
+  if (isKafkaService(service.name)) return waitForKafka(service.address.split(','), timeoutMs, pid, logFile, login?.kafkaSasl);
   switch (service.name) {
-    case 'kafka':
-      return waitForKafka(service.address.split(','), timeoutMs, pid, logFile, login?.kafkaSasl);
     case 'registry':
       return waitForRegistry(service.address, timeoutMs, pid, logFile, login?.registryAuth);
     case 'redis':

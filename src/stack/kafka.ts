@@ -24,6 +24,11 @@ export interface KafkaNodeOptions {
   log: Logger;
   /** A secure node: SASL/SCRAM-SHA-512 and ACLs, with this admin created at format time. */
   admin?: { username: string; password: string };
+  /**
+   * A node of a replicated cluster: its id, every node's controller port (by id, the KRaft quorum's
+   * voters) and the id every node is formatted with. Absent: a single-node cluster.
+   */
+  cluster?: { nodeId: number; controllerPorts: readonly number[]; clusterId: string };
 }
 
 /** The SCRAM mechanism of a secure node, as Kafka names it and as kafkajs does. */
@@ -58,16 +63,22 @@ function secureProperties(o: Pick<KafkaNodeOptions, 'port' | 'controllerPort'>, 
 }
 
 /**
- * Broker settings of a single-node KRaft cluster on loopback. Internal topics
- * get one partition and replica (one broker), groups rebalance at once, and
+ * Broker settings of a KRaft node on loopback: a single-node cluster, or one
+ * node of a replicated cluster (`cluster`: every node is broker and
+ * controller, the quorum's voters are all of them). Internal topics get one
+ * partition, and one replica on a single node or three (two in sync) in a
+ * cluster; groups rebalance at once, and
  * short session timeouts are allowed so failover tests stay quick. Topics are
  * never created implicitly: every topic is declared in topics/.
  */
-export function brokerProperties(o: Pick<KafkaNodeOptions, 'port' | 'controllerPort' | 'dataDir' | 'admin'>): string {
+export function brokerProperties(o: Pick<KafkaNodeOptions, 'port' | 'controllerPort' | 'dataDir' | 'admin' | 'cluster'>): string {
+  // In a cluster the internal topics are replicated as the product's are: 3 copies, 2 in sync to write.
+  const replicas = Math.min(3, o.cluster?.controllerPorts.length ?? 1);
+  const inSync = replicas >= 3 ? 2 : 1;
   const props: Record<string, string | number> = {
     'process.roles': 'broker,controller',
-    'node.id': 1,
-    'controller.quorum.voters': `1@127.0.0.1:${o.controllerPort}`,
+    'node.id': o.cluster?.nodeId ?? 1,
+    'controller.quorum.voters': o.cluster ? o.cluster.controllerPorts.map((p, i) => `${i + 1}@127.0.0.1:${p}`).join(',') : `1@127.0.0.1:${o.controllerPort}`,
     listeners: `PLAINTEXT://127.0.0.1:${o.port},CONTROLLER://127.0.0.1:${o.controllerPort}`,
     'advertised.listeners': `PLAINTEXT://127.0.0.1:${o.port}`,
     'inter.broker.listener.name': 'PLAINTEXT',
@@ -76,11 +87,13 @@ export function brokerProperties(o: Pick<KafkaNodeOptions, 'port' | 'controllerP
     'log.dirs': o.dataDir,
     'num.partitions': 1,
     'auto.create.topics.enable': 'false',
-    'offsets.topic.replication.factor': 1,
+    'offsets.topic.replication.factor': replicas,
     'offsets.topic.num.partitions': 1,
-    'transaction.state.log.replication.factor': 1,
-    'transaction.state.log.min.isr': 1,
+    'transaction.state.log.replication.factor': replicas,
+    'transaction.state.log.min.isr': inSync,
     'transaction.state.log.num.partitions': 1,
+    'default.replication.factor': replicas,
+    'min.insync.replicas': inSync,
     'group.initial.rebalance.delay.ms': 0,
     'group.min.session.timeout.ms': 1000,
     'log.cleaner.backoff.ms': 1000,
@@ -139,7 +152,7 @@ export async function startKafkaNode(o: KafkaNodeOptions): Promise<SpawnedServic
   const logArg = `-Dlog4j.configuration=file:${log4j}`;
 
   if (!(await formatted(o.dataDir))) {
-    const clusterId = newClusterId();
+    const clusterId = o.cluster?.clusterId ?? newClusterId();
     // KIP-900: the first SCRAM user is written into the metadata log at format time; there is no
     // broker yet to ask. StorageTool takes it only on its command line, for the second it runs.
     const scram = o.admin ? ['--add-scram', `${scramMechanism}=[name=${o.admin.username},password=${o.admin.password}]`] : [];

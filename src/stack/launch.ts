@@ -1,10 +1,11 @@
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MabeamError } from '../errors.ts';
 import type { Logger } from '../log/logger.ts';
 import type { StackCredentials } from './credentials.ts';
 import { ensureKafka, ensureRegistry } from './artifacts.ts';
 import { findJava } from './java.ts';
-import { startKafkaNode } from './kafka.ts';
+import { newClusterId, startKafkaNode } from './kafka.ts';
 import type { ResolvedStackOptions } from './options.ts';
 import { freePort, onFreshPorts } from './ports.ts';
 import { defaultRedisUrl, findRedisServer, startRedisNode } from './redis.ts';
@@ -118,6 +119,83 @@ export async function launchKafka(c: LaunchContext): Promise<Launched> {
   };
 }
 
+/**
+ * The missing nodes of a replicated Kafka cluster (all of them on a first
+ * start). A KRaft quorum needs every voter's controller port in each node's
+ * settings before any node starts, so all the ports are chosen first — the
+ * recorded ones where they are free — and the nodes start together; each
+ * is formatted with the cluster's id (kept in the stack's folder). A node
+ * that starts again alone joins the quorum the others still hold.
+ */
+export async function launchKafkaCluster(c: LaunchContext, names: readonly ServiceName[], missing: readonly ServiceName[]): Promise<Launched[]> {
+  const { o, log } = c;
+  const [artifact, java] = await timed(c.timings, 'kafka.fetch', () =>
+    Promise.all([
+      ensureKafka(o.cacheDir, o.kafkaVersion, log, o.mavenRepository),
+      findJava({ minMajor: 17, explicitHome: o.javaHome, env: o.env, purpose: `Apache Kafka ${o.kafkaVersion}` }),
+    ]),
+  );
+  const roles = ['client', 'controller'] as const;
+  const recorded = names.flatMap((name) => roles.map((role) => ({ name, role, port: recordedPort(c.previous, name, role) })));
+  const chosen: number[] = [];
+  const ports = new Map<ServiceName, { client: number; controller: number }>();
+  for (const name of names) {
+    const kept = !missing.includes(name);
+    const pick = async (role: 'client' | 'controller'): Promise<number> => {
+      const own = recordedPort(c.previous, name, role);
+      // Every other recorded port stays clear, so each node can have its own back.
+      const others = recorded.filter((r) => r.port !== undefined && !(r.name === name && r.role === role)).map((r) => r.port!);
+      const port = kept && own !== undefined ? own : await freePort(own, [...others, ...chosen]);
+      chosen.push(port);
+      return port;
+    };
+    const client = await pick('client');
+    ports.set(name, { client, controller: await pick('controller') });
+  }
+  const clusterId = await clusterIdOf(o.stateDir);
+  const controllerPorts = names.map((name) => ports.get(name)!.controller);
+  const nodes = await timed(c.timings, 'kafka.start', () =>
+    Promise.all(
+      missing.map(async (name) => {
+        const nodeId = names.indexOf(name) + 1;
+        const dir = join(o.stateDir, name);
+        const p = ports.get(name)!;
+        const node = await startKafkaNode({
+          java: java.executable,
+          libsDir: join(artifact.dir, 'libs'),
+          dataDir: join(dir, 'data'),
+          configDir: dir,
+          port: p.client,
+          controllerPort: p.controller,
+          heap: o.kafkaHeap,
+          startTimeoutMs: o.startTimeoutMs,
+          log,
+          cluster: { nodeId, controllerPorts, clusterId },
+          ...ownerOpt(o),
+        });
+        return { name, node, p };
+      }),
+    ),
+  );
+  return nodes.map(({ name, node, p }) => ({
+    service: { name, origin: 'started', address: `127.0.0.1:${p.client}`, ports: p, pid: node.pid, logFile: node.logFile, ...watchdog(node.watchdogPid) },
+    portChanges: changes(c, name, p, {}),
+    fetched: artifact.fetched,
+  }));
+}
+
+/** The id a replicated cluster's nodes are formatted with: made once, kept in the stack's folder. */
+async function clusterIdOf(stateDir: string): Promise<string> {
+  const file = join(stateDir, 'kafka-cluster-id');
+  try {
+    return (await readFile(file, 'utf8')).trim();
+  } catch {
+    const id = newClusterId();
+    await writeFile(file, `${id}\n`);
+    return id;
+  }
+}
+
 export async function launchRegistry(c: LaunchContext): Promise<Launched> {
   const { o, log } = c;
   const [artifact, java] = await timed(c.timings, 'registry.fetch', () =>
@@ -202,7 +280,7 @@ export async function launchRedis(c: LaunchContext): Promise<Launched> {
   };
 }
 
-export const launchers: Record<ServiceName, (c: LaunchContext) => Promise<Launched>> = {
+export const launchers: Record<'kafka' | 'registry' | 'redis', (c: LaunchContext) => Promise<Launched>> = {
   kafka: launchKafka,
   registry: launchRegistry,
   redis: launchRedis,

@@ -5,15 +5,15 @@ import { silentLogger, type Logger } from '../log/logger.ts';
 import { credentialsFile, ensureStackCredentials, readStackCredentials, type StackCredentials } from './credentials.ts';
 import { answers, processAlive, serviceHealth } from './health.ts';
 import { kafkaFormatted } from './kafka.ts';
-import { launchers, type Launched } from './launch.ts';
+import { launchKafkaCluster, launchers, type Launched } from './launch.ts';
 import { resolveStackOptions, type LocalStackOptions, type ResolvedStackOptions } from './options.ts';
 import { stopProcess } from './processes.ts';
 import { isRunningState, readStackState, stoppedState, writeStackState } from './state.ts';
 import { redisUrlFor } from './redis.ts';
-import type { PortChange, ServiceHealth, ServiceName, ServiceState, StackEndpoints, StackStartReport, StackState } from './types.ts';
+import { isKafkaService, kafkaServiceNames, type PortChange, type ServiceHealth, type ServiceName, type ServiceState, type StackEndpoints, type StackStartReport, type StackState } from './types.ts';
 
 /**
- * The embedded local stack: Kafka (KRaft, one node), Apicurio Registry and
+ * The embedded local stack: Kafka (KRaft, one node or a replicated cluster of three), Apicurio Registry and
  * Redis as processes of this machine. Artifacts are fetched once into the
  * cache; a stack's data, logs and `stack.json` live in its state folder.
  * Starting is idempotent: each service of the record that still runs and
@@ -25,7 +25,22 @@ import type { PortChange, ServiceHealth, ServiceName, ServiceState, StackEndpoin
  * `eval $(mabeam dev env)` has them set to the stack's own addresses.
  */
 
-const serviceOrder: readonly ServiceName[] = ['kafka', 'registry', 'redis'];
+/** The services of a stack of `brokers` Kafka nodes, in the order they are recorded. */
+const serviceOrder = (brokers: number): ServiceName[] => [...kafkaServiceNames(brokers), 'registry', 'redis'];
+
+/**
+ * How many Kafka nodes: as asked, else as the stack's record has them (a
+ * stack keeps its size: its nodes' data are replicas of each other).
+ */
+function brokerCount(o: ResolvedStackOptions, previous: StackState | undefined): number {
+  const recorded = previous?.services.filter((s) => isKafkaService(s.name)).length || undefined;
+  if (o.secure && (o.brokers ?? recorded ?? 1) > 1) throw new MabeamError('INVALID_OPTIONS', 'A secure local stack runs one Kafka node; a replicated secure stack is not supported yet.');
+  if (o.brokers !== undefined && recorded !== undefined && o.brokers !== recorded) {
+    const stackFlag = o.name === 'dev' ? '' : `--stack ${o.name} `;
+    throw new MabeamError('INVALID_OPTIONS', `The local stack "${o.name}" has ${recorded} Kafka node${recorded === 1 ? '' : 's'}; it cannot be started with ${o.brokers}. Start it as it is (\`mabeam ${stackFlag}dev up\`), or a stack of ${o.brokers} under another name, e.g. \`mabeam --stack cluster dev up --brokers ${o.brokers}\`.`);
+  }
+  return o.brokers ?? recorded ?? 1;
+}
 
 export interface StartedStack {
   state: StackState;
@@ -98,7 +113,8 @@ function refuseSwitch(o: ResolvedStackOptions, kind: 'secure' | 'plain' | undefi
 
 /** What clients of the stack use: the addresses, and on a secure stack the admin's logins. */
 function stackEndpoints(address: (name: ServiceName) => string, byName: Map<ServiceName, ServiceState>, credentials: StackCredentials | undefined): StackEndpoints {
-  const addresses = { kafkaBrokers: address('kafka').split(','), schemaRegistryUrl: address('registry'), redisUrl: address('redis') };
+  const kafka = [...byName.values()].filter((service) => isKafkaService(service.name)).flatMap((service) => service.address.split(','));
+  const addresses = { kafkaBrokers: kafka, schemaRegistryUrl: address('registry'), redisUrl: address('redis') };
   if (!credentials) return addresses;
   const redisPort = byName.get('redis')?.ports?.client;
   return {
@@ -133,8 +149,10 @@ export async function startStack(input: LocalStackOptions = {}, logger: Logger =
   // A secure stack's folder holds its passwords: only its user may enter it.
   if (o.secure) await chmod(o.stateDir, 0o700);
   const credentials = o.secure ? await ensureStackCredentials(o.stateDir) : undefined;
+  const brokers = brokerCount(o, previous);
+  const order = serviceOrder(brokers);
   const kept = isRunningState(previous) ? await reusableServices(previous, o, log) : new Map<ServiceName, ServiceState>();
-  const missing = serviceOrder.filter((name) => !kept.has(name));
+  const missing = order.filter((name) => !kept.has(name));
   if (previous && missing.length === 0) {
     log.info({ dir: o.stateDir }, 'stack already running; reusing it');
     return {
@@ -144,8 +162,14 @@ export async function startStack(input: LocalStackOptions = {}, logger: Logger =
   }
 
   const context = { o, log, timings, previous, ...(credentials ? { credentials } : {}) };
-  const results = await Promise.allSettled(missing.map((name) => launchers[name](context)));
-  const launched = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+  // A replicated cluster's nodes start together (one launch); every other service on its own.
+  const kafkaMissing = missing.filter(isKafkaService);
+  const launches: Array<Promise<Launched[]>> = missing
+    .filter((name) => brokers === 1 || !isKafkaService(name))
+    .map((name) => launchers[name as keyof typeof launchers](context).then((l) => [l]));
+  if (brokers > 1 && kafkaMissing.length > 0) launches.push(launchKafkaCluster(context, kafkaServiceNames(brokers), kafkaMissing));
+  const results = await Promise.allSettled(launches);
+  const launched = results.flatMap((r) => (r.status === 'fulfilled' ? r.value : []));
   const failures = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failures.length > 0) {
     // Only what this start launched is stopped; services kept from the record run on, and their record stays.
@@ -156,7 +180,7 @@ export async function startStack(input: LocalStackOptions = {}, logger: Logger =
   }
 
   const byName = new Map<ServiceName, ServiceState>([...kept, ...launched.map((l): [ServiceName, ServiceState] => [l.service.name, l.service])]);
-  const services = serviceOrder.map((name) => byName.get(name)).filter((s): s is ServiceState => s !== undefined);
+  const services = order.map((name) => byName.get(name)).filter((s): s is ServiceState => s !== undefined);
   const address = (name: ServiceName): string => byName.get(name)?.address ?? '';
   const state: StackState = {
     name: o.name,
@@ -170,7 +194,7 @@ export async function startStack(input: LocalStackOptions = {}, logger: Logger =
   timings['total'] = Math.round(performance.now() - begun);
   await writeStackState(state);
   const portChanges: PortChange[] = launched.flatMap((l: Launched) => l.portChanges);
-  const fetched = { kafka: launched.some((l) => l.service.name === 'kafka' && l.fetched), registry: launched.some((l) => l.service.name === 'registry' && l.fetched) };
+  const fetched = { kafka: launched.some((l) => isKafkaService(l.service.name) && l.fetched), registry: launched.some((l) => l.service.name === 'registry' && l.fetched) };
   log.info({ endpoints: withoutPasswords(state.endpoints), secure: o.secure, started: missing, portChanges, timings }, 'stack ready');
   return { state, report: { reused: false, started: missing, portChanges, fetched, timings } };
 }

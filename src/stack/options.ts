@@ -25,6 +25,12 @@ const optionsSchema = z
      * password. Fixed at a stack's first start: a plain stack is never turned secure, nor back.
      */
     secure: z.boolean().default(false),
+    /**
+     * Kafka nodes: 1 (default), or a replicated KRaft cluster of 3 (or 5) nodes, each broker and
+     * controller, so topics get their declared replication. Undefined: what the stack's record has
+     * (1 for a new stack). Fixed at a stack's first start, like `secure`.
+     */
+    brokers: z.union([z.literal(1), z.literal(3), z.literal(5)]).optional(),
     /** Where downloaded artifacts are kept between runs (outside the repository). */
     cacheDir: z.string().min(1).optional(),
     /** Where data, logs and the state file of this stack live. */

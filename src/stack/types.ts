@@ -27,7 +27,14 @@ export interface StackEndpoints {
   registryAuth?: BasicAuth;
 }
 
-export type ServiceName = 'kafka' | 'registry' | 'redis';
+/** `kafka` is the first (or only) Kafka node; a replicated cluster adds `kafka-2`, `kafka-3`, …. */
+export type ServiceName = 'kafka' | `kafka-${number}` | 'registry' | 'redis';
+
+/** Whether a service is a node of the stack's Kafka cluster. */
+export const isKafkaService = (name: ServiceName): boolean => name === 'kafka' || name.startsWith('kafka-');
+
+/** The Kafka nodes of an n-broker stack: kafka, kafka-2, …, kafka-n. */
+export const kafkaServiceNames = (brokers: number): ServiceName[] => Array.from({ length: brokers }, (_, i) => (i === 0 ? 'kafka' : (`kafka-${i + 1}` as const)));
 
 /**
  * How a service came to be: started by this stack, or a default address

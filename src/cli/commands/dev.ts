@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import { MabeamError } from '../../errors.ts';
 import type { Logger } from '../../log/logger.ts';
 import {
@@ -82,10 +82,11 @@ export function environmentNotes(endpoints: StackEndpoints, name: string, env: R
 }
 
 /** Starts (or reuses) the named local stack, telling a person what is happening. */
-export async function bringUp(name: string, logger: Logger, options: { secure?: boolean } = {}): Promise<StartedStack> {
+export async function bringUp(name: string, logger: Logger, options: { secure?: boolean; brokers?: 1 | 3 | 5 } = {}): Promise<StartedStack> {
   const secure = options.secure ?? false;
-  progress(`local stack "${name}"${secure ? ' (secure)' : ''}: starting (the first start fetches Kafka and the registry with Maven, about a minute)…`);
-  const started = await startStack({ name, secure }, logger);
+  const cluster = options.brokers && options.brokers > 1 ? ` (${options.brokers} Kafka nodes)` : '';
+  progress(`local stack "${name}"${secure ? ' (secure)' : ''}${cluster}: starting (the first start fetches Kafka and the registry with Maven, about a minute)…`);
+  const started = await startStack({ name, secure, ...(options.brokers ? { brokers: options.brokers } : {}) }, logger);
   const { report, state } = started;
   const seconds = ((report.timings['total'] ?? 0) / 1000).toFixed(1);
   const fetched = [report.fetched.kafka && 'Kafka', report.fetched.registry && 'the registry'].filter(Boolean).join(' and ');
@@ -142,7 +143,16 @@ export function registerDevCommands(program: Command, logger: () => Logger): voi
     )
     .option('--secure', 'a secure stack: Kafka SASL/SCRAM-SHA-512 with ACLs, registry basic auth and roles, Redis password; passwords generated once into credentials.json')
     .option('--containers', 'start the stack as Docker containers with testcontainers (needs a Docker engine: DOCKER_UNAVAILABLE without one); runs until SIGINT')
-    .action(async (options: { secure?: boolean; containers?: boolean }) => {
+    .option(
+      '--brokers <n>',
+      'Kafka nodes: 1 (default), or a replicated KRaft cluster of 3 or 5 (each node broker and controller), so topics get replication factor 3 and min.insync.replicas 2; fixed at a stack\'s first start (give a cluster its own name: `mabeam --stack cluster dev up --brokers 3`)',
+      (value: string) => {
+        const n = Number(value);
+        if (n !== 1 && n !== 3 && n !== 5) throw new InvalidArgumentError('1, 3 or 5');
+        return n as 1 | 3 | 5;
+      },
+    )
+    .action(async (options: { secure?: boolean; containers?: boolean; brokers?: 1 | 3 | 5 }) => {
       if (options.containers) {
         if (options.secure) throw new MabeamError('INVALID_OPTIONS', '--containers starts a plain stack; --secure is for the embedded one (`mabeam --stack secure dev up --secure`).');
         const stack = await bringUpContainers(logger());
@@ -153,7 +163,7 @@ export function registerDevCommands(program: Command, logger: () => Logger): voi
         progress('containers stack: removed');
         return;
       }
-      const { state } = await bringUp(program.opts()['stack'] as string, logger(), { secure: options.secure === true });
+      const { state } = await bringUp(program.opts()['stack'] as string, logger(), { secure: options.secure === true, ...(options.brokers ? { brokers: options.brokers } : {}) });
       out((await stackExportLines(state)).join('\n'));
     });
 
