@@ -40,6 +40,11 @@ export class Outputs<D = unknown> {
     return [];
   }
 
+  /** The topics its records go to. */
+  topics(): string[] {
+    return this.records.map((r) => r.topic);
+  }
+
   consumed(topic: string, offset: string): void {
     this.offsets.set(topic, Math.max(this.offsets.get(topic) ?? 0, Number(offset) + 1));
   }
@@ -53,11 +58,15 @@ export class Outputs<D = unknown> {
    * pieces, all in the same transaction.
    */
   chunks(maxBytes = 256 * 1024): Array<{ topicMessages: Array<{ topic: string; messages: Message[] }>; records: Pending[] }> {
+    return Outputs.chunked(this.records, maxBytes);
+  }
+
+  private static chunked(records: readonly Pending[], maxBytes: number): Array<{ topicMessages: Array<{ topic: string; messages: Message[] }>; records: Pending[] }> {
     const out: Array<{ topicMessages: Array<{ topic: string; messages: Message[] }>; records: Pending[] }> = [];
     let current: Pending[] = [];
     let bytes = 0;
     const size = (m: Message) => (Buffer.isBuffer(m.value) ? m.value.length : String(m.value ?? '').length) + (Buffer.isBuffer(m.key) ? m.key.length : String(m.key ?? '').length) + 64;
-    for (const r of this.records) {
+    for (const r of records) {
       const n = size(r.message);
       if (current.length > 0 && bytes + n > maxBytes) {
         out.push({ topicMessages: Outputs.byTopic(current), records: current });
@@ -69,6 +78,32 @@ export class Outputs<D = unknown> {
     }
     if (current.length > 0) out.push({ topicMessages: Outputs.byTopic(current), records: current });
     return out;
+  }
+
+  /**
+   * The records in produce requests that each go to one topic-partition
+   * (at most about `maxBytes`), in order per partition. `partitionOf` names
+   * the partition of a record that does not name its own (by its key).
+   *
+   * On a cluster of several brokers a request that spans partitions on
+   * different leaders is not safe to let kafkajs retry: when one leader
+   * fails, kafkajs sends the whole request again after reconnecting, and
+   * the partitions another leader had already written are written a second
+   * time, with new sequence numbers, in the same transaction (kafkajs keys
+   * the answers it has by broker object, and a reconnect makes new ones).
+   * A request to one partition is retried with its own sequence numbers,
+   * which the broker recognises.
+   */
+  partitionChunks(partitionOf: (topic: string, key: Message['key']) => number, maxBytes = 256 * 1024): Array<{ topicMessages: Array<{ topic: string; messages: Message[] }>; records: Pending[] }> {
+    const byPartition = new Map<string, Pending[]>();
+    for (const r of this.records) {
+      const partition = r.message.partition ?? partitionOf(r.topic, r.message.key);
+      const key = `${r.topic}/${partition}`;
+      let list = byPartition.get(key);
+      if (!list) byPartition.set(key, (list = []));
+      list.push({ ...r, message: { ...r.message, partition } });
+    }
+    return [...byPartition.values()].flatMap((records) => Outputs.chunked(records, maxBytes));
   }
 
   private static byTopic(records: Pending[]): Array<{ topic: string; messages: Message[] }> {

@@ -115,6 +115,8 @@ export class Processor<D> implements StopsForGood {
   private readonly lanes = new Map<number, LaneState<D>>();
   private readonly latch = new StoppedLatch();
   private partitionCounts = new Map<string, number>();
+  /** Brokers of the cluster: on more than one, a transaction's records go one partition per produce request (see Outputs.partitionChunks). */
+  private brokers = 1;
   private consumer: Consumer | undefined;
   private stopping = false;
   /** The partitions of the current assignment. */
@@ -252,6 +254,7 @@ export class Processor<D> implements StopsForGood {
     try {
       const { topics } = await admin.fetchTopicMetadata({ topics: [...this.o.decider.inputs] });
       this.partitionCounts = new Map(topics.map((t) => [t.name, t.partitions.length]));
+      this.brokers = (await admin.describeCluster()).brokers.length;
     } finally {
       await admin.disconnect();
     }
@@ -515,9 +518,10 @@ export class Processor<D> implements StopsForGood {
       // The changelog may have something to write (a tombstone) even when no record was decided.
       await o.decider.beforeCommit?.(p, out);
       if (out.empty) return;
+      const chunks = this.brokers > 1 ? await this.partitionChunks(out) : out.chunks();
       txn = await lane.producer.transaction();
       const opened = txn;
-      for (const chunk of out.chunks()) out.written(await opened.sendBatch({ topicMessages: chunk.topicMessages }), chunk.records);
+      for (const chunk of chunks) out.written(await opened.sendBatch({ topicMessages: chunk.topicMessages }), chunk.records);
       const offsets = [...out.offsets].map(([topic, offset]) => ({ topic, offset }));
       offsets.push(...(o.decider.stateOffsets?.(p) ?? []));
       if (offsets.length > 0) {
@@ -540,6 +544,22 @@ export class Processor<D> implements StopsForGood {
     o.metrics?.transactions.inc({ group: o.groupId });
     o.decider.committed?.(p, out.decisions);
     this.log.debug({ partition: p, records: out.size, ms: Date.now() - started }, 'committed');
+  }
+
+  /** The transaction's records, one produce request per partition (the partition counts of new output topics looked up once). */
+  private async partitionChunks(out: Outputs<D>): Promise<ReturnType<Outputs<D>['partitionChunks']>> {
+    const unknown = [...new Set(out.topics())].filter((t) => !this.partitionCounts.has(t));
+    if (unknown.length > 0) {
+      const admin = this.o.kafka.admin();
+      await admin.connect();
+      try {
+        for (const t of (await admin.fetchTopicMetadata({ topics: unknown })).topics) this.partitionCounts.set(t.name, t.partitions.length);
+      } finally {
+        await admin.disconnect();
+      }
+    }
+    // A record without a key goes to partition 0 (kafkajs would pick one at random).
+    return out.partitionChunks((topic, key) => (key === null || key === undefined ? 0 : partitionOfKey(Buffer.isBuffer(key) ? key : Buffer.from(key), this.partitionCounts.get(topic) ?? 1)));
   }
 
   /**
