@@ -100,6 +100,8 @@ export function brokerProperties(o: Pick<KafkaNodeOptions, 'port' | 'controllerP
     // A dead producer's open transaction blocks read_committed readers until it is aborted: look often.
     'transaction.abort.timed.out.transaction.cleanup.interval.ms': 1000,
     'delete.topic.enable': 'true',
+    // A cluster's controller gives a silent broker's partitions new leaders after 3 s (9 s by default).
+    ...(o.cluster ? { 'broker.session.timeout.ms': 3000, 'broker.heartbeat.interval.ms': 500 } : {}),
     ...(o.admin ? secureProperties(o, o.admin) : {}),
   };
   return Object.entries(props)
