@@ -11,6 +11,13 @@
  * An empty fetch that came back in less than a millisecond or two is not a
  * broker's long poll (that waits maxWaitTime): the fetcher waits a little
  * before the next one, on a timer, so the event loop turns.
+ *
+ * The same spin, for good, when the consumer is stopped while its fetch
+ * manager is rebuilding its fetchers (a rebalance of fetchers after a
+ * broker is lost): the new fetchers keep asking a runner that no longer
+ * runs, which answers "nothing" at once, forever — and the disconnect that
+ * stopped it never finishes. A stopped runner's fetch now fails, which ends
+ * its fetcher and lets the fetch manager wind down.
  */
 import { createRequire } from 'node:module';
 
@@ -35,4 +42,23 @@ export function installFetchPause(): void {
     return batches;
   };
   proto.mabeamFetchPause = true;
+
+  const runner = (require('kafkajs/src/consumer/runner.js') as { prototype: RunnerPrototype }).prototype;
+  const runnerFetch = runner.fetch;
+  runner.fetch = async function (this: { running: boolean }, nodeId: number): Promise<unknown[]> {
+    if (!this.running) throw new ConsumerStoppedError();
+    return runnerFetch.call(this, nodeId);
+  };
+}
+
+/** What a stopped consumer's fetch fails with, so its fetchers end. */
+export class ConsumerStoppedError extends Error {
+  override readonly name = 'MabeamConsumerStopped';
+  constructor() {
+    super('the consumer has stopped: its fetchers end');
+  }
+}
+
+interface RunnerPrototype {
+  fetch(this: { running: boolean }, nodeId: number): Promise<unknown[]>;
 }

@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
 import '../../src/kafka/abortedFilter.ts';
-import { emptyFetchPauseMs } from '../../src/kafka/fetchPause.ts';
+import { ConsumerStoppedError, emptyFetchPauseMs } from '../../src/kafka/fetchPause.ts';
 
 const require = createRequire(import.meta.url);
 const { prototype } = require('kafkajs/src/consumer/consumerGroup.js') as { prototype: { fetch(this: unknown, nodeId: number): Promise<unknown[]> } };
@@ -18,5 +18,10 @@ describe('a kafkajs fetcher whose fetches fail at once', () => {
     for (let i = 0; i < 3 && !timerFired; i++) expect(await prototype.fetch.call(failing, 1)).toEqual([]);
     expect(timerFired).toBe(true);
     expect(performance.now() - started).toBeGreaterThanOrEqual(emptyFetchPauseMs - 5);
+  });
+
+  it('ends when its consumer has stopped, instead of being told "nothing" forever', async () => {
+    const { prototype: runner } = require('kafkajs/src/consumer/runner.js') as { prototype: { fetch(this: unknown, nodeId: number): Promise<unknown[]> } };
+    await expect(runner.fetch.call({ running: false }, 1)).rejects.toBeInstanceOf(ConsumerStoppedError);
   });
 });
