@@ -6,7 +6,7 @@ import type { StackCredentials } from './credentials.ts';
 import { ensureKafka, ensureRegistry } from './artifacts.ts';
 import { findJava } from './java.ts';
 import { newClusterId, startKafkaNode } from './kafka.ts';
-import type { ResolvedStackOptions } from './options.ts';
+import { stackDefaults, type ResolvedStackOptions } from './options.ts';
 import { freePort, onFreshPorts } from './ports.ts';
 import { defaultRedisUrl, findRedisServer, startRedisNode } from './redis.ts';
 import { startRegistryNode } from './registry.ts';
@@ -167,7 +167,8 @@ export async function launchKafkaCluster(c: LaunchContext, names: readonly Servi
           configDir: dir,
           port: p.client,
           controllerPort: p.controller,
-          heap: o.kafkaHeap,
+          // Each node of a cluster holds a replica of every partition: it gets more heap than a single node's default.
+          heap: o.kafkaHeap === stackDefaults.kafkaHeap ? clusterNodeHeap : o.kafkaHeap,
           startTimeoutMs: o.startTimeoutMs,
           log,
           cluster: { nodeId, controllerPorts, clusterId },
@@ -183,6 +184,9 @@ export async function launchKafkaCluster(c: LaunchContext, names: readonly Servi
     fetched: artifact.fetched,
   }));
 }
+
+/** A cluster node's heap unless --kafka-heap says otherwise. */
+const clusterNodeHeap = '1g';
 
 /** The id a replicated cluster's nodes are formatted with: made once, kept in the stack's folder. */
 async function clusterIdOf(stateDir: string): Promise<string> {
