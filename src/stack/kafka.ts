@@ -29,6 +29,8 @@ export interface KafkaNodeOptions {
    * voters) and the id every node is formatted with. Absent: a single-node cluster.
    */
   cluster?: { nodeId: number; controllerPorts: readonly number[]; clusterId: string };
+  /** The address clients reach the node at (its client listener's); default 127.0.0.1. */
+  host?: string;
 }
 
 /** The SCRAM mechanism of a secure node, as Kafka names it and as kafkajs does. */
@@ -71,7 +73,8 @@ function secureProperties(o: Pick<KafkaNodeOptions, 'port' | 'controllerPort'>, 
  * short session timeouts are allowed so failover tests stay quick. Topics are
  * never created implicitly: every topic is declared in topics/.
  */
-export function brokerProperties(o: Pick<KafkaNodeOptions, 'port' | 'controllerPort' | 'dataDir' | 'admin' | 'cluster'>): string {
+export function brokerProperties(o: Pick<KafkaNodeOptions, 'port' | 'controllerPort' | 'dataDir' | 'admin' | 'cluster' | 'host'>): string {
+  const host = o.host ?? '127.0.0.1';
   // In a cluster the internal topics are replicated as the product's are: 3 copies, 2 in sync to write.
   const replicas = Math.min(3, o.cluster?.controllerPorts.length ?? 1);
   const inSync = replicas >= 3 ? 2 : 1;
@@ -79,8 +82,8 @@ export function brokerProperties(o: Pick<KafkaNodeOptions, 'port' | 'controllerP
     'process.roles': 'broker,controller',
     'node.id': o.cluster?.nodeId ?? 1,
     'controller.quorum.voters': o.cluster ? o.cluster.controllerPorts.map((p, i) => `${i + 1}@127.0.0.1:${p}`).join(',') : `1@127.0.0.1:${o.controllerPort}`,
-    listeners: `PLAINTEXT://127.0.0.1:${o.port},CONTROLLER://127.0.0.1:${o.controllerPort}`,
-    'advertised.listeners': `PLAINTEXT://127.0.0.1:${o.port}`,
+    listeners: `PLAINTEXT://${host}:${o.port},CONTROLLER://127.0.0.1:${o.controllerPort}`,
+    'advertised.listeners': `PLAINTEXT://${host}:${o.port}`,
     'inter.broker.listener.name': 'PLAINTEXT',
     'controller.listener.names': 'CONTROLLER',
     'listener.security.protocol.map': 'CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT',
@@ -174,7 +177,7 @@ export async function startKafkaNode(o: KafkaNodeOptions): Promise<SpawnedServic
     ...(o.ownerPid === undefined ? {} : { ownerPid: o.ownerPid }),
   });
   const sasl: KafkaSasl | undefined = o.admin ? { mechanism: 'scram-sha-512', ...o.admin } : undefined;
-  await waitForKafka([`127.0.0.1:${o.port}`], o.startTimeoutMs, service.pid, logFile, sasl);
+  await waitForKafka([`${o.host ?? '127.0.0.1'}:${o.port}`], o.startTimeoutMs, service.pid, logFile, sasl);
   return { ...service, logFile };
 }
 

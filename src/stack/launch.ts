@@ -107,13 +107,14 @@ export async function launchKafka(c: LaunchContext): Promise<Launched> {
         heap: o.kafkaHeap,
         startTimeoutMs: o.startTimeoutMs,
         log,
+        host: o.host,
         ...ownerOpt(o),
         ...(c.credentials ? { admin: { username: 'admin', password: c.credentials.kafka.admin } } : {}),
       });
     }),
   );
   return {
-    service: { name: 'kafka', origin: 'started', address: `127.0.0.1:${ports.client}`, ports, pid: node.pid, logFile: node.logFile, ...watchdog(node.watchdogPid) },
+    service: { name: 'kafka', origin: 'started', address: `${o.host}:${ports.client}`, ports, pid: node.pid, logFile: node.logFile, ...watchdog(node.watchdogPid) },
     portChanges: changes(c, 'kafka', ports, fixed),
     fetched: artifact.fetched,
   };
@@ -172,6 +173,7 @@ export async function launchKafkaCluster(c: LaunchContext, names: readonly Servi
           startTimeoutMs: o.startTimeoutMs,
           log,
           cluster: { nodeId, controllerPorts, clusterId },
+          host: o.host,
           ...ownerOpt(o),
         });
         return { name, node, p };
@@ -179,7 +181,7 @@ export async function launchKafkaCluster(c: LaunchContext, names: readonly Servi
     ),
   );
   return nodes.map(({ name, node, p }) => ({
-    service: { name, origin: 'started', address: `127.0.0.1:${p.client}`, ports: p, pid: node.pid, logFile: node.logFile, ...watchdog(node.watchdogPid) },
+    service: { name, origin: 'started', address: `${o.host}:${p.client}`, ports: p, pid: node.pid, logFile: node.logFile, ...watchdog(node.watchdogPid) },
     portChanges: changes(c, name, p, {}),
     fetched: artifact.fetched,
   }));
@@ -220,6 +222,7 @@ export async function launchRegistry(c: LaunchContext): Promise<Launched> {
       ports.client = await choosePort(c, 'registry', 'client', o.registryPort, retry, recordedPorts(c, 'registry', 'management'));
       ports.management = await choosePort(c, 'registry', 'management', undefined, retry, [ports.client]);
       return startRegistryNode({
+        host: o.host,
         java: java.executable,
         appDir: artifact.dir,
         dataDir: join(o.stateDir, 'registry'),
@@ -260,6 +263,7 @@ export async function launchRedis(c: LaunchContext): Promise<Launched> {
     onFreshPorts('redis', o.redisPort !== undefined, log, async (retry) => {
       ports.client = await choosePort(c, 'redis', 'client', o.redisPort, retry);
       return startRedisNode({
+        host: o.host,
         binary,
         dataDir: join(o.stateDir, 'redis'),
         port: ports.client,
@@ -276,7 +280,7 @@ export async function launchRedis(c: LaunchContext): Promise<Launched> {
       address: node.url,
       ports,
       pid: node.pid,
-      marker: `redis-server 127.0.0.1:${ports.client}`,
+      marker: `redis-server ${o.host}:${ports.client}`,
       logFile: node.logFile,
       ...watchdog(node.watchdogPid),
     },

@@ -121,7 +121,7 @@ function stackEndpoints(address: (name: ServiceName) => string, byName: Map<Serv
     ...addresses,
     kafkaSasl: { mechanism: 'scram-sha-512', username: 'admin', password: credentials.kafka.admin },
     registryAuth: { username: 'admin', password: credentials.registry.admin },
-    redisUrl: redisPort === undefined ? addresses.redisUrl : redisUrlFor(redisPort, credentials.redis),
+    redisUrl: redisPort === undefined ? addresses.redisUrl : redisUrlFor(redisPort, credentials.redis, new URL(addresses.redisUrl).hostname),
   };
 }
 

@@ -31,6 +31,12 @@ const optionsSchema = z
      * (1 for a new stack). Fixed at a stack's first start, like `secure`.
      */
     brokers: z.union([z.literal(1), z.literal(3), z.literal(5)]).optional(),
+    /**
+     * The address Kafka, the registry and Redis listen on and give clients (default 127.0.0.1):
+     * one other hosts reach — a bridge's address that network namespaces route to, a LAN address.
+     * Kafka's controllers stay on 127.0.0.1.
+     */
+    host: z.ipv4().default('127.0.0.1'),
     /** Where downloaded artifacts are kept between runs (outside the repository). */
     cacheDir: z.string().min(1).optional(),
     /** Where data, logs and the state file of this stack live. */

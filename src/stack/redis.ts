@@ -27,11 +27,13 @@ export interface RedisNodeOptions {
   startTimeoutMs: number;
   /** A secure Redis: every client must AUTH with this password. */
   password?: string;
+  /** The address it listens on (default 127.0.0.1). */
+  host?: string;
 }
 
 /** A Redis URL with the password in it, as Redis clients take it: `redis://:PASSWORD@host:port`. */
-export function redisUrlFor(port: number, password?: string): string {
-  return password === undefined ? `redis://127.0.0.1:${port}` : `redis://:${encodeURIComponent(password)}@127.0.0.1:${port}`;
+export function redisUrlFor(port: number, password?: string, host = '127.0.0.1'): string {
+  return password === undefined ? `redis://${host}:${port}` : `redis://:${encodeURIComponent(password)}@${host}:${port}`;
 }
 
 /** A private Redis for this stack; it keeps nothing on disk (Redis is a read model only). */
@@ -43,12 +45,14 @@ export async function startRedisNode(o: RedisNodeOptions): Promise<SpawnedServic
   if (o.password !== undefined) await writePrivateFile(config, `requirepass ${o.password}\n`);
   const service = await spawnService({
     command: o.binary,
-    args: [...(o.password === undefined ? [] : [config]), '--port', String(o.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', o.dataDir],
+    args: [...(o.password === undefined ? [] : [config]), '--port', String(o.port), '--bind', o.host ?? '127.0.0.1',
+      // Without a password Redis takes only loopback clients (protected mode): on another address, other hosts are the point.
+      ...(o.host && o.host !== '127.0.0.1' && o.password === undefined ? ['--protected-mode', 'no'] : []), '--save', '', '--appendonly', 'no', '--dir', o.dataDir],
     logFile,
     ...(o.ownerPid === undefined ? {} : { ownerPid: o.ownerPid }),
   });
-  const url = redisUrlFor(o.port);
-  await waitForRedis(redisUrlFor(o.port, o.password), o.startTimeoutMs, service.pid, logFile);
+  const url = redisUrlFor(o.port, undefined, o.host);
+  await waitForRedis(redisUrlFor(o.port, o.password, o.host), o.startTimeoutMs, service.pid, logFile);
   return { ...service, logFile, url };
 }
 

@@ -10,6 +10,8 @@ export const registryRoles = { admin: 'sr-admin', developer: 'sr-developer', rea
 export type RegistryUsers = Record<keyof typeof registryRoles, string>;
 
 export interface RegistryNodeOptions {
+  /** The address it listens on (default 127.0.0.1). */
+  host?: string;
   java: string;
   appDir: string;
   dataDir: string;
@@ -75,7 +77,7 @@ export async function startRegistryNode(o: RegistryNodeOptions): Promise<Spawned
       // A lightly loaded registry: start fast rather than peak throughput.
       '-XX:+UseSerialGC',
       '-XX:TieredStopAtLevel=1',
-      '-Dquarkus.http.host=127.0.0.1',
+      `-Dquarkus.http.host=${o.host ?? '127.0.0.1'}`,
       `-Dquarkus.http.port=${o.port}`,
       '-Dquarkus.management.host=127.0.0.1',
       `-Dquarkus.management.port=${o.managementPort}`,
@@ -91,7 +93,7 @@ export async function startRegistryNode(o: RegistryNodeOptions): Promise<Spawned
     logFile,
     ...(o.ownerPid === undefined ? {} : { ownerPid: o.ownerPid }),
   });
-  const url = `http://127.0.0.1:${o.port}${ccompatPath}`;
+  const url = `http://${o.host ?? '127.0.0.1'}:${o.port}${ccompatPath}`;
   const auth = o.users ? { username: 'admin', password: o.users.admin } : undefined;
   await waitForRegistry(url, o.startTimeoutMs, service.pid, logFile, auth);
   return { ...service, logFile, url };

@@ -29,4 +29,12 @@ describe('a replicated local cluster', () => {
     expect(resolveStackOptions({ brokers: 3 }).brokers).toBe(3);
     expect(() => resolveStackOptions({ brokers: 2 as 3 })).toThrow(/brokers/);
   });
+
+  it('listens on and advertises another address for other hosts, its controller on loopback', () => {
+    const node = parse(brokerProperties({ port: 9001, controllerPort: 9101, dataDir: '/d', host: '10.77.0.1' }));
+    expect(node['listeners']).toBe('PLAINTEXT://10.77.0.1:9001,CONTROLLER://127.0.0.1:9101');
+    expect(node['advertised.listeners']).toBe('PLAINTEXT://10.77.0.1:9001');
+    expect(resolveStackOptions({}).host).toBe('127.0.0.1');
+    expect(() => resolveStackOptions({ host: 'example.org' })).toThrow(/host/);
+  });
 });

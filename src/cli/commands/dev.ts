@@ -82,11 +82,11 @@ export function environmentNotes(endpoints: StackEndpoints, name: string, env: R
 }
 
 /** Starts (or reuses) the named local stack, telling a person what is happening. */
-export async function bringUp(name: string, logger: Logger, options: { secure?: boolean; brokers?: 1 | 3 | 5 } = {}): Promise<StartedStack> {
+export async function bringUp(name: string, logger: Logger, options: { secure?: boolean; brokers?: 1 | 3 | 5; host?: string } = {}): Promise<StartedStack> {
   const secure = options.secure ?? false;
   const cluster = options.brokers && options.brokers > 1 ? ` (${options.brokers} Kafka nodes)` : '';
   progress(`local stack "${name}"${secure ? ' (secure)' : ''}${cluster}: starting (the first start fetches Kafka and the registry with Maven, about a minute)…`);
-  const started = await startStack({ name, secure, ...(options.brokers ? { brokers: options.brokers } : {}) }, logger);
+  const started = await startStack({ name, secure, ...(options.brokers ? { brokers: options.brokers } : {}), ...(options.host ? { host: options.host } : {}) }, logger);
   const { report, state } = started;
   const seconds = ((report.timings['total'] ?? 0) / 1000).toFixed(1);
   const fetched = [report.fetched.kafka && 'Kafka', report.fetched.registry && 'the registry'].filter(Boolean).join(' and ');
@@ -152,7 +152,8 @@ export function registerDevCommands(program: Command, logger: () => Logger): voi
         return n as 1 | 3 | 5;
       },
     )
-    .action(async (options: { secure?: boolean; containers?: boolean; brokers?: 1 | 3 | 5 }) => {
+    .option('--host <address>', 'the IPv4 address Kafka, the registry and Redis listen on and give clients, for agents on other hosts or network namespaces (default 127.0.0.1; Kafka\'s controllers stay on loopback)')
+    .action(async (options: { secure?: boolean; containers?: boolean; brokers?: 1 | 3 | 5; host?: string }) => {
       if (options.containers) {
         if (options.secure) throw new MabeamError('INVALID_OPTIONS', '--containers starts a plain stack; --secure is for the embedded one (`mabeam --stack secure dev up --secure`).');
         const stack = await bringUpContainers(logger());
@@ -163,7 +164,7 @@ export function registerDevCommands(program: Command, logger: () => Logger): voi
         progress('containers stack: removed');
         return;
       }
-      const { state } = await bringUp(program.opts()['stack'] as string, logger(), { secure: options.secure === true, ...(options.brokers ? { brokers: options.brokers } : {}) });
+      const { state } = await bringUp(program.opts()['stack'] as string, logger(), { secure: options.secure === true, ...(options.brokers ? { brokers: options.brokers } : {}), ...(options.host ? { host: options.host } : {}) });
       out((await stackExportLines(state)).join('\n'));
     });
 
