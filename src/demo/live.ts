@@ -1,17 +1,15 @@
 import { execFile } from 'node:child_process';
-import { createServer } from 'node:net';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { Connections } from '../cli/connect.ts';
 import { MabeamError } from '../errors.ts';
 import { registerCatalog } from '../schemas/registry.ts';
 import { environmentFor } from '../stack/endpoints.ts';
+import { freePort } from '../stack/ports.ts';
+import { cliPath } from '../supervisor/supervisor.ts';
 import { applyTopics } from '../topics/index.ts';
 import { Deployment, deploymentSpec, sessionTimeoutMs } from './deployment.ts';
 import { runScenario, type ScenarioResult } from './scenario.ts';
 
-// The CLI beside this module: main.ts in the repository, main.js in the built package.
-const cli = fileURLToPath(new URL(`../cli/main${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url));
 
 export interface LiveDemoOptions {
   prefix: string;
@@ -47,7 +45,7 @@ export async function runLiveDemo(c: Connections, o: LiveDemoOptions): Promise<L
   const registered = await registerCatalog(c.registry, c.registryTarget, c.catalog);
   say(`topics under "${prefix}": ${count('created')} created, ${count('unchanged')} unchanged; ${registered.length} event schemas registered`);
 
-  const viewPort = o.viewPort ?? ((await portIsFree(8080)) ? 8080 : await freePort());
+  const viewPort = o.viewPort ?? (await freePort(8080));
   const deployment = new Deployment(c, deploymentSpec(prefix, viewPort));
   try {
     deployment.start();
@@ -116,29 +114,10 @@ async function waitForGroup(c: Connections, groupId: string, members: number, de
 
 async function runCliCommand(c: Connections, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, [cli, ...args], { env: { ...process.env, ...environmentFor(c.endpoints) }, maxBuffer: 64 * 1024 * 1024, timeout: 120_000 });
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, [cliPath, ...args], { env: { ...process.env, ...environmentFor(c.endpoints) }, maxBuffer: 64 * 1024 * 1024, timeout: 120_000 });
     return { code: 0, stdout, stderr };
   } catch (error) {
     const e = error as { code?: number; stdout?: string; stderr?: string };
     return { code: typeof e.code === 'number' ? e.code : -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
   }
-}
-
-function portIsFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.once('error', () => resolve(false));
-    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
-  });
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 }

@@ -110,7 +110,7 @@ export interface SupervisorOptions {
 }
 
 // The CLI beside this module: main.ts in the repository, main.js in the built package.
-const defaultCli = fileURLToPath(new URL(`../cli/main${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url));
+export const cliPath = fileURLToPath(new URL(`../cli/main${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url));
 
 /**
  * Runs agents as child OS processes (`mabeam agent run`), and any other
@@ -155,7 +155,7 @@ export class Supervisor extends EventEmitter {
     const child = this.children.get(id)!;
     const { spec } = child;
     const args = [
-      this.options.cli ?? defaultCli,
+      this.options.cli ?? cliPath,
       ...(spec.command ?? ['agent', 'run', spec.module!]),
       '--prefix',
       this.options.spec.prefix,

@@ -6,14 +6,9 @@ import type { Logger } from '../../log/logger.ts';
 import { endpointsFromEnvironment, readStackCredentials, type StackEndpoints } from '../../stack/index.ts';
 import { connect } from '../connect.ts';
 import { out, progress } from '../output.ts';
+import { untilSignalOrStopped } from '../lifetime.ts';
 import { metricsPort } from '../metrics.ts';
 import { bringUp } from './dev.ts';
-
-/** Resolves on the first SIGINT or SIGTERM. */
-const untilSignal = () => new Promise<void>((resolve) => {
-  process.once('SIGINT', () => resolve());
-  process.once('SIGTERM', () => resolve());
-});
 
 /** The stack a secure demo starts when no --stack is given: a plain stack is never made secure. */
 export const secureDemoStack = 'secure';
@@ -67,7 +62,7 @@ export function registerDemoCommand(program: Command, logger: () => Logger): voi
             prefix: opts.prefix,
             say,
             ...(opts.viewPort !== undefined ? { viewPort: opts.viewPort } : {}),
-            ...(opts.keep ? { keepUntil: untilSignal } : {}),
+            ...(opts.keep ? { keepUntil: () => untilSignalOrStopped([], async () => undefined) } : {}),
           });
           if (opts.json) out(JSON.stringify(result));
           else say(`demo complete in ${result.seconds} s: every step's events are in the topics under "${opts.prefix}"`);
