@@ -174,14 +174,22 @@ function latencies(rounds: Round[], from: number, to: number) {
 /** The log's word on the phase: one decided outcome per requested round, its award, every acknowledged version. */
 async function verify(c: Connections, phase: Phase) {
   const t = (name: string) => topicName(prefix, name);
-  const log = await readLog(c.kafka, c.codec, [t('bid-requests'), t('outcomes'), t('directives'), t('variable-changes')], { timeoutMs: 120_000 });
+  const log = await readLog(c.kafka, c.codec, [t('bid-requests'), t('bids'), t('outcomes'), t('directives'), t('variable-changes')], { timeoutMs: 120_000 });
   const requested = new Set<string>();
+  // Why a round took long: when it was requested, when its bids were made, whether it closed complete or at its deadline.
+  const requestedAt = new Map<string, number>();
+  const bidsOf = new Map<string, { agentId: string; at: number }[]>();
+  const closedAt = new Map<string, { cause: string; at: number }>();
   const outcomes = new Map<string, { status: string; winners: string[]; at: string }[]>();
   const awards = new Set<string>();
   const versions: number[] = [];
   for (const r of log) {
     const d = r.decoded;
-    if (d.type === 'BidRequest') requested.add(d.event.roundId);
+    if (d.type === 'BidRequest') {
+      requested.add(d.event.roundId);
+      requestedAt.set(d.event.roundId, d.event.envelope.eventTime);
+    } else if (d.type === 'Bid') bidsOf.set(d.event.roundId, [...(bidsOf.get(d.event.roundId) ?? []), { agentId: d.event.agentId, at: d.event.envelope.eventTime }]);
+    else if (d.type === 'RoundClosed') closedAt.set(d.event.roundId, { cause: d.event.cause, at: d.event.envelope.eventTime });
     else if (d.type === 'RoundOutcome') {
       const at = `${r.topic}/${r.partition}@${r.offset} event ${d.event.envelope.eventId} by ${d.event.envelope.producerId} (producer ${r.producer?.id} epoch ${r.producer?.epoch}${r.producer?.transactional ? ', transactional' : ''}${r.forwardedFrom ? `, forwarded from ${r.forwardedFrom.topic}/${r.forwardedFrom.partition}@${r.forwardedFrom.offset}` : ''})`;
       outcomes.set(d.event.roundId, [...(outcomes.get(d.event.roundId) ?? []), { status: d.event.status, winners: d.event.winners, at }]);
@@ -202,7 +210,12 @@ async function verify(c: Connections, phase: Phase) {
   if (sorted.length !== versions.length) problems.push(`scale.counter: ${versions.length - sorted.length} versions written twice`);
   sorted.forEach((v, i) => void (i > 0 && v !== sorted[i - 1]! + 1 && problems.push(`scale.counter: versions ${sorted[i - 1]! + 1}–${v - 1} missing`)));
   for (const v of phase.versions) if (!sorted.includes(v)) problems.push(`scale.counter: acknowledged version ${v} is not in the log`);
-  return { requested: requested.size, outcomes: [...outcomes.values()].reduce((s, l) => s + l.length, 0), awards: awards.size, versions: sorted.length, problems: problems.slice(0, 20), problemCount: problems.length };
+  const atDeadline = [...closedAt].filter(([, c]) => c.cause === 'deadline').map(([id, c]) => {
+    const asked = requestedAt.get(id) ?? NaN;
+    const bids = (bidsOf.get(id) ?? []).map((b) => `${b.agentId} +${b.at - asked} ms`);
+    return `${id} closed +${c.at - asked} ms, bids: ${bids.join(', ') || 'none'}`;
+  });
+  return { closedAtDeadline: atDeadline.length, lateRounds: atDeadline.slice(0, 8), requested: requested.size, outcomes: [...outcomes.values()].reduce((s, l) => s + l.length, 0), awards: awards.size, versions: sorted.length, problems: problems.slice(0, 20), problemCount: problems.length };
 }
 
 const report: Record<string, unknown> = { seconds, inFlight };
@@ -264,7 +277,7 @@ say(`  ${JSON.stringify(report['cluster'])}`);
 say('reading the log back…');
 const verdict = await verify(c, phase);
 report['log'] = verdict;
-say(`  ${verdict.requested} rounds requested, ${verdict.outcomes} outcomes, ${verdict.awards} awards, ${verdict.versions} versions; ${verdict.problemCount === 0 ? 'no problem' : `${verdict.problemCount} problems: ${verdict.problems.join('; ')}`}`);
+say(`  ${verdict.requested} rounds requested, ${verdict.outcomes} outcomes, ${verdict.awards} awards, ${verdict.versions} versions, ${verdict.closedAtDeadline} closed at their deadline${verdict.lateRounds.map((l) => `\n    ${l}`).join('')}\n  ${verdict.problemCount === 0 ? 'no problem' : `${verdict.problemCount} problems: ${verdict.problems.join('; ')}`}`);
 await c.close();
 if (verdict.problemCount > 0 && process.env['MABEAM_KEEP_FAILED'] === '1') {
   // For a look at the brokers' logs (kafka-dump-log): the stack is left running, its data in its folder.

@@ -22,7 +22,7 @@ export type ServiceLogin = Pick<StackEndpoints, 'kafkaSasl' | 'registryAuth' | '
 export async function waitForService(service: ServiceState, timeoutMs: number, login?: ServiceLogin): Promise<void> {
   const pid = service.origin === 'started' ? service.pid : undefined;
   const logFile = service.logFile;
-  if (isKafkaService(service.name)) return waitForKafka(service.address.split(','), timeoutMs, pid, logFile, login?.kafkaSasl);
+  if (isKafkaService(service.name)) return waitForKafka(service.address.split(','), timeoutMs, pid, logFile, login?.kafkaSasl, true);
   switch (service.name) {
     case 'registry':
       return waitForRegistry(service.address, timeoutMs, pid, logFile, login?.registryAuth);

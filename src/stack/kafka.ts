@@ -143,6 +143,11 @@ async function formatted(dataDir: string): Promise<boolean> {
   }
 }
 
+/** JVM options for Kafka nodes from MABEAM_KAFKA_JVM_OPTS (space-separated), after the stack's own, so they win. */
+export function kafkaJvmOptions(env: NodeJS.ProcessEnv = process.env): string[] {
+  return (env['MABEAM_KAFKA_JVM_OPTS'] ?? '').split(/\s+/).filter((o) => o !== '');
+}
+
 export async function startKafkaNode(o: KafkaNodeOptions): Promise<SpawnedService & { logFile: string }> {
   await mkdir(o.dataDir, { recursive: true });
   await mkdir(o.configDir, { recursive: true });
@@ -172,7 +177,7 @@ export async function startKafkaNode(o: KafkaNodeOptions): Promise<SpawnedServic
 
   const service = await spawnService({
     command: o.java,
-    args: [`-Xmx${o.heap}`, `-Dmabeam.stack=${o.configDir}`, '-Xms128m', '-XX:+UseG1GC', '-Djava.awt.headless=true', logArg, '-cp', classpath, 'kafka.Kafka', serverProps],
+    args: [`-Xmx${o.heap}`, `-Dmabeam.stack=${o.configDir}`, '-Xms128m', '-XX:+UseG1GC', '-Djava.awt.headless=true', ...kafkaJvmOptions(), logArg, '-cp', classpath, 'kafka.Kafka', serverProps],
     logFile: join(o.configDir, 'kafka.out'),
     ...(o.ownerPid === undefined ? {} : { ownerPid: o.ownerPid }),
   });
@@ -186,8 +191,23 @@ export async function kafkaFormatted(dataDir: string): Promise<boolean> {
   return formatted(dataDir);
 }
 
-/** Ready means a real client call answers: the cluster describes itself with a controller (as the admin, on a secure node). */
-export async function waitForKafka(brokers: string[], timeoutMs: number, pid?: number, logFile?: string, sasl?: KafkaSasl): Promise<void> {
+/** Whether a kafkajs error carries a broker's protocol error: the broker answered, with an error code. */
+export function brokerAnswered(error: unknown): boolean {
+  for (let e: unknown = error, depth = 0; e && typeof e === 'object' && depth < 5; e = (e as { cause?: unknown }).cause ?? (e as { originalError?: unknown }).originalError, depth++) {
+    if ((e as { name?: unknown }).name === 'KafkaJSProtocolError') return true;
+  }
+  return false;
+}
+
+/**
+ * Ready means a real client call answers: the cluster describes itself with
+ * a controller (as the admin, on a secure node). With `running`, a node
+ * that answers with a protocol error counts too: a node of a cluster that
+ * lost another node answers every metadata request with
+ * LEADER_NOT_AVAILABLE while some partition has no leader, and it runs;
+ * restarting it would take the cluster down.
+ */
+export async function waitForKafka(brokers: string[], timeoutMs: number, pid?: number, logFile?: string, sasl?: KafkaSasl, running = false): Promise<void> {
   await waitUntilReady({
     what: `Kafka at ${brokers.join(',')}`,
     timeoutMs,
@@ -200,6 +220,9 @@ export async function waitForKafka(brokers: string[], timeoutMs: number, pid?: n
         await admin.connect();
         const cluster = await admin.describeCluster();
         return cluster.brokers.length > 0 && cluster.controller !== null;
+      } catch (error) {
+        if (running && brokerAnswered(error)) return true;
+        throw error;
       } finally {
         await admin.disconnect().catch(() => undefined);
       }

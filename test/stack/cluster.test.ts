@@ -1,5 +1,6 @@
+import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
-import { brokerProperties } from '../../src/stack/kafka.ts';
+import { brokerAnswered, brokerProperties } from '../../src/stack/kafka.ts';
 import { resolveStackOptions } from '../../src/stack/options.ts';
 import { isKafkaService, kafkaServiceNames } from '../../src/stack/types.ts';
 
@@ -36,5 +37,23 @@ describe('a replicated local cluster', () => {
     expect(node['advertised.listeners']).toBe('PLAINTEXT://10.77.0.1:9001');
     expect(resolveStackOptions({}).host).toBe('127.0.0.1');
     expect(() => resolveStackOptions({ host: 'example.org' })).toThrow(/host/);
+  });
+});
+
+describe('a node of a cluster that lost another node', () => {
+  // kafkajs's own error classes, as its admin client throws them.
+  const require = createRequire(import.meta.url);
+  const errors = require('kafkajs/src/errors.js') as { KafkaJSNumberOfRetriesExceeded: new (e: Error, o: object) => Error; KafkaJSConnectionError: new (m: string) => Error };
+  const { createErrorFromCode } = require('kafkajs/src/protocol/error.js') as { createErrorFromCode: (code: number) => Error };
+  const retried = (e: Error) => new errors.KafkaJSNumberOfRetriesExceeded(e, { retryCount: 0, retryTime: 100 });
+
+  it('counts as running when it answers with a protocol error (LEADER_NOT_AVAILABLE while some partition has no leader)', () => {
+    expect(brokerAnswered(retried(createErrorFromCode(5)))).toBe(true);
+    expect(brokerAnswered(createErrorFromCode(5))).toBe(true);
+  });
+
+  it('does not when nothing answered', () => {
+    expect(brokerAnswered(retried(new errors.KafkaJSConnectionError('Connection error: connect ECONNREFUSED 127.0.0.1:9092')))).toBe(false);
+    expect(brokerAnswered(new Error('timed out'))).toBe(false);
   });
 });
