@@ -14,6 +14,7 @@
  * transaction whose first offset has been reached; so does this.
  */
 import { createRequire } from 'node:module';
+import { installCoordinatorCache } from './coordinatorCache.ts';
 import { installFetchPause } from './fetchPause.ts';
 
 interface Message {
@@ -52,3 +53,4 @@ if (require.cache[require.resolve('kafkajs/src/consumer/batch.js')] && require.c
 require(path);
 require.cache[path]!.exports = filterAbortedMessages;
 installFetchPause();
+installCoordinatorCache();
