@@ -180,6 +180,7 @@ async function verify(c: Connections, phase: Phase) {
   const requestedAt = new Map<string, number>();
   const bidsOf = new Map<string, { agentId: string; at: number }[]>();
   const closedAt = new Map<string, { cause: string; at: number }>();
+  const decidedAtInLog = new Map<string, number>();
   const outcomes = new Map<string, { status: string; winners: string[]; at: string }[]>();
   const awards = new Set<string>();
   const versions: number[] = [];
@@ -193,6 +194,7 @@ async function verify(c: Connections, phase: Phase) {
     else if (d.type === 'RoundOutcome') {
       const at = `${r.topic}/${r.partition}@${r.offset} event ${d.event.envelope.eventId} by ${d.event.envelope.producerId} (producer ${r.producer?.id} epoch ${r.producer?.epoch}${r.producer?.transactional ? ', transactional' : ''}${r.forwardedFrom ? `, forwarded from ${r.forwardedFrom.topic}/${r.forwardedFrom.partition}@${r.forwardedFrom.offset}` : ''})`;
       outcomes.set(d.event.roundId, [...(outcomes.get(d.event.roundId) ?? []), { status: d.event.status, winners: d.event.winners, at }]);
+      decidedAtInLog.set(d.event.roundId, d.event.envelope.eventTime);
     }
     else if (d.type === 'Directive' && d.event.action === 'award' && d.event.roundId) awards.add(d.event.roundId);
     else if (d.type === 'VariableChanged' && d.event.variableId === 'scale.counter') versions.push(d.event.version);
@@ -215,7 +217,16 @@ async function verify(c: Connections, phase: Phase) {
     const bids = (bidsOf.get(id) ?? []).map((b) => `${b.agentId} +${b.at - asked} ms`);
     return `${id} closed +${c.at - asked} ms, bids: ${bids.join(', ') || 'none'}`;
   });
-  return { closedAtDeadline: atDeadline.length, lateRounds: atDeadline.slice(0, 8), requested: requested.size, outcomes: [...outcomes.values()].reduce((s, l) => s + l.length, 0), awards: awards.size, versions: sorted.length, problems: problems.slice(0, 20), problemCount: problems.length };
+  // A round the client waited long for: was it decided late (the log's times) or read late?
+  const slow = phase.rounds
+    .filter((r) => r.decidedAt !== undefined && r.decidedAt - r.requestedAt > 10_000)
+    .map((r) => {
+      const asked = requestedAt.get(r.roundId) ?? NaN;
+      const bids = (bidsOf.get(r.roundId) ?? []).map((b) => b.at - asked);
+      return { roundId: r.roundId, clientMs: Math.round(r.decidedAt! - r.requestedAt), lastBidMs: bids.length ? Math.max(...bids) : null, decidedMs: (decidedAtInLog.get(r.roundId) ?? NaN) - asked };
+    });
+  const slowSummary = slow.length === 0 ? 'none' : `${slow.length}; in the log, last bid +${Math.min(...slow.map((x) => x.lastBidMs ?? Infinity))}–${Math.max(...slow.map((x) => x.lastBidMs ?? -Infinity))} ms and decided +${Math.min(...slow.map((x) => x.decidedMs))}–${Math.max(...slow.map((x) => x.decidedMs))} ms after the request, read by the client after ${Math.min(...slow.map((x) => x.clientMs))}–${Math.max(...slow.map((x) => x.clientMs))} ms`;
+  return { slowRounds: slowSummary, closedAtDeadline: atDeadline.length, lateRounds: atDeadline.slice(0, 8), requested: requested.size, outcomes: [...outcomes.values()].reduce((s, l) => s + l.length, 0), awards: awards.size, versions: sorted.length, problems: problems.slice(0, 20), problemCount: problems.length };
 }
 
 const report: Record<string, unknown> = { seconds, inFlight };
@@ -277,7 +288,7 @@ say(`  ${JSON.stringify(report['cluster'])}`);
 say('reading the log back…');
 const verdict = await verify(c, phase);
 report['log'] = verdict;
-say(`  ${verdict.requested} rounds requested, ${verdict.outcomes} outcomes, ${verdict.awards} awards, ${verdict.versions} versions, ${verdict.closedAtDeadline} closed at their deadline${verdict.lateRounds.map((l) => `\n    ${l}`).join('')}\n  ${verdict.problemCount === 0 ? 'no problem' : `${verdict.problemCount} problems: ${verdict.problems.join('; ')}`}`);
+say(`  ${verdict.requested} rounds requested, ${verdict.outcomes} outcomes, ${verdict.awards} awards, ${verdict.versions} versions, ${verdict.closedAtDeadline} closed at their deadline; rounds the client waited over 10 s for: ${verdict.slowRounds}${verdict.lateRounds.map((l) => `\n    ${l}`).join('')}\n  ${verdict.problemCount === 0 ? 'no problem' : `${verdict.problemCount} problems: ${verdict.problems.join('; ')}`}`);
 await c.close();
 if (verdict.problemCount > 0 && process.env['MABEAM_KEEP_FAILED'] === '1') {
   // For a look at the brokers' logs (kafka-dump-log): the stack is left running, its data in its folder.
