@@ -1,3 +1,5 @@
+import { kafkaErrorType } from '../kafka/errors.ts';
+
 /**
  * Kafka answers CONCURRENT_TRANSACTIONS while the previous transaction's
  * markers are still being written; it is retriable, but kafkajs gives up on
@@ -9,24 +11,14 @@ export async function retryConcurrentTransactions<T>(work: () => Promise<T>, att
     try {
       return await work();
     } catch (error) {
-      if (errorType(error) !== 'CONCURRENT_TRANSACTIONS' || i >= attempts) throw error;
+      if (kafkaErrorType(error) !== 'CONCURRENT_TRANSACTIONS' || i >= attempts) throw error;
       await new Promise((resolve) => setTimeout(resolve, Math.min(100, 5 * i)));
     }
   }
 }
 
-function errorType(error: unknown): string | undefined {
-  const seen = new Set<unknown>();
-  // kafkajs wraps protocol errors (KafkaJSNumberOfRetriesExceeded → cause): look down the chain.
-  for (let e = error as { type?: unknown; cause?: unknown; originalError?: unknown } | undefined; e && !seen.has(e); e = (e.cause ?? e.originalError) as typeof e) {
-    seen.add(e);
-    if (typeof e.type === 'string') return e.type;
-  }
-  return undefined;
-}
-
 /** A producer whose transactional id another member has taken over: it may never write again. */
 export function isFenced(error: unknown): boolean {
-  const type = errorType(error);
+  const type = kafkaErrorType(error);
   return type === 'INVALID_PRODUCER_EPOCH' || type === 'PRODUCER_FENCED';
 }

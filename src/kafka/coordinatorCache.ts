@@ -10,10 +10,12 @@
  * or a group) was found, and asks again when a call to that broker fails
  * in a way that leaves it in doubt (it is not the coordinator any more, it
  * is loading, the connection broke), when the broker is no longer
- * connected, or after `coordinatorCacheTtlMs`. A failed call is failed as before, so kafkajs
- * and the callers retry it as they did; the retry asks afresh.
+ * connected, or after `coordinatorCacheTtlMs`. A failed call fails as
+ * before, so kafkajs and the callers retry it as they did; the retry asks
+ * afresh.
  */
 import { createRequire } from 'node:module';
+import { kafkaErrorType } from './errors.ts';
 
 /** How long a coordinator found is trusted without a failure saying otherwise. */
 export const coordinatorCacheTtlMs = 10_000;
@@ -44,8 +46,8 @@ const coordinatorCalls = ['initProducerId', 'addPartitionsToTxn', 'addOffsetsToT
 const staleAnswers = new Set(['NOT_COORDINATOR', 'NOT_COORDINATOR_FOR_GROUP', 'COORDINATOR_NOT_AVAILABLE', 'GROUP_COORDINATOR_NOT_AVAILABLE', 'COORDINATOR_LOAD_IN_PROGRESS']);
 
 function leavesCoordinatorInDoubt(error: unknown): boolean {
-  const { name, type } = (error ?? {}) as { name?: unknown; type?: unknown };
-  return name !== 'KafkaJSProtocolError' || (typeof type === 'string' && staleAnswers.has(type));
+  const type = kafkaErrorType(error);
+  return type === undefined || staleAnswers.has(type);
 }
 
 /** Each cluster's coordinators found, by type and id. */
@@ -65,13 +67,17 @@ export function installCoordinatorCache(): void {
   const cluster = (require('kafkajs/src/cluster/index.js') as { prototype: ClusterPrototype }).prototype;
   if (cluster.mabeamCoordinatorCache) return;
   const find = cluster.findGroupCoordinator;
-  cluster.findGroupCoordinator = function (this: object, args) {
+  cluster.findGroupCoordinator = function cached(this: object, args): Promise<Broker> {
     let cache = caches.get(this);
     if (!cache) caches.set(this, (cache = new Map()));
     const key = `${args.coordinatorType ?? 0}:${args.groupId}`;
     const hit = cache.get(key);
     if (hit && performance.now() - hit.at < coordinatorCacheTtlMs) {
-      return hit.broker.then((broker) => (broker.isConnected() ? broker : (cache.delete(key), find.call(this, args))));
+      return hit.broker.then((broker) => {
+        if (broker.isConnected()) return broker;
+        if (cache.get(key) === hit) cache.delete(key);
+        return cached.call(this, args);
+      });
     }
     const found: Found = { broker: find.call(this, args), at: performance.now() };
     cache.set(key, found);

@@ -22,6 +22,7 @@ export type ServiceLogin = Pick<StackEndpoints, 'kafkaSasl' | 'registryAuth' | '
 export async function waitForService(service: ServiceState, timeoutMs: number, login?: ServiceLogin): Promise<void> {
   const pid = service.origin === 'started' ? service.pid : undefined;
   const logFile = service.logFile;
+  // A service that runs: a node answering with an error (a cluster that lost another node) counts.
   if (isKafkaService(service.name)) return waitForKafka(service.address.split(','), timeoutMs, pid, logFile, login?.kafkaSasl, true);
   switch (service.name) {
     case 'registry':

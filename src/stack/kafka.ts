@@ -5,6 +5,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { MabeamError, describeError } from '../errors.ts';
 import { createKafka } from '../kafka/client.ts';
+import { kafkaErrorType } from '../kafka/errors.ts';
 import { silentLogger, type Logger } from '../log/logger.ts';
 import { spawnService, waitUntilReady, type SpawnedService } from './processes.ts';
 import type { KafkaSasl } from './types.ts';
@@ -193,10 +194,7 @@ export async function kafkaFormatted(dataDir: string): Promise<boolean> {
 
 /** Whether a kafkajs error carries a broker's protocol error: the broker answered, with an error code. */
 export function brokerAnswered(error: unknown): boolean {
-  for (let e: unknown = error, depth = 0; e && typeof e === 'object' && depth < 5; e = (e as { cause?: unknown }).cause ?? (e as { originalError?: unknown }).originalError, depth++) {
-    if ((e as { name?: unknown }).name === 'KafkaJSProtocolError') return true;
-  }
-  return false;
+  return kafkaErrorType(error) !== undefined;
 }
 
 /**
