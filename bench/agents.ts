@@ -7,8 +7,11 @@
  * - start → ready: AgentHost.start() in this process, and `mabeam agent run`
  *   as a new OS process until it reports ready
  * - capability lookup latency from the Redis read model, 1,000 agents registered
- * - memory per logical agent with 100 and 1,000 agents in one host process
- *   (one pool, one consumer), and with 100 agents as 100 consumer groups
+ * - memory per logical agent with 100, 1,000 and 10,000 agents in one host
+ *   process (one pool, one consumer), and with 100 agents as 100 consumer
+ *   groups; then each pool at work: an auction naming a tenth of its agents,
+ *   then one naming all of them (a coordinator joins the process for it,
+ *   after the memory is taken)
  *
  * Memory is measured in a fresh child process per case (`--memory N pool|groups`),
  * after a forced GC, as the growth over the same process before the agents.
@@ -20,6 +23,8 @@ import { defineAgent } from '../src/agents/defineAgent.ts';
 import { AgentHost } from '../src/agents/host.ts';
 import { AgentRegistry } from '../src/agents/registry.ts';
 import { connect, type Connections } from '../src/cli/connect.ts';
+import { Coordinator } from '../src/coordinator/coordinator.ts';
+import { RoundClient } from '../src/coordinator/roundClient.ts';
 import { newEnvelope } from '../src/events/envelope.ts';
 import type { AgentRecord } from '../src/events/types.ts';
 import { silenceKafkajsTimerWarnings } from '../src/kafka/client.ts';
@@ -66,17 +71,30 @@ async function memoryCase(count: number, mode: 'pool' | 'groups'): Promise<void>
   await new Promise((r) => setTimeout(r, 2_000));
   gcNow();
   const after = process.memoryUsage();
+  // Then the pool at work (after the memory is taken): sealed-bid auctions naming a tenth of its agents, then all of them.
+  const rounds: { bidders: number; ms: number; status: string; winners: number }[] = [];
+  if (mode === 'pool' && process.argv.includes('--rounds')) {
+    const coordinator = new Coordinator({ kafka: c.kafka, codec: c.codec, logger: c.logger, prefix, definitions: c.definitions });
+    const client = new RoundClient({ kafka: c.kafka, codec: c.codec, producer: c.producer, logger: c.logger, prefix });
+    await Promise.all([coordinator.start(), client.start()]);
+    for (const bidders of [agents.filter((_, i) => i % 10 === 3), agents]) {
+      const t = performance.now();
+      const outcome = await client.auction({ item: 'x', bidders: bidders.map((a) => a.id), deadlineMs: 120_000 });
+      rounds.push({ bidders: bidders.length, ms: Math.round(performance.now() - t), status: `${outcome.status}: ${outcome.reason}`, winners: outcome.winners.length });
+    }
+    await Promise.all([coordinator.stop(), client.stop()]);
+  }
   process.stdout.write(
-    `${JSON.stringify({ count, mode, startMs: Math.round(startMs), rssPerAgent: (after.rss - before.rss) / count, heapPerAgent: (after.heapUsed - before.heapUsed) / count, rssBase: before.rss })}\n`,
+    `${JSON.stringify({ count, mode, startMs: Math.round(startMs), rssPerAgent: (after.rss - before.rss) / count, heapPerAgent: (after.heapUsed - before.heapUsed) / count, rssBase: before.rss, rounds })}\n`,
   );
   await Promise.all(hosts.map((h) => h.stop()));
   await c.close();
   process.exit(0);
 }
 
-function runMemoryCase(count: number, mode: 'pool' | 'groups', prefix: string): Promise<{ count: number; mode: string; startMs: number; rssPerAgent: number; heapPerAgent: number; rssBase: number }> {
+function runMemoryCase(count: number, mode: 'pool' | 'groups', prefix: string): Promise<{ count: number; mode: string; startMs: number; rssPerAgent: number; heapPerAgent: number; rssBase: number; rounds: { bidders: number; ms: number; status: string }[] }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--expose-gc', self, '--memory', String(count), mode], { env: { ...process.env, BENCH_PREFIX: prefix }, stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, ['--expose-gc', self, '--memory', String(count), mode, '--rounds'], { env: { ...process.env, BENCH_PREFIX: prefix }, stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out.trim().split('\n').pop()!)) : reject(new Error(`memory case ${count} ${mode} exited ${code}`))));
@@ -152,11 +170,12 @@ async function main(): Promise<void> {
   await c.close();
 
   // memory per logical agent
-  for (const [count, mode] of [[100, 'pool'], [1_000, 'pool'], [100, 'groups']] as const) {
+  for (const [count, mode] of [[100, 'pool'], [1_000, 'pool'], [10_000, 'pool'], [100, 'groups']] as const) {
     const r = await runMemoryCase(count, mode, prefix);
     say(
       `${count} agents as ${mode === 'pool' ? 'one pool (one consumer group)' : `${count} consumer groups`}: +${mb(r.rssPerAgent)} MB RSS and +${mb(r.heapPerAgent)} MB heap per agent over a ${mb(r.rssBase)} MB base; all started in ${r.startMs} ms`,
     );
+    for (const round of r.rounds) say(`  a sealed-bid auction naming ${round.bidders} of them: request → outcome ${round.ms} ms (${round.status})`);
   }
   process.stdout.write(`${lines.join('\n')}\n`);
   process.exit(0);

@@ -1,8 +1,18 @@
 import { deterministicEventId } from '../events/envelope.ts';
 import type { Closed, Outcome, Protocol, Rejected, RoundAnswer, RoundClose, RoundDecision, RoundEvent, RoundOpen, RoundTick, Staged } from './types.ts';
+import { answeredBy, countAnswer, nameSet } from './answered.ts';
 
 /** Bids above this are absurd unless a request says otherwise (parameters.maxAmount). */
 export const defaultMaxAmount = 1e12;
+
+/**
+ * The most answers a round counts, and the most agents a request may name.
+ * A round's whole state is one changelog record and its closing lists every
+ * answer counted: this keeps both within what their topics take (round-state
+ * 16 MB, outcomes 1 MB), so no round can grow into a record the broker
+ * refuses, which would stop its partition.
+ */
+export const maxAnswersPerRound = 20_000;
 
 /** How long (in log time) an answer may wait for its round's request. */
 export const pendingGraceMs = 10_000;
@@ -135,6 +145,9 @@ function openRound(rounds: Rounds, open: RoundOpen, lookup: (name: string) => Pr
   if (protocol.kind !== open.kind) {
     return [rejected(open.roundId, open.eventId, null, 'INVALID_REQUEST', `Protocol "${open.protocol}" is ${protocol.kind === 'auction' ? 'an auction (send a bid request)' : 'a consensus (send a proposal)'}.`)];
   }
+  if (nameSet(open.eligible).size > maxAnswersPerRound) {
+    return [rejected(open.roundId, open.eventId, null, 'INVALID_REQUEST', `A round names at most ${maxAnswersPerRound} ${open.kind === 'auction' ? 'bidders' : 'voters'}; this one names ${nameSet(open.eligible).size}.`)];
+  }
   const invalid = attempt(() => protocol.validate?.(open), (error) => `Protocol "${protocol.name}" could not check the request: ${error}`);
   if (invalid) return [rejected(open.roundId, open.eventId, null, 'INVALID_REQUEST', invalid)];
   rounds.byId.set(open.roundId, { open, protocol, counted: [], closed: false, handled: new Set() });
@@ -163,12 +176,13 @@ function answerRound(rounds: Rounds, answer: RoundAnswer): RoundDecision[] {
   }
   const expected = open.kind === 'auction' ? 'bid' : 'vote';
   if (answer.kind !== expected) return no('WRONG_ANSWER_KIND', `Round ${answer.roundId} is ${open.kind === 'auction' ? 'an auction' : 'a consensus'}: it takes ${expected}s, not ${answer.kind}s.`);
-  if (open.eligible.length > 0 && !open.eligible.includes(answer.agentId)) {
+  if (open.eligible.length > 0 && !nameSet(open.eligible).has(answer.agentId)) {
     return no('NOT_ELIGIBLE', `${answer.agentId} is not one of the ${open.kind === 'auction' ? 'bidders' : 'voters'} of round ${answer.roundId}.`);
   }
-  if (round.counted.some((a) => a.agentId === answer.agentId)) {
+  if (answeredBy(round.counted).has(answer.agentId)) {
     return no('DUPLICATE_ANSWER', `${answer.agentId} already answered round ${answer.roundId}; the first answer counts.`);
   }
+  if (round.counted.length >= maxAnswersPerRound) return no('LIMIT_EXCEEDED', `Round ${answer.roundId} has counted ${maxAnswersPerRound} answers, the most a round takes.`);
   const pass = isPass(answer);
   if (pass && !protocol.acceptsPasses) return no('INVALID_ANSWER', `${protocol.name} takes no passes: a bidder that does not bid stays out.`);
   if (answer.kind === 'bid' && !pass) {
@@ -184,7 +198,7 @@ function answerRound(rounds: Rounds, answer: RoundAnswer): RoundDecision[] {
     (error) => ({ reasonCode: 'INVALID_ANSWER' as const, reason: `Protocol "${protocol.name}" could not check the answer: ${error}` }),
   );
   if (refusal) return no(refusal.reasonCode, refusal.reason);
-  round.counted.push(answer);
+  countAnswer(round.counted, answer);
   return safeComplete(protocol, open, round.counted) ? finish(round, 'complete') : [];
 }
 

@@ -1,4 +1,5 @@
 import type { RoundAnswer } from '../types.ts';
+import { allAnswered } from '../answered.ts';
 
 /**
  * The order of bids, best first: higher amount; on equal amounts the earlier
@@ -11,7 +12,7 @@ export function rankBids(bids: readonly RoundAnswer[]): RoundAnswer[] {
 
 /** All named bidders have bid: the round need not wait for its deadline. */
 export function everyBidderAnswered(eligible: readonly string[], counted: readonly RoundAnswer[]): boolean {
-  return eligible.length > 0 && eligible.every((id) => counted.some((a) => a.agentId === id));
+  return allAnswered(eligible, counted);
 }
 
 export const summary = (bids: readonly RoundAnswer[]) => rankBids(bids).map((b) => ({ agentId: b.agentId, amount: b.amount }));

@@ -1,4 +1,5 @@
 import type { Protocol, RoundAnswer, RoundOpen, Verdict } from '../types.ts';
+import { allAnswered } from '../answered.ts';
 
 /**
  * Shared by the consensus protocols. A vote's choice must be one of the
@@ -47,7 +48,7 @@ export function majorityOf(t: Tally, unit: string): Verdict {
 
 /** All named voters have voted. */
 export function everyVoterAnswered(open: RoundOpen, counted: readonly RoundAnswer[]): boolean {
-  return open.eligible.length > 0 && open.eligible.every((id) => counted.some((a) => a.agentId === id));
+  return allAnswered(open.eligible, counted);
 }
 
 export function requireVoters(open: RoundOpen): string | undefined {

@@ -15,6 +15,7 @@
  */
 import type { NextStage, Protocol, RoundOpen, Verdict } from '../types.ts';
 import { isPass } from '../roundsInternals.ts';
+import { allAnswered } from '../answered.ts';
 
 function tiers(open: RoundOpen): string[][] | undefined {
   const escalation = open.parameters['escalation'] ?? [];
@@ -33,7 +34,7 @@ export const delegation: Protocol = {
     if (!tiers(open)) return 'parameters.escalation must be an array of non-empty arrays of agent ids (the tiers above, nearest first).';
     return undefined;
   },
-  complete: (open, counted) => open.eligible.every((id) => counted.some((a) => a.agentId === id)),
+  complete: (open, counted) => open.eligible.length === 0 || allAnswered(open.eligible, counted),
   decide: (open, counted): Verdict | NextStage => {
     const tier = tierOf(open);
     const takers = counted.filter((a) => !isPass(a)).sort((a, b) => a.amount! - b.amount! || a.eventTime - b.eventTime || a.agentId.localeCompare(b.agentId));
