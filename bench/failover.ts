@@ -3,7 +3,7 @@
  * pending work is answered by another member (local stack from `mabeam dev
  * up`, or the services in the environment):
  *
- *   node_modules/.bin/node bench/failover.ts [--session-timeout-ms 6000,3000,2000] [--rounds 24] [--runs 2]
+ *   node_modules/.bin/node bench/failover.ts [--session-timeout-ms default,6000,3000] [--rounds 24] [--runs 2]
  *
  * For each session timeout, two scenarios, each in a fresh prefix:
  * - **coordinator**: two coordinator processes share the rounds; `rounds`
@@ -30,16 +30,21 @@ import { EventProducer } from '../src/producer/eventProducer.ts';
 import { endpointsFromEnvironment, environmentFor, resolveEndpoints } from '../src/stack/index.ts';
 import { applyTopics, topicName } from '../src/topics/index.ts';
 import { fiftyAgentIds } from './fiftyAgents.ts';
+import { defaultSessionTimeoutMs } from '../src/kafka/sessionTimeout.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const { values: args } = parseArgs({
   options: {
-    'session-timeout-ms': { type: 'string', default: '6000,3000,2000' },
+    'session-timeout-ms': { type: 'string', default: 'default,6000,3000' },
     rounds: { type: 'string', default: '24' },
     runs: { type: 'string', default: '2' },
   },
 });
-const timeouts = args['session-timeout-ms'].split(',').map(Number);
+// 'default': no --session-timeout-ms, what `coordinator run` and `agent run` choose (src/kafka/sessionTimeout.ts).
+type Timeout = number | 'default';
+const timeouts = args['session-timeout-ms'].split(',').map((t): Timeout => (t === 'default' ? 'default' : Number(t)));
+const sessionArgs = (t: Timeout) => (t === 'default' ? [] : ['--session-timeout-ms', String(t)]);
+const settleMs = (t: Timeout) => (t === 'default' ? defaultSessionTimeoutMs : t) + 2_000;
 const rounds = Number(args.rounds);
 const runs = Number(args.runs);
 
@@ -92,13 +97,13 @@ const request = (roundId: string, eligible: string[]): BidRequest => ({
 const bid = (roundId: string, agentId: string, amount: number): Bid => ({ envelope: newEnvelope('Bid', agentId, { correlationId: roundId }), roundId, agentId, amount, bundle: [], attributes: null });
 
 /** Two coordinators; rounds half-answered; one killed; the rest answered at once: kill → last outcome, ms. */
-async function coordinatorFailover(sessionTimeoutMs: number): Promise<number> {
+async function coordinatorFailover(sessionTimeoutMs: Timeout): Promise<number> {
   const prefix = `bench-fo-${randomBytes(3).toString('hex')}`;
   await applyTopics(c.admin, c.definitions, { prefix });
   const t = (name: string) => topicName(prefix, name);
-  const members = await Promise.all([1, 2].map(() => start(['coordinator', 'run', '--prefix', prefix, '--session-timeout-ms', String(sessionTimeoutMs)])));
+  const members = await Promise.all([1, 2].map(() => start(['coordinator', 'run', '--prefix', prefix, ...sessionArgs(sessionTimeoutMs)])));
   // Let the second member's join settle (both hold partitions).
-  await new Promise((r) => setTimeout(r, sessionTimeoutMs + 2_000));
+  await new Promise((r) => setTimeout(r, settleMs(sessionTimeoutMs)));
   const reader = await outcomeReader(c, prefix);
   const events = new EventProducer(c.producer, c.codec);
   const ids = Array.from({ length: rounds }, (_, i) => `fo-${i}-${randomBytes(3).toString('hex')}`);
@@ -117,15 +122,15 @@ async function coordinatorFailover(sessionTimeoutMs: number): Promise<number> {
 }
 
 /** Two replicas of one pool; one killed; rounds started at once: kill → last outcome, ms. */
-async function replicaFailover(sessionTimeoutMs: number): Promise<number> {
+async function replicaFailover(sessionTimeoutMs: Timeout): Promise<number> {
   const prefix = `bench-fo-${randomBytes(3).toString('hex')}`;
   await applyTopics(c.admin, c.definitions, { prefix });
   const t = (name: string) => topicName(prefix, name);
   const coordinator = await start(['coordinator', 'run', '--prefix', prefix]);
   const replicas = await Promise.all(
-    [1, 2].map(() => start(['agent', 'run', join(root, 'bench/fiftyAgents.ts'), '--prefix', prefix, '--session-timeout-ms', String(sessionTimeoutMs)])),
+    [1, 2].map(() => start(['agent', 'run', join(root, 'bench/fiftyAgents.ts'), '--prefix', prefix, ...sessionArgs(sessionTimeoutMs)])),
   );
-  await new Promise((r) => setTimeout(r, sessionTimeoutMs + 2_000));
+  await new Promise((r) => setTimeout(r, settleMs(sessionTimeoutMs)));
   const reader = await outcomeReader(c, prefix);
   const events = new EventProducer(c.producer, c.codec);
   const ids = Array.from({ length: rounds }, (_, i) => `fo-${i}-${randomBytes(3).toString('hex')}`);
@@ -138,14 +143,14 @@ async function replicaFailover(sessionTimeoutMs: number): Promise<number> {
   return last - killedAt;
 }
 
-const results: Array<{ sessionTimeoutMs: number; coordinatorMs: number[]; replicaMs: number[] }> = [];
+const results: Array<{ sessionTimeoutMs: Timeout; coordinatorMs: number[]; replicaMs: number[] }> = [];
 for (const sessionTimeoutMs of timeouts) {
   const row = { sessionTimeoutMs, coordinatorMs: [] as number[], replicaMs: [] as number[] };
   for (let i = 0; i < runs; i++) {
     row.coordinatorMs.push(Math.round(await coordinatorFailover(sessionTimeoutMs)));
     row.replicaMs.push(Math.round(await replicaFailover(sessionTimeoutMs)));
   }
-  say(`session timeout ${sessionTimeoutMs} ms: coordinator killed → last outcome ${row.coordinatorMs.join(', ')} ms; agent replica killed → last outcome ${row.replicaMs.join(', ')} ms`);
+  say(`session timeout ${sessionTimeoutMs === 'default' ? 'default' : `${sessionTimeoutMs} ms`}: coordinator killed → last outcome ${row.coordinatorMs.join(', ')} ms; agent replica killed → last outcome ${row.replicaMs.join(', ')} ms`);
   results.push(row);
 }
 await c.close();

@@ -24,6 +24,7 @@ import { PoolMember } from './pool.ts';
 import { restoreStates, snapshotOf } from './stateStore.ts';
 import { Steps } from './steps.ts';
 import type { HostedAgent } from './types.ts';
+import { chooseSessionTimeout } from '../kafka/sessionTimeout.ts';
 
 export { hostDefaults, type AgentHostOptions } from './options.ts';
 export { instanceHeader } from './outbox.ts';
@@ -154,6 +155,8 @@ export class AgentHost extends EventEmitter implements StopsForGood {
       logger: this.log,
       ...(o.metrics ? { metrics: o.metrics } : {}),
     });
+    const session = await chooseSessionTimeout(o.kafka, o.sessionTimeoutMs);
+    if (session.source !== 'requested') this.log.info(session, 'session timeout');
     const member = new PoolMember({
       kafka: o.kafka,
       codec: o.codec,
@@ -169,7 +172,7 @@ export class AgentHost extends EventEmitter implements StopsForGood {
         ...(Steps.wanted(this.agents.values()) ? ['plans'] : []),
       ].map((name) => ({ topic: this.topic(name), definition: this.definition(name) })),
       deadLetters,
-      sessionTimeoutMs: o.sessionTimeoutMs ?? hostDefaults.sessionTimeoutMs,
+      sessionTimeoutMs: session.sessionTimeoutMs,
       ...(o.metrics ? { metrics: o.metrics } : {}),
       onEvent: (decoded, context) => this.handle(decoded, context),
     });

@@ -5,6 +5,7 @@ import type { Logger } from '../log/logger.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import type { TopicDefinition } from '../topics/types.ts';
 import type { AgentDefinition } from './types.ts';
+import { defaultSessionTimeoutMs } from '../kafka/sessionTimeout.ts';
 
 export interface AgentHostOptions {
   kafka: Kafka;
@@ -23,7 +24,7 @@ export interface AgentHostOptions {
   pool?: string;
   instanceId?: string;
   heartbeatIntervalMs?: number;
-  /** Session timeout of the pool's consumer group: how soon a dead replica's partitions move. */
+  /** Session timeout of the pool's consumer group: how soon a dead replica's partitions move (default: 2 s within the broker's bounds, src/kafka/sessionTimeout.ts). */
   sessionTimeoutMs?: number;
   metrics?: Metrics;
   /**
@@ -41,7 +42,8 @@ export interface AgentHostOptions {
   keysDir?: string;
 }
 
-export const hostDefaults = Object.freeze({ heartbeatIntervalMs: 3_000, sessionTimeoutMs: 6_000 });
+/** sessionTimeoutMs is the default before the broker's bounds on session timeouts (see chooseSessionTimeout). */
+export const hostDefaults = Object.freeze({ heartbeatIntervalMs: 3_000, sessionTimeoutMs: defaultSessionTimeoutMs });
 
 /** Checks the agents a host is given, once, and says which pool they join. */
 export function hostPool(options: Pick<AgentHostOptions, 'agents' | 'pool'>): string {

@@ -8,6 +8,7 @@ import type { Logger } from '../log/logger.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import type { StopsForGood } from '../runtime/stopped.ts';
 import type { TopicDefinition } from '../topics/types.ts';
+import { heartbeatIntervalFor } from '../kafka/sessionTimeout.ts';
 
 export interface PoolMemberOptions {
   kafka: Kafka;
@@ -47,7 +48,7 @@ export class PoolMember implements StopsForGood {
       onHandlerError: 'retry',
       consumerConfig: {
         sessionTimeout: options.sessionTimeoutMs,
-        heartbeatInterval: Math.max(500, Math.floor(options.sessionTimeoutMs / 3)),
+        heartbeatInterval: heartbeatIntervalFor(options.sessionTimeoutMs),
         maxWaitTimeInMs: 200,
       },
       onEvent: options.onEvent,

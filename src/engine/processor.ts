@@ -29,6 +29,7 @@ import type { EventCodec } from '../codec/codec.ts';
 import { DeadLetterWriter } from '../deadletters/deadLetterWriter.ts';
 import { MabeamError, describeError, isMabeamError } from '../errors.ts';
 import { createPartitionOwnerConsumer, createTransactionalProducer, joinedAndFetched } from '../kafka/client.ts';
+import { chooseSessionTimeout, heartbeatIntervalFor } from '../kafka/sessionTimeout.ts';
 import type { Logger } from '../log/logger.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { StoppedLatch, type StopsForGood } from '../runtime/stopped.ts';
@@ -50,6 +51,7 @@ export interface ProcessorOptions<D> {
   /** The topic prefix: dead letters go to `<prefix>.dead-letters`. */
   prefix: string;
   metrics?: Metrics;
+  /** Default: 2 s within the broker's bounds (src/kafka/sessionTimeout.ts). */
   sessionTimeoutMs?: number;
   /** How long a transaction may stay open; a dead member's open one blocks read_committed readers that long. */
   transactionTimeoutMs?: number;
@@ -119,6 +121,8 @@ export class Processor<D> implements StopsForGood {
   private brokers = 1;
   private consumer: Consumer | undefined;
   private stopping = false;
+  /** How often a lane waiting on its restore heartbeats (within the session timeout in use). */
+  private beatEveryMs = 1_000;
   /** The partitions of the current assignment. */
   private owned = new Set<number>();
   /** Rebalances seen: a restore of an older generation marks nothing ready. */
@@ -176,7 +180,10 @@ export class Processor<D> implements StopsForGood {
     this.opening = failed;
     try {
       if (this.partitionCounts.size === 0) await Promise.race([this.readPartitionCounts(), failure]);
-      const consumer = createPartitionOwnerConsumer(o.kafka, o.groupId, o.sessionTimeoutMs);
+      const session = await Promise.race([chooseSessionTimeout(o.kafka, o.sessionTimeoutMs), failure]);
+      if (session.source !== 'requested') this.log.info(session, 'session timeout');
+      this.beatEveryMs = Math.min(1_000, heartbeatIntervalFor(session.sessionTimeoutMs));
+      const consumer = createPartitionOwnerConsumer(o.kafka, o.groupId, session.sessionTimeoutMs);
       this.consumer = consumer;
       // Only the current consumer speaks for the member: one it replaced says nothing.
       consumer.on(consumer.events.CRASH, ({ payload }) => {
@@ -367,7 +374,7 @@ export class Processor<D> implements StopsForGood {
     if (lane.ready) return true;
     // A restore can take longer than the session timeout: the member keeps saying it is alive meanwhile,
     // or the group would move its partitions and it would restore again, and again.
-    const beat = setInterval(() => void heartbeat().catch(() => undefined), 1_000);
+    const beat = setInterval(() => void heartbeat().catch(() => undefined), this.beatEveryMs);
     try {
       await lane.restoring;
     } catch {

@@ -6,6 +6,7 @@ export const topicResourceType: 2 = kafkajs.ConfigResourceTypes.TOPIC as 2;
 import type { Logger } from '../log/logger.ts';
 import type { KafkaSasl, StackEndpoints } from '../stack/types.ts';
 import { coPartitionedAssigner } from './coPartitionedAssigner.ts';
+import { heartbeatIntervalFor } from './sessionTimeout.ts';
 
 /**
  * The one place a Kafka client is built. Everything else receives a `Kafka`
@@ -125,11 +126,11 @@ export function createTransactionalProducer(kafka: Kafka, transactionalId: strin
  * co-partitioned topics (coPartitionedAssigner), read committed data only,
  * and commit their offsets through their own transactions.
  */
-export function createPartitionOwnerConsumer(kafka: Kafka, groupId: string, sessionTimeoutMs = 6_000): Consumer {
+export function createPartitionOwnerConsumer(kafka: Kafka, groupId: string, sessionTimeoutMs: number): Consumer {
   return kafka.consumer({
     groupId,
     sessionTimeout: sessionTimeoutMs,
-    heartbeatInterval: Math.max(500, Math.floor(sessionTimeoutMs / 3)),
+    heartbeatInterval: heartbeatIntervalFor(sessionTimeoutMs),
     maxWaitTimeInMs: 100,
     readUncommitted: false,
     partitionAssigners: [coPartitionedAssigner],
