@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { hash as digestOf, randomUUID } from 'node:crypto';
 import type { Envelope, EventTypeName } from './types.ts';
 
 export interface EnvelopeOptions {
@@ -26,7 +26,7 @@ export function newEnvelope(eventType: EventTypeName, producerId: string, option
  * redelivered request yields a duplicate that readers can recognise.
  */
 export function deterministicEventId(...parts: string[]): string {
-  const hash = createHash('sha1').update(parts.join('\u0000')).digest();
+  const hash = digestOf('sha1', parts.join('\u0000'), 'buffer');
   hash[6] = (hash[6]! & 0x0f) | 0x50;
   hash[8] = (hash[8]! & 0x3f) | 0x80;
   const hex = hash.subarray(0, 16).toString('hex');

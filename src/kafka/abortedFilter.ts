@@ -16,6 +16,7 @@
 import { createRequire } from 'node:module';
 import { installCoordinatorCache } from './coordinatorCache.ts';
 import { installFetchPause } from './fetchPause.ts';
+import { installPooledEncoder } from './pooledEncoder.ts';
 
 interface Message {
   offset: string;
@@ -45,6 +46,7 @@ export function filterAbortedMessages({ messages, abortedTransactions }: { messa
   });
 }
 
+installPooledEncoder();
 const require = createRequire(import.meta.url);
 const path = require.resolve('kafkajs/src/consumer/filterAbortedMessages.js');
 if (require.cache[require.resolve('kafkajs/src/consumer/batch.js')] && require.cache[path]?.exports !== filterAbortedMessages) {
