@@ -6,7 +6,7 @@ import { createRegistryClient, registerSchema, registryAuthError, registryTarget
 import type { BasicAuth, StackEndpoints } from '../stack/types.ts';
 import { installAvroGuard } from './avroGuard.ts';
 import { avroProblems, validateEvent } from './validation.ts';
-import { frame, unframe } from './wireFormat.ts';
+import { encodeFramed, unframe } from './wireFormat.ts';
 
 /** A decoded event of type K: its `event` is that type's shape. */
 export interface DecodedOf<K extends EventTypeName> {
@@ -123,7 +123,7 @@ export class EventCodec {
   async encode(type: string, event: object): Promise<Buffer> {
     this.check(type, event);
     const schema = this.schemaFor(type);
-    return frame(await this.schemaId(schema.fullName), schema.type.toBuffer(event));
+    return encodeFramed(await this.schemaId(schema.fullName), schema.type, event);
   }
 
   /** Allowing only some event types (written out) narrows the result to them. */

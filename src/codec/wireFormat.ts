@@ -14,6 +14,28 @@ export function frame(schemaId: number, body: Buffer): Buffer {
   return Buffer.concat([header, body]);
 }
 
+/** An Avro type's `encode` (avsc): writes at `pos`, returns the end, or minus the bytes missing. */
+export interface AvroWriter {
+  encode(value: unknown, buffer: Buffer, pos: number): number;
+}
+
+let scratch = Buffer.allocUnsafe(64 * 1024);
+
+/**
+ * The framed record in one allocation: header and body written into a
+ * scratch buffer, then copied out once (frame() of toBuffer()'s body takes
+ * two zero-filled buffers and a concatenation; this is on every event sent).
+ */
+export function encodeFramed(schemaId: number, type: AvroWriter, value: unknown): Buffer {
+  for (;;) {
+    scratch.writeUInt8(magicByte, 0);
+    scratch.writeInt32BE(schemaId, 1);
+    const end = type.encode(value, scratch, headerLength);
+    if (end >= headerLength) return Buffer.from(scratch.subarray(0, end));
+    scratch = Buffer.allocUnsafe(2 ** Math.ceil(Math.log2(scratch.length - end)));
+  }
+}
+
 export interface Unframed {
   schemaId: number;
   body: Buffer;
