@@ -6,6 +6,7 @@ export const topicResourceType: 2 = kafkajs.ConfigResourceTypes.TOPIC as 2;
 import type { Logger } from '../log/logger.ts';
 import type { KafkaSasl, StackEndpoints } from '../stack/types.ts';
 import { coPartitionedAssigner } from './coPartitionedAssigner.ts';
+import { keyPartitioner } from './partitioner.ts';
 import { heartbeatIntervalFor } from './sessionTimeout.ts';
 
 /**
@@ -141,7 +142,7 @@ export function createPartitionOwnerConsumer(kafka: Kafka, groupId: string, sess
 }
 
 export function createProducer(kafka: Kafka, config: ProducerConfig = {}): Producer {
-  return kafka.producer({ allowAutoTopicCreation: false, createPartitioner: kafkajs.Partitioners.DefaultPartitioner, ...config });
+  return kafka.producer({ allowAutoTopicCreation: false, createPartitioner: keyPartitioner, ...config });
 }
 
 /**
