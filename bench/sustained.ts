@@ -4,11 +4,15 @@
  * KAFKA_BROKERS / SCHEMA_REGISTRY_URL / REDIS_URL):
  *
  *   node_modules/.bin/node bench/sustained.ts [--seconds 30] [--in-flight 100]
- *       [--agents process|inline] [--coordinator process|inline] [--profile DIR]
+ *       [--rate R] [--warm-up S] [--agents process|inline] [--coordinator process|inline] [--profile DIR]
  *
  * - **Sustained load**: `in-flight` sealed-bid auctions among 50 agents are
  *   kept open at all times for `seconds` (each round that ends starts
- *   another). Reported: coordination events/s (request, 50 bids, closing,
+ *   another). With `--rate R` the load is open instead: R auctions started
+ *   per second, whenever the others end (to measure round latency under a
+ *   given share of the load the closed loop sustains). `--warm-up S` runs
+ *   the same load for S seconds before the measured window (the first
+ *   seconds of a fresh coordinator and agent host are slower). Reported: coordination events/s (request, 50 bids, closing,
  *   outcome per round) over the window and second by second, round latency
  *   (request produced → outcome consumed) p50 / p95 / p99, the coordinator
  *   group's lag on its inputs, and the RSS of each process over time.
@@ -47,6 +51,8 @@ const { values: args } = parseArgs({
   options: {
     seconds: { type: 'string', default: '30' },
     'in-flight': { type: 'string', default: '100' },
+    rate: { type: 'string' },
+    'warm-up': { type: 'string', default: '0' },
     agents: { type: 'string', default: 'process' },
     coordinator: { type: 'string', default: 'process' },
     profile: { type: 'string' },
@@ -54,7 +60,9 @@ const { values: args } = parseArgs({
 });
 const seconds = Number(args.seconds);
 const inFlight = Number(args['in-flight']);
-if (!(seconds > 0) || !(inFlight > 0)) throw new Error('--seconds and --in-flight are positive numbers');
+const rate = args.rate === undefined ? undefined : Number(args.rate);
+const warmUpSeconds = Number(args['warm-up']);
+if (!(seconds > 0) || !(inFlight > 0) || (rate !== undefined && !(rate > 0))) throw new Error('--seconds, --in-flight and --rate are positive numbers');
 
 silenceKafkajsTimerWarnings();
 const c = await connect(endpointsFromEnvironment() ?? (await resolveEndpoints('dev')), createLogger({ level: 'error' }), 'bench-sustained', { redis: false });
@@ -163,8 +171,38 @@ async function lag(groupId = coordinatorGroup, inputs = [topic('bid-requests'), 
   return total;
 }
 
-say(`sustained: ${inFlight} auctions among 50 agents in flight for ${seconds} s (agents ${args.agents}, coordinator ${args.coordinator}; prefix ${prefix})`);
+say(`sustained: ${rate === undefined ? `${inFlight} auctions among 50 agents in flight` : `${rate} auctions among 50 agents started per second`} for ${seconds} s (agents ${args.agents}, coordinator ${args.coordinator}; prefix ${prefix})`);
 for (let i = 0; i < 10; i++) await auction(); // warm up
+/** Runs the load for `forSeconds`; `record` takes each round's latency. */
+async function load(forSeconds: number, record: (ms: number) => void): Promise<void> {
+  const from = performance.now();
+  const until = from + forSeconds * 1000;
+  const measured = async () => record(await auction());
+  if (rate === undefined) {
+    await Promise.all(
+      Array.from({ length: inFlight }, async () => {
+        while (performance.now() < until) await measured();
+      }),
+    );
+    return;
+  }
+  // Open loop: rounds start on the clock, however long the others take.
+  const running: Promise<void>[] = [];
+  let started = 0;
+  await new Promise<void>((resolve) => {
+    const tick = setInterval(() => {
+      const now = performance.now();
+      const due = Math.floor(((Math.min(now, until) - from) / 1000) * rate);
+      for (; started < due; started++) running.push(measured());
+      if (now >= until) {
+        clearInterval(tick);
+        resolve();
+      }
+    }, 5);
+  });
+  await Promise.all(running);
+}
+if (warmUpSeconds > 0) await load(warmUpSeconds, () => undefined);
 const latencies: number[] = [];
 const perSecond: number[] = [];
 const samples: Array<{ t: number; eventsPerSecond: number; lag: number; agentsLag: number; rss: Record<string, number> }> = [];
@@ -172,7 +210,6 @@ const loop = monitorEventLoopDelay({ resolution: 10 });
 loop.enable();
 const cpuBefore = Object.fromEntries(Object.entries(processes()).map(([name, pid]) => [name, cpuOf(pid)]));
 const start = performance.now();
-const end = start + seconds * 1000;
 let finished = 0;
 let lastFinished = 0;
 const sampler = setInterval(() => {
@@ -186,15 +223,10 @@ const sampler = setInterval(() => {
     samples.push({ t, eventsPerSecond: done * eventsPerRound, lag: l, agentsLag: a, rss }),
   );
 }, 1_000);
-await Promise.all(
-  Array.from({ length: inFlight }, async () => {
-    while (performance.now() < end) {
-      const ms = await auction();
-      latencies.push(ms);
-      finished++;
-    }
-  }),
-);
+await load(seconds, (ms) => {
+  latencies.push(ms);
+  finished++;
+});
 const elapsed = (performance.now() - start) / 1000;
 const cpu = Object.fromEntries(Object.entries(processes()).map(([name, pid]) => [name, Number(((cpuOf(pid) - (cpuBefore[name] ?? 0)) / elapsed).toFixed(2))]));
 clearInterval(sampler);
@@ -230,7 +262,7 @@ say(`raw kafkajs pipe (produce → consume, ${rawCount} records of 100 bytes, no
 const ratio = sustained.eventsPerSecond / raw.recordsPerSecond;
 say(`  sustained coordination events/s ÷ raw pipe records/s: ${(ratio * 100).toFixed(1)} %`);
 await c.close();
-process.stdout.write(`${JSON.stringify({ bench: 'sustained', prefix, inFlight, agents: args.agents, coordinator: args.coordinator, sustained, cpu, perSecond, samples, raw: { records: rawCount, ...raw }, ratioToRaw: Number(ratio.toFixed(3)) })}\n`);
+process.stdout.write(`${JSON.stringify({ bench: 'sustained', prefix, inFlight: rate === undefined ? inFlight : null, rate: rate ?? null, warmUpSeconds, agents: args.agents, coordinator: args.coordinator, sustained, cpu, perSecond, samples, raw: { records: rawCount, ...raw }, ratioToRaw: Number(ratio.toFixed(3)) })}\n`);
 process.exit(0);
 
 /**
