@@ -25,12 +25,12 @@ import { connect, type Connections } from '../src/cli/connect.ts';
 import { newEnvelope } from '../src/events/envelope.ts';
 import type { Bid, BidRequest, RoundOutcome } from '../src/events/types.ts';
 import { silenceKafkajsTimerWarnings } from '../src/kafka/client.ts';
+import { defaultSessionTimeoutMs } from '../src/kafka/sessionTimeout.ts';
 import { createLogger } from '../src/log/logger.ts';
 import { EventProducer } from '../src/producer/eventProducer.ts';
 import { endpointsFromEnvironment, environmentFor, resolveEndpoints } from '../src/stack/index.ts';
 import { applyTopics, topicName } from '../src/topics/index.ts';
 import { fiftyAgentIds } from './fiftyAgents.ts';
-import { defaultSessionTimeoutMs } from '../src/kafka/sessionTimeout.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const { values: args } = parseArgs({

@@ -4,7 +4,8 @@
  * KAFKA_BROKERS / SCHEMA_REGISTRY_URL / REDIS_URL):
  *
  *   node_modules/.bin/node bench/sustained.ts [--seconds 30] [--in-flight 100]
- *       [--rate R] [--warm-up S] [--agents process|inline] [--coordinator process|inline] [--profile DIR]
+ *       [--rate R] [--warm-up S] [--agents process|inline]
+ *       [--coordinator process|inline] [--profile DIR]
  *
  * - **Sustained load**: `in-flight` sealed-bid auctions among 50 agents are
  *   kept open at all times for `seconds` (each round that ends starts
@@ -12,9 +13,10 @@
  *   per second, whenever the others end (to measure round latency under a
  *   given share of the load the closed loop sustains). `--warm-up S` runs
  *   the same load for S seconds before the measured window (the first
- *   seconds of a fresh coordinator and agent host are slower). Reported: coordination events/s (request, 50 bids, closing,
- *   outcome per round) over the window and second by second, round latency
- *   (request produced → outcome consumed) p50 / p95 / p99, the coordinator
+ *   seconds of a fresh coordinator and agent host are slower). Reported:
+ *   coordination events/s (request, 50 bids, closing, outcome per round)
+ *   over the window and second by second, round latency (request produced
+ *   → outcome consumed) p50 / p95 / p99, the coordinator
  *   group's lag on its inputs, and the RSS of each process over time.
  * - **Raw pipe ceiling**: the same number of small records (100 bytes, keyed)
  *   produced and consumed by plain kafkajs, no decoding, no transactions:

@@ -145,8 +145,9 @@ function openRound(rounds: Rounds, open: RoundOpen, lookup: (name: string) => Pr
   if (protocol.kind !== open.kind) {
     return [rejected(open.roundId, open.eventId, null, 'INVALID_REQUEST', `Protocol "${open.protocol}" is ${protocol.kind === 'auction' ? 'an auction (send a bid request)' : 'a consensus (send a proposal)'}.`)];
   }
-  if (nameSet(open.eligible).size > maxAnswersPerRound) {
-    return [rejected(open.roundId, open.eventId, null, 'INVALID_REQUEST', `A round names at most ${maxAnswersPerRound} ${open.kind === 'auction' ? 'bidders' : 'voters'}; this one names ${nameSet(open.eligible).size}.`)];
+  const named = nameSet(open.eligible).size;
+  if (named > maxAnswersPerRound) {
+    return [rejected(open.roundId, open.eventId, null, 'INVALID_REQUEST', `A round names at most ${maxAnswersPerRound} ${open.kind === 'auction' ? 'bidders' : 'voters'}; this one names ${named}.`)];
   }
   const invalid = attempt(() => protocol.validate?.(open), (error) => `Protocol "${protocol.name}" could not check the request: ${error}`);
   if (invalid) return [rejected(open.roundId, open.eventId, null, 'INVALID_REQUEST', invalid)];
