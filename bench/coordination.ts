@@ -29,7 +29,7 @@ import { EventProducer } from '../src/producer/eventProducer.ts';
 import { endpointsFromEnvironment, resolveEndpoints } from '../src/stack/index.ts';
 import { applyTopics, topicName } from '../src/topics/index.ts';
 import { fiftyAgentIds } from './fiftyAgents.ts';
-import { percentile, rawRoundTrips, summary } from './rawTrip.ts';
+import { percentile, rawRoundTrips, roundIdsOnEveryPartition, roundPartitionCount, summary } from './rawTrip.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -38,6 +38,7 @@ const rounds = Number(process.argv[2] ?? 60);
 const c = await connect(endpointsFromEnvironment() ?? (await resolveEndpoints('dev')), createLogger({ level: 'error' }), 'bench-coordination');
 const prefix = `bench-coord-${randomBytes(3).toString('hex')}`;
 await applyTopics(c.admin, c.definitions, { prefix });
+const roundPartitions = await roundPartitionCount(c.admin, prefix);
 const topic = (name: string) => topicName(prefix, name);
 const lines: string[] = [];
 const say = (line: string) => {
@@ -107,8 +108,7 @@ await Promise.all([host?.start(), coordinator.start()]);
 const events = new EventProducer(c.producer, c.codec);
 const outcomeOf = (roundId: string) => new Promise<RoundOutcome>((r) => waiters.set(roundId, r));
 
-async function auction(): Promise<number> {
-  const roundId = `a-${randomBytes(6).toString('hex')}`;
+async function auction(roundId = `a-${randomBytes(6).toString('hex')}`): Promise<number> {
   const request: BidRequest = { envelope: newEnvelope('BidRequest', 'bench', { correlationId: roundId }), roundId, protocol: 'first-price', item: '"x"', requiredCapabilities: ['bench'], eligibleAgents: ids, reservePrice: null, deadline: Date.now() + 30_000, parameters: null };
   const done = outcomeOf(roundId);
   const t = performance.now();
@@ -118,8 +118,7 @@ async function auction(): Promise<number> {
   return performance.now() - t;
 }
 
-async function consensus(): Promise<number> {
-  const roundId = `c-${randomBytes(6).toString('hex')}`;
+async function consensus(roundId = `c-${randomBytes(6).toString('hex')}`): Promise<number> {
   const proposal: Proposal = { envelope: newEnvelope('Proposal', 'bench', { correlationId: roundId }), roundId, protocol: 'majority', subject: '"x"', options: [], eligibleVoters: ids, weights: {}, quorum: null, deadline: Date.now() + 30_000, parameters: null };
   const done = outcomeOf(roundId);
   const t = performance.now();
@@ -141,13 +140,14 @@ const breakdown = (label: string) => {
   timeline.clear();
 };
 
-for (let i = 0; i < 5; i++) await auction(); // warm up
+// Warm up: ten rounds on every partition (see roundIdsOnEveryPartition).
+for (const id of roundIdsOnEveryPartition('a', roundPartitions)) await auction(id);
 timeline.clear();
 const auctions: number[] = [];
 for (let i = 0; i < rounds; i++) auctions.push(await auction());
 say(summary('sealed-bid auction among 50 agents (request → outcome)', auctions));
 breakdown('auction');
-for (let i = 0; i < 5; i++) await consensus();
+for (const id of roundIdsOnEveryPartition('c', roundPartitions)) await consensus(id);
 timeline.clear();
 const votes: number[] = [];
 for (let i = 0; i < rounds; i++) votes.push(await consensus());

@@ -46,7 +46,7 @@ import { EventProducer } from '../src/producer/eventProducer.ts';
 import { endpointsFromEnvironment, environmentFor, resolveEndpoints } from '../src/stack/index.ts';
 import { applyTopics, topicName } from '../src/topics/index.ts';
 import { fiftyAgentIds } from './fiftyAgents.ts';
-import { percentile } from './rawTrip.ts';
+import { percentile, roundIdsOnEveryPartition, roundPartitionCount } from './rawTrip.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const { values: args } = parseArgs({
@@ -122,8 +122,7 @@ await outcomes.run({
 await readerJoined;
 const events = new EventProducer(c.producer, c.codec);
 
-async function auction(): Promise<number> {
-  const roundId = `a-${randomBytes(6).toString('hex')}`;
+async function auction(roundId = `a-${randomBytes(6).toString('hex')}`): Promise<number> {
   const request: BidRequest = { envelope: newEnvelope('BidRequest', 'bench', { correlationId: roundId }), roundId, protocol: 'first-price', item: '"x"', requiredCapabilities: ['bench'], eligibleAgents: ids, reservePrice: null, deadline: Date.now() + 60_000, parameters: null };
   const done = new Promise<void>((r) => waiters.set(roundId, r));
   const t = performance.now();
@@ -174,7 +173,11 @@ async function lag(groupId = coordinatorGroup, inputs = [topic('bid-requests'), 
 }
 
 say(`sustained: ${rate === undefined ? `${inFlight} auctions among 50 agents in flight` : `${rate} auctions among 50 agents started per second`} for ${seconds} s (agents ${args.agents}, coordinator ${args.coordinator}; prefix ${prefix})`);
-for (let i = 0; i < 10; i++) await auction(); // warm up
+// Warm up: ten rounds on every partition, ten at a time (see roundIdsOnEveryPartition).
+{
+  const warmUp = roundIdsOnEveryPartition('w', await roundPartitionCount(c.admin, prefix));
+  for (let i = 0; i < warmUp.length; i += 10) await Promise.all(warmUp.slice(i, i + 10).map((id) => auction(id)));
+}
 /** Runs the load for `forSeconds`; `record` takes each round's latency. */
 async function load(forSeconds: number, record: (ms: number) => void): Promise<void> {
   const from = performance.now();
