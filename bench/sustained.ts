@@ -104,7 +104,7 @@ await Promise.all([
 ]);
 
 // --- the reader of outcomes, and the load ------------------------------------
-const waiters = new Map<string, () => void>();
+const waiters = new Map<string, (decidedAt: number) => void>();
 const outcomes = c.kafka.consumer({ groupId: `${prefix}.read.outcomes`, maxWaitTimeInMs: 50 });
 await outcomes.connect();
 await outcomes.subscribe({ topic: topic('outcomes'), fromBeginning: true });
@@ -115,21 +115,26 @@ await outcomes.run({
     for (const message of batch.messages) {
       if (message.headers?.['mabeam-event-type']?.toString() !== 'RoundOutcome') continue;
       const o = (await c.codec.decode<RoundOutcome>(message.value)).event;
-      waiters.get(o.roundId)?.();
+      waiters.get(o.roundId)?.(o.envelope.eventTime);
     }
   },
 });
 await readerJoined;
 const events = new EventProducer(c.producer, c.codec);
 
-async function auction(roundId = `a-${randomBytes(6).toString('hex')}`): Promise<number> {
+/** Where a round's time went (wall clock, ms): request sent → outcome made (its event time) → the reader has it. */
+interface RoundTimes { ms: number; toDecided: number; toReader: number }
+
+async function auction(roundId = `a-${randomBytes(6).toString('hex')}`): Promise<RoundTimes> {
   const request: BidRequest = { envelope: newEnvelope('BidRequest', 'bench', { correlationId: roundId }), roundId, protocol: 'first-price', item: '"x"', requiredCapabilities: ['bench'], eligibleAgents: ids, reservePrice: null, deadline: Date.now() + 60_000, parameters: null };
-  const done = new Promise<void>((r) => waiters.set(roundId, r));
+  const done = new Promise<number>((r) => waiters.set(roundId, r));
   const t = performance.now();
+  const sentAt = Date.now();
   await events.send(topic('bid-requests'), roundId, 'BidRequest', request);
-  await done;
+  const decidedAt = await done;
+  const readAt = Date.now();
   waiters.delete(roundId);
-  return performance.now() - t;
+  return { ms: performance.now() - t, toDecided: decidedAt - sentAt, toReader: readAt - decidedAt };
 }
 
 /** RSS of a process in MB, from /proc (Linux). */
@@ -179,7 +184,7 @@ say(`sustained: ${rate === undefined ? `${inFlight} auctions among 50 agents in 
   for (let i = 0; i < warmUp.length; i += 10) await Promise.all(warmUp.slice(i, i + 10).map((id) => auction(id)));
 }
 /** Runs the load for `forSeconds`; `record` takes each round's latency. */
-async function load(forSeconds: number, record: (ms: number) => void): Promise<void> {
+async function load(forSeconds: number, record: (times: RoundTimes) => void): Promise<void> {
   const from = performance.now();
   const until = from + forSeconds * 1000;
   const measured = async () => record(await auction());
@@ -228,8 +233,12 @@ const sampler = setInterval(() => {
     samples.push({ t, eventsPerSecond: done * eventsPerRound, lag: l, agentsLag: a, rss }),
   );
 }, 1_000);
-await load(seconds, (ms) => {
-  latencies.push(ms);
+const toDecided: number[] = [];
+const toReader: number[] = [];
+await load(seconds, (times) => {
+  latencies.push(times.ms);
+  toDecided.push(times.toDecided);
+  toReader.push(times.toReader);
   finished++;
 });
 const elapsed = (performance.now() - start) / 1000;
@@ -247,8 +256,12 @@ const sustained = {
   maxLag: Math.max(...samples.map((s) => s.lag).filter(Number.isFinite)),
   maxAgentsLag: Math.max(...samples.map((s) => s.agentsLag).filter(Number.isFinite)),
   benchLoopDelayP99Ms: Number((loop.percentile(99) / 1e6).toFixed(1)),
+  // p50 / p95 / p99 of the two legs: request sent → outcome made, outcome made → the reader has it
+  toDecided: legPercentiles(toDecided),
+  toReader: legPercentiles(toReader),
 };
 say(`  ${sustained.rounds} rounds in ${sustained.seconds} s: ${sustained.eventsPerSecond} coordination events/s; round p50 ${sustained.p50} / p95 ${sustained.p95} / p99 ${sustained.p99} ms`);
+say(`  where a round's time goes (p50 / p95 / p99 ms): request → outcome made ${sustained.toDecided.join(' / ')}, outcome → reader ${sustained.toReader.join(' / ')}`);
 say(`  CPU (cores used on average, of ${(await import('node:os')).availableParallelism()}): ${Object.entries(cpu).map(([k, v]) => `${k} ${v}`).join(', ')}`);
 say(`  events/s second by second: ${perSecond.join(' ')}`);
 say(`  coordinator lag on its inputs (records), every second: ${samples.map((s) => s.lag).join(' ')}`);
@@ -269,6 +282,11 @@ say(`  sustained coordination events/s ÷ raw pipe records/s: ${(ratio * 100).to
 await c.close();
 process.stdout.write(`${JSON.stringify({ bench: 'sustained', prefix, inFlight: rate === undefined ? inFlight : null, rate: rate ?? null, warmUpSeconds, agents: args.agents, coordinator: args.coordinator, sustained, cpu, perSecond, samples, raw: { records: rawCount, ...raw }, ratioToRaw: Number(ratio.toFixed(3)) })}\n`);
 process.exit(0);
+
+function legPercentiles(ms: number[]): [number, number, number] {
+  const sortedMs = [...ms].sort((a, b) => a - b);
+  return [percentile(sortedMs, 50), percentile(sortedMs, 95), percentile(sortedMs, 99)];
+}
 
 /**
  * Produces `count` keyed 100-byte records in batches of 500, at most 8 sends
