@@ -29,7 +29,8 @@ import { EventProducer } from '../src/producer/eventProducer.ts';
 import { endpointsFromEnvironment, resolveEndpoints } from '../src/stack/index.ts';
 import { applyTopics, topicName } from '../src/topics/index.ts';
 import { fiftyAgentIds } from './fiftyAgents.ts';
-import { percentile, rawRoundTrips, roundIdsOnEveryPartition, roundPartitionCount, summary } from './rawTrip.ts';
+import { percentile, rawRoundTrips, summary } from './rawTrip.ts';
+import { roundIdsOnEveryPartition, roundPartitionCount } from './warmUp.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 

@@ -46,7 +46,8 @@ import { EventProducer } from '../src/producer/eventProducer.ts';
 import { endpointsFromEnvironment, environmentFor, resolveEndpoints } from '../src/stack/index.ts';
 import { applyTopics, topicName } from '../src/topics/index.ts';
 import { fiftyAgentIds } from './fiftyAgents.ts';
-import { percentile, roundIdsOnEveryPartition, roundPartitionCount } from './rawTrip.ts';
+import { percentile } from './rawTrip.ts';
+import { roundIdsOnEveryPartition, roundPartitionCount } from './warmUp.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const { values: args } = parseArgs({
