@@ -2,7 +2,7 @@
  * Coordination latency and throughput, on the running local stack (`mabeam dev up`)
  * or the services in KAFKA_BROKERS / SCHEMA_REGISTRY_URL / REDIS_URL:
  *
- *   node_modules/.bin/node bench/coordination.ts [rounds] [inline|process]
+ *   node_modules/.bin/node bench/coordination.ts [rounds] [inline|process] [--keep-topics]
  *
  * In one run:
  * - raw kafkajs produce → consume on the same broker (1 hop), sequential
@@ -11,7 +11,8 @@
  * - majority consensus among 50 voters, the same way
  * - coordination events processed per second: many rounds at once
  * The coordinator runs in this process; the 50 agents (one pool) too, or with
- * `process` in a process of their own.
+ * `process` in a process of their own. Its topics and groups are dropped
+ * at the end (bench/dropPrefix.ts) unless `--keep-topics` is given.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -30,12 +31,16 @@ import { endpointsFromEnvironment, resolveEndpoints } from '../src/stack/index.t
 import { applyTopics, topicName } from '../src/topics/index.ts';
 import { fiftyAgentIds } from './fiftyAgents.ts';
 import { percentile, rawRoundTrips, summary } from './rawTrip.ts';
+import { dropPrefix } from './dropPrefix.ts';
+import { machineShares, machineTimes } from './machine.ts';
 import { roundIdsOnEveryPartition, roundPartitionCount } from './warmUp.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
 silenceKafkajsTimerWarnings();
-const rounds = Number(process.argv[2] ?? 60);
+const positional = process.argv.slice(2).filter((a) => !a.startsWith('--'));
+const keepTopics = process.argv.includes('--keep-topics');
+const rounds = Number(positional[0] ?? 60);
 const c = await connect(endpointsFromEnvironment() ?? (await resolveEndpoints('dev')), createLogger({ level: 'error' }), 'bench-coordination');
 const prefix = `bench-coord-${randomBytes(3).toString('hex')}`;
 await applyTopics(c.admin, c.definitions, { prefix });
@@ -46,6 +51,8 @@ const say = (line: string) => {
   lines.push(line);
   process.stderr.write(`${line}\n`);
 };
+
+const machineBefore = machineTimes();
 
 // 1. raw round trip
 {
@@ -65,7 +72,7 @@ const answered = (roundId: string) => {
 };
 // `inline` (default): the agents run in this process, and the breakdown says when their handlers ran.
 // `process`: they run in a process of their own (`mabeam agent run bench/fiftyAgents.ts`), as deployed.
-const agentsMode = process.argv[3] === 'process' ? 'process' : 'inline';
+const agentsMode = positional[1] === 'process' ? 'process' : 'inline';
 const ids = fiftyAgentIds;
 const host = agentsMode === 'inline'
   ? new AgentHost({
@@ -165,8 +172,12 @@ breakdown('consensus');
   say(`throughput: ${inFlight} auctions of 50 bids at once in ${seconds.toFixed(2)} s = ${Math.round((inFlight * eventsPerRound) / seconds)} coordination events/s (request, bids, closing, outcome)`);
 }
 
+const machine = machineShares(machineBefore, machineTimes());
+say(`the machine over the run: ${machine.busyPercent} % busy, ${machine.idlePercent} % idle, ${machine.stealPercent} % stolen by the hypervisor`);
+
 agentProcess?.kill('SIGTERM');
 await Promise.all([host?.stop(), coordinator.stop(), outcomes.disconnect()]);
+if (!keepTopics) await dropPrefix(c.admin, prefix);
 await c.close();
 process.stdout.write(`${lines.join('\n')}\n`);
 process.exit(0);

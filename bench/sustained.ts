@@ -5,7 +5,7 @@
  *
  *   node_modules/.bin/node bench/sustained.ts [--seconds 30] [--in-flight 100]
  *       [--rate R] [--warm-up S] [--agents process|inline]
- *       [--coordinator process|inline] [--profile DIR]
+ *       [--coordinator process|inline] [--profile DIR] [--keep-topics]
  *
  * - **Sustained load**: `in-flight` sealed-bid auctions among 50 agents are
  *   kept open at all times for `seconds` (each round that ends starts
@@ -24,7 +24,9 @@
  *
  * By default the coordinator and the agents (one pool) run in processes of
  * their own, as deployed; `--profile DIR` runs them with `--cpu-prof` into
- * DIR. The last line is one JSON object for machines.
+ * DIR. The run's topics and groups are dropped at the end
+ * (bench/dropPrefix.ts) unless `--keep-topics` is given. The last line is
+ * one JSON object for machines.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -47,6 +49,8 @@ import { endpointsFromEnvironment, environmentFor, resolveEndpoints } from '../s
 import { applyTopics, topicName } from '../src/topics/index.ts';
 import { fiftyAgentIds } from './fiftyAgents.ts';
 import { percentile } from './rawTrip.ts';
+import { dropPrefix } from './dropPrefix.ts';
+import { machineShares, machineTimes } from './machine.ts';
 import { roundIdsOnEveryPartition, roundPartitionCount } from './warmUp.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -59,6 +63,7 @@ const { values: args } = parseArgs({
     agents: { type: 'string', default: 'process' },
     coordinator: { type: 'string', default: 'process' },
     profile: { type: 'string' },
+    'keep-topics': { type: 'boolean', default: false },
   },
 });
 const seconds = Number(args.seconds);
@@ -148,7 +153,11 @@ const cpuOf = (pid: number): number => {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
   return (Number(fields[11]) + Number(fields[12])) / 100;
 };
-/** The local broker's and registry's JVMs, found by their command lines. */
+/** The port of an address (`host:port` or a URL). */
+const portOf = (address: string | undefined): string | undefined => /:(\d+)(\/|$)/.exec(address?.split(',')[0]?.trim() ?? '')?.[1];
+const brokerPort = portOf(c.endpoints.kafkaBrokers[0]);
+const registryPort = portOf(c.endpoints.schemaRegistryUrl);
+/** The local broker's and registry's JVMs, found by their command lines: those of the stack in use (its ports), if several run. */
 const jvms = (): Record<string, number> => {
   const found: Record<string, number> = {};
   for (const entry of readdirSync('/proc')) {
@@ -159,9 +168,17 @@ const jvms = (): Record<string, number> => {
     } catch {
       continue;
     }
-    if (!/(^|\/)java$/.test(cmd.split('\0')[0] ?? '')) continue;
-    if (cmd.includes('kafka.Kafka')) found['broker'] = Number(entry);
-    else if (cmd.includes('apicurio')) found['registry'] = Number(entry);
+    const args = cmd.split('\0').filter(Boolean);
+    if (!/(^|\/)java$/.test(args[0] ?? '')) continue;
+    if (cmd.includes('kafka.Kafka')) {
+      let props = '';
+      try {
+        props = readFileSync(args[args.length - 1]!, 'utf8');
+      } catch {
+        // Not readable: taken only if no other broker is.
+      }
+      if (brokerPort === undefined || props.includes(`:${brokerPort}\n`) || found['broker'] === undefined) found['broker'] = Number(entry);
+    } else if (cmd.includes('apicurio') && (registryPort === undefined || cmd.includes(`quarkus.http.port=${registryPort}`) || found['registry'] === undefined)) found['registry'] = Number(entry);
   }
   return found;
 };
@@ -219,6 +236,7 @@ const perSecond: number[] = [];
 const samples: Array<{ t: number; eventsPerSecond: number; lag: number; agentsLag: number; rss: Record<string, number> }> = [];
 const loop = monitorEventLoopDelay({ resolution: 10 });
 loop.enable();
+const machineBefore = machineTimes();
 const cpuBefore = Object.fromEntries(Object.entries(processes()).map(([name, pid]) => [name, cpuOf(pid)]));
 const start = performance.now();
 let finished = 0;
@@ -244,6 +262,8 @@ await load(seconds, (times) => {
 });
 const elapsed = (performance.now() - start) / 1000;
 const cpu = Object.fromEntries(Object.entries(processes()).map(([name, pid]) => [name, Number(((cpuOf(pid) - (cpuBefore[name] ?? 0)) / elapsed).toFixed(2))]));
+// On a shared virtual machine, steal (CPU the hypervisor gave other guests) makes runs differ: reported so they can be compared.
+const machine = machineShares(machineBefore, machineTimes());
 clearInterval(sampler);
 loop.disable();
 const sorted = [...latencies].sort((a, b) => a - b);
@@ -263,7 +283,7 @@ const sustained = {
 };
 say(`  ${sustained.rounds} rounds in ${sustained.seconds} s: ${sustained.eventsPerSecond} coordination events/s; round p50 ${sustained.p50} / p95 ${sustained.p95} / p99 ${sustained.p99} ms`);
 say(`  where a round's time goes (p50 / p95 / p99 ms): request → outcome made ${sustained.toDecided.join(' / ')}, outcome → reader ${sustained.toReader.join(' / ')}`);
-say(`  CPU (cores used on average, of ${(await import('node:os')).availableParallelism()}): ${Object.entries(cpu).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+say(`  CPU (cores used on average, of ${(await import('node:os')).availableParallelism()}): ${Object.entries(cpu).map(([k, v]) => `${k} ${v}`).join(', ')}; the machine ${machine.busyPercent} % busy, ${machine.idlePercent} % idle, ${machine.stealPercent} % stolen by the hypervisor`);
 say(`  events/s second by second: ${perSecond.join(' ')}`);
 say(`  coordinator lag on its inputs (records), every second: ${samples.map((s) => s.lag).join(' ')}`);
 say(`  agents' lag on bid requests (records), every second: ${samples.map((s) => s.agentsLag).join(' ')}`);
@@ -280,8 +300,9 @@ const raw = await rawPipe(c.kafka, topic('metrics'), `${prefix}.read.raw`, rawCo
 say(`raw kafkajs pipe (produce → consume, ${rawCount} records of 100 bytes, no decoding, no transactions): ${raw.recordsPerSecond} records/s (produce alone ${raw.produceRecordsPerSecond}/s)`);
 const ratio = sustained.eventsPerSecond / raw.recordsPerSecond;
 say(`  sustained coordination events/s ÷ raw pipe records/s: ${(ratio * 100).toFixed(1)} %`);
+if (!args['keep-topics']) await dropPrefix(c.admin, prefix);
 await c.close();
-process.stdout.write(`${JSON.stringify({ bench: 'sustained', prefix, inFlight: rate === undefined ? inFlight : null, rate: rate ?? null, warmUpSeconds, agents: args.agents, coordinator: args.coordinator, sustained, cpu, perSecond, samples, raw: { records: rawCount, ...raw }, ratioToRaw: Number(ratio.toFixed(3)) })}\n`);
+process.stdout.write(`${JSON.stringify({ bench: 'sustained', prefix, inFlight: rate === undefined ? inFlight : null, rate: rate ?? null, warmUpSeconds, agents: args.agents, coordinator: args.coordinator, sustained, cpu, machine, perSecond, samples, raw: { records: rawCount, ...raw }, ratioToRaw: Number(ratio.toFixed(3)) })}\n`);
 process.exit(0);
 
 function legPercentiles(ms: number[]): [number, number, number] {
