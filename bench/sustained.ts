@@ -46,6 +46,7 @@ import { createProducer, silenceKafkajsTimerWarnings } from '../src/kafka/client
 import { createLogger } from '../src/log/logger.ts';
 import { EventProducer } from '../src/producer/eventProducer.ts';
 import { endpointsFromEnvironment, environmentFor, resolveEndpoints } from '../src/stack/index.ts';
+import { freePort } from '../src/stack/ports.ts';
 import { applyTopics, topicName } from '../src/topics/index.ts';
 import { fiftyAgentIds } from './fiftyAgents.ts';
 import { percentile } from './rawTrip.ts';
@@ -103,11 +104,26 @@ const host = args.agents === 'inline'
     agents: ids.map((id, i) => defineAgent({ id, role: 'worker', capabilities: ['bench'], onBidRequest: () => ({ amount: 10 + ((i * 37) % 50) }) })),
   })
   : undefined;
+const coordinatorMetricsPort = await freePort();
 const coordinator = args.coordinator === 'inline' ? new Coordinator({ kafka: c.kafka, codec: c.codec, logger: c.logger, prefix, definitions: c.definitions }) : undefined;
 await Promise.all([
   host ? host.start() : startChild('agents', ['agent', 'run', join(root, 'bench/fiftyAgents.ts'), '--prefix', prefix]),
-  coordinator ? coordinator.start() : startChild('coordinator', ['coordinator', 'run', '--prefix', prefix]),
+  coordinator ? coordinator.start() : startChild('coordinator', ['coordinator', 'run', '--prefix', prefix, '--metrics-port', String(coordinatorMetricsPort)]),
 ]);
+
+/** The transactions the coordinator process has committed (its Prometheus counter); undefined for an inline coordinator or when unreadable. */
+async function coordinatorTransactions(): Promise<number | undefined> {
+  if (coordinator) return undefined;
+  try {
+    const text = await (await fetch(`http://127.0.0.1:${coordinatorMetricsPort}/metrics`)).text();
+    return text
+      .split('\n')
+      .filter((line) => line.startsWith('mabeam_transactions_total'))
+      .reduce((sum, line) => sum + Number(line.split(' ').pop()), 0);
+  } catch {
+    return undefined;
+  }
+}
 
 // --- the reader of outcomes, and the load ------------------------------------
 const waiters = new Map<string, (decidedAt: number) => void>();
@@ -237,6 +253,7 @@ const samples: Array<{ t: number; eventsPerSecond: number; lag: number; agentsLa
 const loop = monitorEventLoopDelay({ resolution: 10 });
 loop.enable();
 const machineBefore = machineTimes();
+const transactionsBefore = await coordinatorTransactions();
 const cpuBefore = Object.fromEntries(Object.entries(processes()).map(([name, pid]) => [name, cpuOf(pid)]));
 const start = performance.now();
 let finished = 0;
@@ -264,6 +281,7 @@ const elapsed = (performance.now() - start) / 1000;
 const cpu = Object.fromEntries(Object.entries(processes()).map(([name, pid]) => [name, Number(((cpuOf(pid) - (cpuBefore[name] ?? 0)) / elapsed).toFixed(2))]));
 // On a shared virtual machine, steal (CPU the hypervisor gave other guests) makes runs differ: reported so they can be compared.
 const machine = machineShares(machineBefore, machineTimes());
+const transactionsAfter = await coordinatorTransactions();
 clearInterval(sampler);
 loop.disable();
 const sorted = [...latencies].sort((a, b) => a - b);
@@ -280,9 +298,13 @@ const sustained = {
   // p50 / p95 / p99 of the two legs: request sent → outcome made, outcome made → the reader has it
   toDecided: legPercentiles(toDecided),
   toReader: legPercentiles(toReader),
+  // What a round costs, less bound to the machine's speed than events/s: the coordinator's transactions, and the CPU of every process (bench, coordinator, agents, broker, registry).
+  transactionsPerRound: transactionsBefore === undefined || transactionsAfter === undefined || finished === 0 ? null : Number(((transactionsAfter - transactionsBefore) / finished).toFixed(2)),
+  cpuMsPerRound: finished === 0 ? null : Number(((1000 * Object.values(cpu).reduce((a, b) => a + b, 0) * elapsed) / finished).toFixed(1)),
 };
 say(`  ${sustained.rounds} rounds in ${sustained.seconds} s: ${sustained.eventsPerSecond} coordination events/s; round p50 ${sustained.p50} / p95 ${sustained.p95} / p99 ${sustained.p99} ms`);
 say(`  where a round's time goes (p50 / p95 / p99 ms): request → outcome made ${sustained.toDecided.join(' / ')}, outcome → reader ${sustained.toReader.join(' / ')}`);
+say(`  per round: ${sustained.transactionsPerRound ?? '?'} coordinator transactions, ${sustained.cpuMsPerRound ?? '?'} ms of CPU (all processes)`);
 say(`  CPU (cores used on average, of ${(await import('node:os')).availableParallelism()}): ${Object.entries(cpu).map(([k, v]) => `${k} ${v}`).join(', ')}; the machine ${machine.busyPercent} % busy, ${machine.idlePercent} % idle, ${machine.stealPercent} % stolen by the hypervisor`);
 say(`  events/s second by second: ${perSecond.join(' ')}`);
 say(`  coordinator lag on its inputs (records), every second: ${samples.map((s) => s.lag).join(' ')}`);
