@@ -14,6 +14,7 @@
  *   one is killed and `rounds` auctions are started at once. Measured: kill
  *   → the last outcome read (requests on the dead replica's partitions wait
  *   for them to move).
+ * Each scenario's topics and groups are dropped when it ends (bench/dropPrefix.ts).
  * The last line is one JSON object for machines.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -30,7 +31,9 @@ import { createLogger } from '../src/log/logger.ts';
 import { EventProducer } from '../src/producer/eventProducer.ts';
 import { endpointsFromEnvironment, environmentFor, resolveEndpoints } from '../src/stack/index.ts';
 import { applyTopics, topicName } from '../src/topics/index.ts';
+import { dropPrefix } from './dropPrefix.ts';
 import { fiftyAgentIds } from './fiftyAgents.ts';
+import { machineShares, machineTimes } from './machine.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const { values: args } = parseArgs({
@@ -118,6 +121,7 @@ async function coordinatorFailover(sessionTimeoutMs: Timeout): Promise<number> {
   await Promise.all(ids.map((id) => events.send(t('bids'), id, 'Bid', bid(id, 'b', 20))));
   const last = Math.max(...(await Promise.all(outcomes)));
   await Promise.all([reader.stop(), ...members.map(stop)]);
+  await dropPrefix(c.admin, prefix);
   return last - killedAt;
 }
 
@@ -140,10 +144,12 @@ async function replicaFailover(sessionTimeoutMs: Timeout): Promise<number> {
   await Promise.all(ids.map((id) => events.send(t('bid-requests'), id, 'BidRequest', request(id, fiftyAgentIds))));
   const last = Math.max(...(await Promise.all(outcomes)));
   await Promise.all([reader.stop(), stop(coordinator), ...replicas.map(stop)]);
+  await dropPrefix(c.admin, prefix);
   return last - killedAt;
 }
 
 const results: Array<{ sessionTimeoutMs: Timeout; coordinatorMs: number[]; replicaMs: number[] }> = [];
+const machineBefore = machineTimes();
 for (const sessionTimeoutMs of timeouts) {
   const row = { sessionTimeoutMs, coordinatorMs: [] as number[], replicaMs: [] as number[] };
   for (let i = 0; i < runs; i++) {
@@ -153,6 +159,8 @@ for (const sessionTimeoutMs of timeouts) {
   say(`session timeout ${sessionTimeoutMs === 'default' ? 'default' : `${sessionTimeoutMs} ms`}: coordinator killed → last outcome ${row.coordinatorMs.join(', ')} ms; agent replica killed → last outcome ${row.replicaMs.join(', ')} ms`);
   results.push(row);
 }
+const machine = machineShares(machineBefore, machineTimes());
+say(`the machine over the run: ${machine.busyPercent} % busy, ${machine.idlePercent} % idle, ${machine.stealPercent} % stolen by the hypervisor`);
 await c.close();
-process.stdout.write(`${JSON.stringify({ bench: 'failover', rounds, results })}\n`);
+process.stdout.write(`${JSON.stringify({ bench: 'failover', rounds, results, machine })}\n`);
 process.exit(0);

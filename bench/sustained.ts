@@ -6,6 +6,7 @@
  *   node_modules/.bin/node bench/sustained.ts [--seconds 30] [--in-flight 100]
  *       [--rate R] [--warm-up S] [--agents process|inline]
  *       [--coordinator process|inline] [--profile DIR] [--keep-topics]
+ *       [--round-partitions N]
  *
  * - **Sustained load**: `in-flight` sealed-bid auctions among 50 agents are
  *   kept open at all times for `seconds` (each round that ends starts
@@ -24,7 +25,10 @@
  *
  * By default the coordinator and the agents (one pool) run in processes of
  * their own, as deployed; `--profile DIR` runs them with `--cpu-prof` into
- * DIR. The run's topics and groups are dropped at the end
+ * DIR. `--round-partitions N` makes the round topics (the co-partition
+ * group `rounds`) with N partitions instead of their definitions' count:
+ * fewer partitions mean fewer coordinator lanes, so more of a round's steps
+ * share a transaction. The run's topics and groups are dropped at the end
  * (bench/dropPrefix.ts) unless `--keep-topics` is given. The last line is
  * one JSON object for machines.
  */
@@ -65,6 +69,7 @@ const { values: args } = parseArgs({
     coordinator: { type: 'string', default: 'process' },
     profile: { type: 'string' },
     'keep-topics': { type: 'boolean', default: false },
+    'round-partitions': { type: 'string' },
   },
 });
 const seconds = Number(args.seconds);
@@ -76,7 +81,9 @@ if (!(seconds > 0) || !(inFlight > 0) || (rate !== undefined && !(rate > 0))) th
 silenceKafkajsTimerWarnings();
 const c = await connect(endpointsFromEnvironment() ?? (await resolveEndpoints('dev')), createLogger({ level: 'error' }), 'bench-sustained', { redis: false });
 const prefix = `bench-sus-${randomBytes(3).toString('hex')}`;
-await applyTopics(c.admin, c.definitions, { prefix });
+const roundPartitions = args['round-partitions'] === undefined ? undefined : Number(args['round-partitions']);
+if (roundPartitions !== undefined && !(Number.isInteger(roundPartitions) && roundPartitions > 0)) throw new Error('--round-partitions is a positive whole number');
+await applyTopics(c.admin, roundPartitions === undefined ? c.definitions : c.definitions.map((d) => (d.coPartitionGroup === 'rounds' ? { ...d, partitions: roundPartitions } : d)), { prefix });
 const topic = (name: string) => topicName(prefix, name);
 const say = (line: string) => process.stderr.write(`${line}\n`);
 const eventsPerRound = 1 + 50 + 2;
@@ -324,7 +331,7 @@ const ratio = sustained.eventsPerSecond / raw.recordsPerSecond;
 say(`  sustained coordination events/s ÷ raw pipe records/s: ${(ratio * 100).toFixed(1)} %`);
 if (!args['keep-topics']) await dropPrefix(c.admin, prefix);
 await c.close();
-process.stdout.write(`${JSON.stringify({ bench: 'sustained', prefix, inFlight: rate === undefined ? inFlight : null, rate: rate ?? null, warmUpSeconds, agents: args.agents, coordinator: args.coordinator, sustained, cpu, machine, perSecond, samples, raw: { records: rawCount, ...raw }, ratioToRaw: Number(ratio.toFixed(3)) })}\n`);
+process.stdout.write(`${JSON.stringify({ bench: 'sustained', prefix, roundPartitions: roundPartitions ?? null, inFlight: rate === undefined ? inFlight : null, rate: rate ?? null, warmUpSeconds, agents: args.agents, coordinator: args.coordinator, sustained, cpu, machine, perSecond, samples, raw: { records: rawCount, ...raw }, ratioToRaw: Number(ratio.toFixed(3)) })}\n`);
 process.exit(0);
 
 function legPercentiles(ms: number[]): [number, number, number] {
