@@ -3,7 +3,7 @@
  * stack (`mabeam dev up`) or the services in KAFKA_BROKERS / SCHEMA_REGISTRY_URL
  * / REDIS_URL:
  *
- *   node_modules/.bin/node bench/variables.ts [changes] [--watchers 100] [--hosts 4]
+ *   node_modules/.bin/node bench/variables.ts [changes] [--watchers 100] [--hosts 4] [--keep-topics]
  *
  * In one run: the raw kafkajs produce → consume round trip (1 hop), then
  * `changes` sequential changes of one variable, each watched by `watchers`
@@ -12,7 +12,9 @@
  * - committed → seen by all: from the owner's commit of the new state
  *   to the last watcher having it (the 1-hop part, read_committed);
  * - set() → seen by all: the whole path, request → owner → watchers.
- * The owner, the writer and the 4 copies run in this process.
+ * The owner, the writer and the 4 copies run in this process. The raw trip
+ * takes as many samples as there are changes (at least 200). The run's
+ * topics and groups are dropped at the end unless `--keep-topics` is given.
  */
 import { randomBytes } from 'node:crypto';
 import { connect } from '../src/cli/connect.ts';
@@ -24,6 +26,8 @@ import { VariablesClient } from '../src/variables/client.ts';
 import { typedVariable } from '../src/variables/model.ts';
 import { VariableOwner } from '../src/variables/owner.ts';
 import { VariableLog } from '../src/variables/variableLog.ts';
+import { dropPrefix } from './dropPrefix.ts';
+import { machineShares, machineTimes } from './machine.ts';
 import { percentile, rawRoundTrips, summary } from './rawTrip.ts';
 
 silenceKafkajsTimerWarnings();
@@ -43,7 +47,9 @@ const say = (line: string) => {
   process.stderr.write(`${line}\n`);
 };
 
-const raw = await rawRoundTrips(c.kafka, topicName(prefix, 'metrics'), `${prefix}.raw`);
+const machineBefore = machineTimes();
+// As many raw trips as changes (at least 200), so the two p99s are of samples of one size.
+const raw = await rawRoundTrips(c.kafka, topicName(prefix, 'metrics'), `${prefix}.raw`, Math.max(200, changes));
 say(summary('raw kafkajs produce → consume (1 hop)', raw));
 const rawP99 = percentile([...raw].sort((a, b) => a - b), 99);
 say(`  1.5 × the 1-hop p99 (the target for committed → seen by all): ${(1.5 * rawP99).toFixed(1)} ms`);
@@ -92,7 +98,11 @@ say(summary(`set() → seen by all ${watchers} agents (request → owner → wat
 const p99 = percentile([...fromCommit].sort((a, b) => a - b), 99);
 say(`  committed → seen p99 is ${(p99 / rawP99).toFixed(2)} × the raw 1-hop p99`);
 
+const machine = machineShares(machineBefore, machineTimes());
+say(`the machine over the run: ${machine.busyPercent} % busy, ${machine.idlePercent} % idle, ${machine.stealPercent} % stolen by the hypervisor`);
+
 await Promise.all([owner.stop(), writer.stop(), ...hosts.map((h) => h.stop())]);
+if (!process.argv.includes('--keep-topics')) await dropPrefix(c.admin, prefix);
 await c.close();
 process.stdout.write(`${lines.join('\n')}\n`);
 process.exit(0);
