@@ -32,7 +32,7 @@ import { applyTopics, topicName } from '../src/topics/index.ts';
 import { fiftyAgentIds } from './fiftyAgents.ts';
 import { percentile, rawRoundTrips, summary } from './rawTrip.ts';
 import { dropPrefix } from './dropPrefix.ts';
-import { machineShares, machineTimes } from './machine.ts';
+import { describeMachine, machineShares, machineTimes } from './machine.ts';
 import { roundIdsOnEveryPartition, roundPartitionCount } from './warmUp.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -173,7 +173,7 @@ breakdown('consensus');
 }
 
 const machine = machineShares(machineBefore, machineTimes());
-say(`the machine over the run: ${machine.busyPercent} % busy, ${machine.idlePercent} % idle, ${machine.stealPercent} % stolen by the hypervisor`);
+say(`the machine over the run: ${describeMachine(machine)}`);
 
 agentProcess?.kill('SIGTERM');
 await Promise.all([host?.stop(), coordinator.stop(), outcomes.disconnect()]);

@@ -16,13 +16,14 @@
  */
 import type { Admin } from 'kafkajs';
 
-/** Deletes the topics named `<start>…` and the groups named `<start>…`; returns how many of each. */
+/** Deletes the topics and consumer groups whose names start with `start` (with `dryRun`, only lists them); returns their names. */
 export async function dropByStart(admin: Admin, start: string, dryRun = false): Promise<{ topics: string[]; groups: string[] }> {
   if (start.length === 0) throw new Error('an empty start would name every topic');
   const topics = (await admin.listTopics()).filter((t) => t.startsWith(start));
   const groups = (await admin.listGroups()).groups.map((g) => g.groupId).filter((g) => g.startsWith(start));
   if (dryRun) return { topics, groups };
   // Groups first: a group with committed offsets for a deleted topic would keep them until it expires.
+  // A group that still has members cannot be deleted; it is left, and expires with its offsets.
   for (let i = 0; i < groups.length; i += 100) await admin.deleteGroups(groups.slice(i, i + 100)).catch(() => undefined);
   for (let i = 0; i < topics.length; i += 100) await admin.deleteTopics({ topics: topics.slice(i, i + 100), timeout: 30_000 });
   return { topics, groups };

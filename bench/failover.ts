@@ -33,7 +33,7 @@ import { endpointsFromEnvironment, environmentFor, resolveEndpoints } from '../s
 import { applyTopics, topicName } from '../src/topics/index.ts';
 import { dropPrefix } from './dropPrefix.ts';
 import { fiftyAgentIds } from './fiftyAgents.ts';
-import { machineShares, machineTimes } from './machine.ts';
+import { describeMachine, machineShares, machineTimes } from './machine.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const { values: args } = parseArgs({
@@ -168,7 +168,7 @@ for (const sessionTimeoutMs of timeouts) {
 }
 const machine = machineShares(machineBefore, machineTimes());
 for (const prefix of made) await dropPrefix(c.admin, prefix);
-say(`the machine over the run: ${machine.busyPercent} % busy, ${machine.idlePercent} % idle, ${machine.stealPercent} % stolen by the hypervisor`);
+say(`the machine over the run: ${describeMachine(machine)}`);
 await c.close();
 process.stdout.write(`${JSON.stringify({ bench: 'failover', rounds, results, machine })}\n`);
 process.exit(0);

@@ -20,3 +20,5 @@ export const machineShares = (a: ReturnType<typeof machineTimes>, b: ReturnType<
   const pct = (n: number) => Number(((100 * n) / all).toFixed(1));
   return { busyPercent: pct(busy), idlePercent: pct(idle), stealPercent: pct(steal) };
 };
+/** The shares as the benchmarks print them. */
+export const describeMachine = (m: ReturnType<typeof machineShares>): string => `${m.busyPercent} % busy, ${m.idlePercent} % idle, ${m.stealPercent} % stolen by the hypervisor`;

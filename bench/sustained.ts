@@ -55,7 +55,7 @@ import { applyTopics, topicName } from '../src/topics/index.ts';
 import { fiftyAgentIds } from './fiftyAgents.ts';
 import { percentile } from './rawTrip.ts';
 import { dropPrefix } from './dropPrefix.ts';
-import { machineShares, machineTimes } from './machine.ts';
+import { describeMachine, machineShares, machineTimes } from './machine.ts';
 import { roundIdsOnEveryPartition, roundPartitionCount } from './warmUp.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -176,10 +176,8 @@ const cpuOf = (pid: number): number => {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
   return (Number(fields[11]) + Number(fields[12])) / 100;
 };
-/** The port of an address (`host:port` or a URL). */
-const portOf = (address: string | undefined): string | undefined => /:(\d+)(\/|$)/.exec(address?.split(',')[0]?.trim() ?? '')?.[1];
-const brokerPort = portOf(c.endpoints.kafkaBrokers[0]);
-const registryPort = portOf(c.endpoints.schemaRegistryUrl);
+const brokerPort = c.endpoints.kafkaBrokers[0]?.split(':').pop();
+const registryPort = new URL(c.endpoints.schemaRegistryUrl).port || undefined;
 /** The local broker's and registry's JVMs, found by their command lines: those of the stack in use (its ports), if several run. */
 const jvms = (): Record<string, number> => {
   const found: Record<string, number> = {};
@@ -200,7 +198,8 @@ const jvms = (): Record<string, number> => {
       } catch {
         // Not readable: taken only if no other broker is.
       }
-      if (brokerPort === undefined || props.includes(`:${brokerPort}\n`) || found['broker'] === undefined) found['broker'] = Number(entry);
+      const listens = brokerPort !== undefined && new RegExp(`^listeners=.*:${brokerPort}(,|$)`, 'm').test(props);
+      if (brokerPort === undefined || listens || found['broker'] === undefined) found['broker'] = Number(entry);
     } else if (cmd.includes('apicurio') && (registryPort === undefined || cmd.includes(`quarkus.http.port=${registryPort}`) || found['registry'] === undefined)) found['registry'] = Number(entry);
   }
   return found;
@@ -286,7 +285,6 @@ await load(seconds, (times) => {
 });
 const elapsed = (performance.now() - start) / 1000;
 const cpu = Object.fromEntries(Object.entries(processes()).map(([name, pid]) => [name, Number(((cpuOf(pid) - (cpuBefore[name] ?? 0)) / elapsed).toFixed(2))]));
-// On a shared virtual machine, steal (CPU the hypervisor gave other guests) makes runs differ: reported so they can be compared.
 const machine = machineShares(machineBefore, machineTimes());
 const transactionsAfter = await coordinatorTransactions();
 clearInterval(sampler);
@@ -312,7 +310,7 @@ const sustained = {
 say(`  ${sustained.rounds} rounds in ${sustained.seconds} s: ${sustained.eventsPerSecond} coordination events/s; round p50 ${sustained.p50} / p95 ${sustained.p95} / p99 ${sustained.p99} ms`);
 say(`  where a round's time goes (p50 / p95 / p99 ms): request → outcome made ${sustained.toDecided.join(' / ')}, outcome → reader ${sustained.toReader.join(' / ')}`);
 say(`  per round: ${sustained.transactionsPerRound ?? '?'} coordinator transactions, ${sustained.cpuMsPerRound ?? '?'} ms of CPU (all processes)`);
-say(`  CPU (cores used on average, of ${(await import('node:os')).availableParallelism()}): ${Object.entries(cpu).map(([k, v]) => `${k} ${v}`).join(', ')}; the machine ${machine.busyPercent} % busy, ${machine.idlePercent} % idle, ${machine.stealPercent} % stolen by the hypervisor`);
+say(`  CPU (cores used on average, of ${(await import('node:os')).availableParallelism()}): ${Object.entries(cpu).map(([k, v]) => `${k} ${v}`).join(', ')}; the machine ${describeMachine(machine)}`);
 say(`  events/s second by second: ${perSecond.join(' ')}`);
 say(`  coordinator lag on its inputs (records), every second: ${samples.map((s) => s.lag).join(' ')}`);
 say(`  agents' lag on bid requests (records), every second: ${samples.map((s) => s.agentsLag).join(' ')}`);

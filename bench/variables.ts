@@ -27,7 +27,7 @@ import { typedVariable } from '../src/variables/model.ts';
 import { VariableOwner } from '../src/variables/owner.ts';
 import { VariableLog } from '../src/variables/variableLog.ts';
 import { dropPrefix } from './dropPrefix.ts';
-import { machineShares, machineTimes } from './machine.ts';
+import { describeMachine, machineShares, machineTimes } from './machine.ts';
 import { percentile, rawRoundTrips, summary } from './rawTrip.ts';
 
 silenceKafkajsTimerWarnings();
@@ -48,7 +48,6 @@ const say = (line: string) => {
 };
 
 const machineBefore = machineTimes();
-// As many raw trips as changes (at least 200), so the two p99s are of samples of one size.
 const raw = await rawRoundTrips(c.kafka, topicName(prefix, 'metrics'), `${prefix}.raw`, Math.max(200, changes));
 say(summary('raw kafkajs produce → consume (1 hop)', raw));
 const rawP99 = percentile([...raw].sort((a, b) => a - b), 99);
@@ -99,7 +98,7 @@ const p99 = percentile([...fromCommit].sort((a, b) => a - b), 99);
 say(`  committed → seen p99 is ${(p99 / rawP99).toFixed(2)} × the raw 1-hop p99`);
 
 const machine = machineShares(machineBefore, machineTimes());
-say(`the machine over the run: ${machine.busyPercent} % busy, ${machine.idlePercent} % idle, ${machine.stealPercent} % stolen by the hypervisor`);
+say(`the machine over the run: ${describeMachine(machine)}`);
 
 await Promise.all([owner.stop(), writer.stop(), ...hosts.map((h) => h.stop())]);
 if (!process.argv.includes('--keep-topics')) await dropPrefix(c.admin, prefix);
