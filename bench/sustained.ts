@@ -6,7 +6,7 @@
  *   node_modules/.bin/node bench/sustained.ts [--seconds 30] [--in-flight 100]
  *       [--rate R] [--warm-up S] [--agents process|inline]
  *       [--coordinator process|inline] [--profile DIR] [--keep-topics]
- *       [--round-partitions N]
+ *       [--round-partitions N] [--concurrent-partitions N]
  *
  * - **Sustained load**: `in-flight` sealed-bid auctions among 50 agents are
  *   kept open at all times for `seconds` (each round that ends starts
@@ -28,7 +28,10 @@
  * DIR. `--round-partitions N` makes the round topics (the co-partition
  * group `rounds`) with N partitions instead of their definitions' count:
  * fewer partitions mean fewer coordinator lanes, so more of a round's steps
- * share a transaction. The run's topics and groups are dropped at the end
+ * share a transaction. `--concurrent-partitions N` is the agent host's
+ * (how many partitions it works on at once; its default when not given).
+ * The broker's own request counters (bench/brokerRequests.ts) give its
+ * requests per round by type. The run's topics and groups are dropped at the end
  * (bench/dropPrefix.ts) unless `--keep-topics` is given. The last line is
  * one JSON object for machines.
  */
@@ -56,6 +59,7 @@ import { fiftyAgentIds } from './fiftyAgents.ts';
 import { percentile } from './rawTrip.ts';
 import { dropPrefix } from './dropPrefix.ts';
 import { describeMachine, machineShares, machineTimes } from './machine.ts';
+import { BrokerRequests, brokerWindow, describePer } from './brokerRequests.ts';
 import { roundIdsOnEveryPartition, roundPartitionCount } from './warmUp.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -70,6 +74,7 @@ const { values: args } = parseArgs({
     profile: { type: 'string' },
     'keep-topics': { type: 'boolean', default: false },
     'round-partitions': { type: 'string' },
+    'concurrent-partitions': { type: 'string' },
   },
 });
 const seconds = Number(args.seconds);
@@ -108,13 +113,14 @@ const ids = fiftyAgentIds;
 const host = args.agents === 'inline'
   ? new AgentHost({
     kafka: c.kafka, codec: c.codec, logger: c.logger, prefix, definitions: c.definitions, pool: 'bench', heartbeatIntervalMs: 60_000,
+    ...(args['concurrent-partitions'] ? { concurrentPartitions: Number(args['concurrent-partitions']) } : {}),
     agents: ids.map((id, i) => defineAgent({ id, role: 'worker', capabilities: ['bench'], onBidRequest: () => ({ amount: 10 + ((i * 37) % 50) }) })),
   })
   : undefined;
 const coordinatorMetricsPort = await freePort();
 const coordinator = args.coordinator === 'inline' ? new Coordinator({ kafka: c.kafka, codec: c.codec, logger: c.logger, prefix, definitions: c.definitions }) : undefined;
 await Promise.all([
-  host ? host.start() : startChild('agents', ['agent', 'run', join(root, 'bench/fiftyAgents.ts'), '--prefix', prefix]),
+  host ? host.start() : startChild('agents', ['agent', 'run', join(root, 'bench/fiftyAgents.ts'), '--prefix', prefix, ...(args['concurrent-partitions'] ? ['--concurrent-partitions', args['concurrent-partitions']] : [])]),
   coordinator ? coordinator.start() : startChild('coordinator', ['coordinator', 'run', '--prefix', prefix, '--metrics-port', String(coordinatorMetricsPort)]),
 ]);
 
@@ -258,6 +264,8 @@ const perSecond: number[] = [];
 const samples: Array<{ t: number; eventsPerSecond: number; lag: number; agentsLag: number; rss: Record<string, number> }> = [];
 const loop = monitorEventLoopDelay({ resolution: 10 });
 loop.enable();
+const brokerRequests = await BrokerRequests.start(jvms()['broker']);
+const brokerBefore = await brokerRequests?.read();
 const machineBefore = machineTimes();
 const transactionsBefore = await coordinatorTransactions();
 const cpuBefore = Object.fromEntries(Object.entries(processes()).map(([name, pid]) => [name, cpuOf(pid)]));
@@ -287,6 +295,9 @@ const elapsed = (performance.now() - start) / 1000;
 const cpu = Object.fromEntries(Object.entries(processes()).map(([name, pid]) => [name, Number(((cpuOf(pid) - (cpuBefore[name] ?? 0)) / elapsed).toFixed(2))]));
 const machine = machineShares(machineBefore, machineTimes());
 const transactionsAfter = await coordinatorTransactions();
+const brokerAfter = await brokerRequests?.read();
+brokerRequests?.stop();
+const broker = brokerBefore && brokerAfter ? brokerWindow(brokerBefore, brokerAfter) : undefined;
 clearInterval(sampler);
 loop.disable();
 const sorted = [...latencies].sort((a, b) => a - b);
@@ -306,10 +317,14 @@ const sustained = {
   // What a round costs, less bound to the machine's speed than events/s: the coordinator's transactions, and the CPU of every process (bench, coordinator, agents, broker, registry).
   transactionsPerRound: transactionsBefore === undefined || transactionsAfter === undefined || finished === 0 ? null : Number(((transactionsAfter - transactionsBefore) / finished).toFixed(2)),
   cpuMsPerRound: finished === 0 ? null : Number(((1000 * Object.values(cpu).reduce((a, b) => a + b, 0) * elapsed) / finished).toFixed(1)),
+  // The requests the broker served (its own counters), per round, and the time its handler threads spent on them.
+  brokerRequestsPerRound: broker && finished > 0 ? Number((broker.requests / finished).toFixed(2)) : null,
+  brokerHandlerMsPerRound: broker && finished > 0 ? Number((Object.values(broker.byType).reduce((sum, t) => sum + t.localMs, 0) / finished).toFixed(2)) : null,
 };
 say(`  ${sustained.rounds} rounds in ${sustained.seconds} s: ${sustained.eventsPerSecond} coordination events/s; round p50 ${sustained.p50} / p95 ${sustained.p95} / p99 ${sustained.p99} ms`);
 say(`  where a round's time goes (p50 / p95 / p99 ms): request → outcome made ${sustained.toDecided.join(' / ')}, outcome → reader ${sustained.toReader.join(' / ')}`);
 say(`  per round: ${sustained.transactionsPerRound ?? '?'} coordinator transactions, ${sustained.cpuMsPerRound ?? '?'} ms of CPU (all processes)`);
+if (broker) say(`  broker requests per round: ${sustained.brokerRequestsPerRound} (${describePer(broker, finished)}); ${sustained.brokerHandlerMsPerRound} ms on its handler threads`);
 say(`  CPU (cores used on average, of ${(await import('node:os')).availableParallelism()}): ${Object.entries(cpu).map(([k, v]) => `${k} ${v}`).join(', ')}; the machine ${describeMachine(machine)}`);
 say(`  events/s second by second: ${perSecond.join(' ')}`);
 say(`  coordinator lag on its inputs (records), every second: ${samples.map((s) => s.lag).join(' ')}`);
@@ -329,7 +344,7 @@ const ratio = sustained.eventsPerSecond / raw.recordsPerSecond;
 say(`  sustained coordination events/s ÷ raw pipe records/s: ${(ratio * 100).toFixed(1)} %`);
 if (!args['keep-topics']) await dropPrefix(c.admin, prefix);
 await c.close();
-process.stdout.write(`${JSON.stringify({ bench: 'sustained', prefix, roundPartitions: roundPartitions ?? null, inFlight: rate === undefined ? inFlight : null, rate: rate ?? null, warmUpSeconds, agents: args.agents, coordinator: args.coordinator, sustained, cpu, machine, perSecond, samples, raw: { records: rawCount, ...raw }, ratioToRaw: Number(ratio.toFixed(3)) })}\n`);
+process.stdout.write(`${JSON.stringify({ bench: 'sustained', prefix, roundPartitions: roundPartitions ?? null, concurrentPartitions: args['concurrent-partitions'] ? Number(args['concurrent-partitions']) : null, inFlight: rate === undefined ? inFlight : null, rate: rate ?? null, warmUpSeconds, agents: args.agents, coordinator: args.coordinator, sustained, cpu, machine, broker: broker ?? null, perSecond, samples, raw: { records: rawCount, ...raw }, ratioToRaw: Number(ratio.toFixed(3)) })}\n`);
 process.exit(0);
 
 function legPercentiles(ms: number[]): [number, number, number] {

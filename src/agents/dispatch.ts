@@ -167,7 +167,11 @@ export function tieBreak(agentId: string, roundId: string): number {
   return (h % 10_000) / 20_000;
 }
 
-/** Runs one handler: its answer goes out (or, if the broker refuses it, its failure); a throw becomes its failure. */
+/**
+ * Runs one handler, once the agent's previous one has returned: its answer
+ * goes out (or, if the broker refuses it, its failure); a throw becomes its
+ * failure.
+ */
 async function sandboxed(
   agent: HostedAgent,
   handler: HandlerFailed['handler'],
@@ -178,6 +182,10 @@ async function sandboxed(
   run: () => Promise<Outgoing | undefined>,
 ): Promise<void> {
   const failure = (error: string): Outgoing => handlerFailed(agent, handler, subjectId, causeEventId, context, error);
+  // A host dispatches several partitions' messages at once; an agent still sees them one at a time.
+  while (agent.busy) await agent.busy;
+  let done!: () => void;
+  agent.busy = new Promise<void>((resolve) => (done = resolve));
   try {
     const answer = await run();
     if (answer) out.push({ ...answer, instead: (why) => failure(`its answer could not be written: ${why}`) });
@@ -185,6 +193,9 @@ async function sandboxed(
     const text = describeThrown(error);
     agent.context.logger.warn({ handler, subjectId, error: text }, 'handler failed');
     out.push(failure(text));
+  } finally {
+    agent.busy = undefined;
+    done();
   }
 }
 

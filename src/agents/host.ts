@@ -18,7 +18,7 @@ import type { TopicDefinition } from '../topics/types.ts';
 import { dispatch, type HostAction } from './dispatch.ts';
 import { Evaluations } from './evaluations.ts';
 import { transition } from './lifecycle.ts';
-import { hostDefaults, hostPool, type AgentHostOptions } from './options.ts';
+import { concurrencyOf, hostDefaults, hostPool, type AgentHostOptions } from './options.ts';
 import { Outbox, type Outgoing } from './outbox.ts';
 import { PoolMember } from './pool.ts';
 import { restoreStates, snapshotOf } from './stateStore.ts';
@@ -60,6 +60,7 @@ export class AgentHost extends EventEmitter implements StopsForGood {
   readonly groupId: string;
   readonly pool: string;
   private readonly options: AgentHostOptions;
+  private readonly concurrency: number;
   private readonly agents = new Map<string, HostedAgent>();
   private readonly log: Logger;
   private readonly topic: (name: string) => string;
@@ -77,6 +78,7 @@ export class AgentHost extends EventEmitter implements StopsForGood {
   constructor(options: AgentHostOptions) {
     super();
     this.pool = hostPool(options);
+    this.concurrency = concurrencyOf(options);
     this.options = options;
     this.groupId = `${options.prefix}.agents.${this.pool}`;
     this.instanceId = options.instanceId ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
@@ -173,6 +175,7 @@ export class AgentHost extends EventEmitter implements StopsForGood {
       ].map((name) => ({ topic: this.topic(name), definition: this.definition(name) })),
       deadLetters,
       sessionTimeoutMs: session.sessionTimeoutMs,
+      concurrentPartitions: this.concurrency,
       ...(o.metrics ? { metrics: o.metrics } : {}),
       onEvent: (decoded, context) => this.handle(decoded, context),
     });

@@ -26,6 +26,14 @@ export interface AgentHostOptions {
   heartbeatIntervalMs?: number;
   /** Session timeout of the pool's consumer group: how soon a dead replica's partitions move (default: 2 s within the broker's bounds, src/kafka/sessionTimeout.ts). */
   sessionTimeoutMs?: number;
+  /**
+   * How many of the pool's partitions this instance works on at once
+   * (default 8): requests on different partitions are dispatched side by
+   * side and their answers written in shared produce requests (outbox.ts);
+   * one partition's messages are still handled in order, and each agent's
+   * handlers still run one at a time. 1 handles one message at a time.
+   */
+  concurrentPartitions?: number;
   metrics?: Metrics;
   /**
    * Set to 'starting' when whoever started this instance already reported
@@ -43,7 +51,14 @@ export interface AgentHostOptions {
 }
 
 /** sessionTimeoutMs is the default before the broker's bounds on session timeouts (see chooseSessionTimeout). */
-export const hostDefaults = Object.freeze({ heartbeatIntervalMs: 3_000, sessionTimeoutMs: defaultSessionTimeoutMs });
+export const hostDefaults = Object.freeze({ heartbeatIntervalMs: 3_000, sessionTimeoutMs: defaultSessionTimeoutMs, concurrentPartitions: 8 });
+
+/** How many partitions a host works on at once: concurrentPartitions, checked, or the default. */
+export function concurrencyOf(options: Pick<AgentHostOptions, 'concurrentPartitions'>): number {
+  const n = options.concurrentPartitions ?? hostDefaults.concurrentPartitions;
+  if (!Number.isInteger(n) || n < 1) throw new MabeamError('INVALID_AGENT', `concurrentPartitions must be a whole number of at least 1, not ${String(n)}.`);
+  return n;
+}
 
 /** Checks the agents a host is given, once, and says which pool they join. */
 export function hostPool(options: Pick<AgentHostOptions, 'agents' | 'pool'>): string {

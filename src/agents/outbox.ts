@@ -41,6 +41,26 @@ function refusesRecord(error: unknown): boolean {
   return false;
 }
 
+/** Sends waiting for a batch on its way are written together, up to this many bytes of records (far below the broker's 1 MB default limit). */
+const maxBatchBytes = 256 * 1024;
+
+/** What one send() call waits for: its encoded events, written in the next batch. */
+interface QueuedSend {
+  encoded: Array<{ outgoing: Outgoing; message: Message }>;
+  headers: IHeaders | undefined;
+  bytes: number;
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
+/** About what a record adds to a batch: its key, value and headers. */
+function sizeOf(message: Message): number {
+  let bytes = (message.value as Buffer | null)?.length ?? 0;
+  bytes += typeof message.key === 'string' ? message.key.length : ((message.key as Buffer | null | undefined)?.length ?? 0);
+  for (const [name, value] of Object.entries(message.headers ?? {})) bytes += name.length + (typeof value === 'string' ? value.length : ((value as Buffer | undefined)?.length ?? 0));
+  return bytes + 16;
+}
+
 export interface OutboxOptions {
   producer: Producer;
   codec: EventCodec;
@@ -73,6 +93,8 @@ function speakerOf(e: Outgoing): string | undefined {
 export class Outbox {
   private readonly options: OutboxOptions;
   private readonly reports: Outgoing[] = [];
+  private readonly queued: QueuedSend[] = [];
+  private flushing = false;
   private keys: ReadonlyMap<string, SigningKeys> = new Map();
 
   constructor(options: OutboxOptions) {
@@ -153,28 +175,69 @@ export class Outbox {
   }
 
   /**
-   * Writes `events` (and the measurements reported meanwhile) in one batch.
-   * If the broker refuses a record for its content, the batch is written
-   * again one record at a time, each refused one replaced by its `instead`:
-   * records of the batch the broker had already taken are then written a
-   * second time, with the same event ids — the at-least-once delivery every
-   * reader of these topics already expects.
+   * Writes `events` (and the measurements reported meanwhile) in one batch,
+   * resolved once the broker has them. While a batch is on its way, what
+   * other callers send waits and then goes out together in the next one
+   * (up to maxBatchBytes): a host answering several requests at once makes
+   * one produce request of their answers, not one each, and a lone send
+   * waits for nothing. If the broker refuses a record for its content, the
+   * events of each caller in that batch are written again one record at a
+   * time, each refused one replaced by its `instead`: records the broker
+   * had already taken are then written a second time, with the same event
+   * ids — the at-least-once delivery every reader of these topics already
+   * expects.
    */
   async send(events: readonly Outgoing[], headers?: IHeaders): Promise<void> {
     const all = this.reports.length > 0 ? [...events, ...this.reports.splice(0)] : [...events];
     if (all.length === 0) return;
     const encoded = await Promise.all(all.map(async (e) => ({ outgoing: e, message: await this.message(e, headers) })));
+    const bytes = encoded.reduce((sum, { message }) => sum + sizeOf(message), 0);
+    await new Promise<void>((resolve, reject) => {
+      this.queued.push({ encoded, headers, bytes, resolve, reject });
+      if (!this.flushing) void this.flush();
+    });
+  }
+
+  /** Writes what is queued, a batch at a time, until nothing is. */
+  private async flush(): Promise<void> {
+    this.flushing = true;
+    try {
+      while (this.queued.length > 0) {
+        let take = 1;
+        for (let bytes = this.queued[0]!.bytes; take < this.queued.length && bytes + this.queued[take]!.bytes <= maxBatchBytes; take++) bytes += this.queued[take]!.bytes;
+        await this.write(this.queued.splice(0, take));
+      }
+    } finally {
+      this.flushing = false;
+    }
+  }
+
+  /** One produce request for the sends of `batch`; each is resolved or rejected with what became of it. */
+  private async write(batch: QueuedSend[]): Promise<void> {
     const byTopic = new Map<string, Message[]>();
-    for (const { outgoing, message } of encoded) {
-      const messages = byTopic.get(outgoing.topic);
-      if (messages) messages.push(message);
-      else byTopic.set(outgoing.topic, [message]);
+    for (const { encoded } of batch) {
+      for (const { outgoing, message } of encoded) {
+        const messages = byTopic.get(outgoing.topic);
+        if (messages) messages.push(message);
+        else byTopic.set(outgoing.topic, [message]);
+      }
     }
     try {
       await this.options.producer.sendBatch({ topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) });
+      for (const send of batch) send.resolve();
     } catch (error) {
-      if (!refusesRecord(error)) throw error;
-      for (const { outgoing, message } of encoded) await this.sendOne(outgoing, message, headers);
+      if (!refusesRecord(error)) {
+        for (const send of batch) send.reject(error);
+        return;
+      }
+      for (const send of batch) {
+        try {
+          for (const { outgoing, message } of send.encoded) await this.sendOne(outgoing, message, send.headers);
+          send.resolve();
+        } catch (oneError) {
+          send.reject(oneError);
+        }
+      }
     }
   }
 

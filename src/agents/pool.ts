@@ -19,6 +19,8 @@ export interface PoolMemberOptions {
   topics: Array<{ topic: string; definition: TopicDefinition }>;
   deadLetters: DeadLetterWriter;
   sessionTimeoutMs: number;
+  /** How many partitions are handled at once (see AgentHostOptions.concurrentPartitions). */
+  concurrentPartitions: number;
   metrics?: Metrics;
   onEvent: (event: DecodedEvent, context: EventContext) => Promise<void>;
 }
@@ -46,6 +48,7 @@ export class PoolMember implements StopsForGood {
       // Handlers are sandboxed in dispatch; anything escaping it is a fault of the host (its
       // producer): Kafka delivers the message again.
       onHandlerError: 'retry',
+      partitionsConsumedConcurrently: options.concurrentPartitions,
       consumerConfig: {
         sessionTimeout: options.sessionTimeoutMs,
         heartbeatInterval: heartbeatIntervalFor(options.sessionTimeoutMs),

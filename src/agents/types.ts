@@ -154,4 +154,6 @@ export interface HostedAgent {
   lifecycle: LifecycleState | null;
   snapshotSequence: number;
   heartbeatSequence: number;
+  /** Set while one of its handlers runs (dispatch.ts runs an agent's handlers one at a time). */
+  busy?: Promise<void>;
 }

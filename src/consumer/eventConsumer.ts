@@ -41,6 +41,8 @@ export interface EventConsumerOptions {
    */
   onHandlerError?: 'dead-letter' | 'retry';
   fromBeginning?: boolean;
+  /** How many partitions' messages are handled at once (kafkajs's partitionsConsumedConcurrently; default 1). Each partition's messages are handled in order. */
+  partitionsConsumedConcurrently?: number;
   consumerConfig?: Omit<ConsumerConfig, 'groupId'>;
 }
 
@@ -99,6 +101,7 @@ export class EventConsumer implements StopsForGood {
     // So the member beats while a handler works.
     const beatEveryMs = this.options.consumerConfig?.heartbeatInterval ?? 3_000;
     await this.consumer.run({
+      partitionsConsumedConcurrently: this.options.partitionsConsumedConcurrently ?? 1,
       eachMessage: async ({ topic, partition, message, heartbeat }) => {
         const beat = setInterval(() => void heartbeat().catch(() => undefined), beatEveryMs);
         try {

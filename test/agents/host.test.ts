@@ -5,6 +5,7 @@ import { maxHandlerErrorLength } from '../../src/agents/dispatch.ts';
 import { AgentHost, instanceHeader } from '../../src/agents/host.ts';
 import { deterministicEventId, newEnvelope } from '../../src/events/envelope.ts';
 import type { Bid, BidRequest, DeadLetter, Directive, HandlerFailed, LifecycleChanged, Proposal, Vote } from '../../src/events/types.ts';
+import { partitionOfKey } from '../../src/engine/routing.ts';
 import { topicResourceType } from '../../src/kafka/client.ts';
 import { EventProducer } from '../../src/producer/eventProducer.ts';
 import { collectRaw, testContext, waitFor, type TestContext } from '../helpers.ts';
@@ -290,5 +291,65 @@ describe('agent host', () => {
     expect(answered.map((b) => b.roundId).sort()).toEqual(['r-after', 'r-slow']);
     // A member that lost its partitions mid-handler would be handed r-slow again by the group.
     expect(calls.filter((id) => id === 'r-slow')).toEqual(['r-slow']);
+  });
+  it('works on the partitions of a fetch at once: a slow handler on one holds back no request on another, and an agent sees its requests one at a time', async () => {
+    const bids = await collectRaw(ctx, ctx.topic('bids'));
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    let inQuick = 0;
+    let overlapped = false;
+    const options = {
+      kafka: ctx.kafka,
+      codec: ctx.codec,
+      logger: ctx.logger,
+      prefix: ctx.prefix,
+      definitions: ctx.definitions,
+      pool: 'side-by-side',
+      agents: [
+        defineAgent({ id: 'held-f', role: 'worker', capabilities: ['held'], onBidRequest: async () => (await gate, { amount: 1 }) }),
+        defineAgent({
+          id: 'quick-g',
+          role: 'worker',
+          capabilities: ['quick'],
+          onBidRequest: async () => {
+            overlapped ||= inQuick > 0;
+            inQuick++;
+            await new Promise((resolve) => setTimeout(resolve, 50));
+            inQuick--;
+            return { amount: 2 };
+          },
+        }),
+      ],
+    };
+    // A first instance pins the pool's start positions; the requests are written while no instance
+    // runs, so the next one reads them all in its first fetch.
+    const first = new AgentHost(options);
+    await first.start();
+    await first.stop('pinned');
+    const partitions = (await ctx.admin.fetchTopicMetadata({ topics: [ctx.topic('bid-requests')] })).topics[0]!.partitions.length;
+    // Round ids on four different partitions, the held one's first (the lowest: kafkajs hands a fetch's partitions out in order).
+    const byPartition = new Map<number, string>();
+    for (let n = 0; byPartition.size < 4; n++) {
+      const id = `c-${n}`;
+      const p = partitionOfKey(Buffer.from(id), partitions);
+      if (!byPartition.has(p)) byPartition.set(p, id);
+    }
+    const [heldId, ...quickIds] = [...byPartition].sort(([a], [b]) => a - b).map(([, id]) => id) as [string, ...string[]];
+    const ids = [heldId, ...quickIds];
+    const events = new EventProducer(await ctx.producer(), ctx.codec);
+    await events.send(ctx.topic('bid-requests'), heldId, 'BidRequest', request(heldId, ['held']));
+    await Promise.all(quickIds.map((id) => events.send(ctx.topic('bid-requests'), id, 'BidRequest', request(id, ['quick']))));
+    const host = new AgentHost(options);
+    // Stopping waits for the held handler: the gate opens first.
+    ctx.defer(() => (open(), host.stop('test over')));
+    await host.start();
+    const ours = async () => (await decodeAll<Bid>(bids.messages)).map((m) => m.event).filter((b) => ids.includes(b.roundId));
+    // The held request's partition waits on its handler; the others are answered meanwhile.
+    await waitFor(async () => (await ours()).length === 3, { what: 'the quick agent\'s three bids while the held one waits', crashed: bids.crashed });
+    expect((await ours()).map((b) => b.agentId)).toEqual(['quick-g', 'quick-g', 'quick-g']);
+    open();
+    await waitFor(async () => (await ours()).some((b) => b.agentId === 'held-f'), { what: 'the held bid once its handler returns', crashed: bids.crashed });
+    // Three requests on three partitions reached the quick agent together; its handler never ran twice at once.
+    expect(overlapped).toBe(false);
   });
 });

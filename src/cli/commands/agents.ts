@@ -29,10 +29,11 @@ export function registerAgentCommands(program: Command, logger: () => Logger): v
     .option('--instance <id>', 'instance id (default: host-pid-random)')
     .option('--heartbeat-ms <ms>', 'heartbeat interval', positiveInt)
     .option('--session-timeout-ms <ms>', 'how soon a dead replica\'s partitions move to the others', positiveInt)
+    .option('--concurrent-partitions <n>', 'how many of the pool\'s partitions this instance works on at once (default 8; 1: one message at a time)', positiveInt)
     .option('--starting-reported', 'set by a supervisor that already reported the agents starting')
     .option('--metrics-port <port>', metricsPortHelp, metricsPort)
     .option('--no-sign', 'do not sign what the agents write (also MABEAM_SIGNING=off); default: signed with each agent\'s key')
-    .action(async (modulePath: string, opts: { prefix: string; pool?: string; instance?: string; heartbeatMs?: number; sessionTimeoutMs?: number; startingReported?: boolean; metricsPort?: number; sign: boolean }) => {
+    .action(async (modulePath: string, opts: { prefix: string; pool?: string; instance?: string; heartbeatMs?: number; sessionTimeoutMs?: number; concurrentPartitions?: number; startingReported?: boolean; metricsPort?: number; sign: boolean }) => {
       const module = await loadAgentModule(modulePath);
       // The client id names the process, so a group's members can be told apart (kafka-consumer-groups --describe).
       const c = await connect(await endpoints(), logger(), `mabeam-agent-${process.pid}`, { defaultMetrics: opts.metricsPort !== undefined });
@@ -50,6 +51,7 @@ export function registerAgentCommands(program: Command, logger: () => Logger): v
         ...(opts.instance ? { instanceId: opts.instance } : {}),
         ...(opts.heartbeatMs ? { heartbeatIntervalMs: opts.heartbeatMs } : {}),
         ...(opts.sessionTimeoutMs ? { sessionTimeoutMs: opts.sessionTimeoutMs } : {}),
+        ...(opts.concurrentPartitions ? { concurrentPartitions: opts.concurrentPartitions } : {}),
         ...(opts.startingReported ? { startingReported: true } : {}),
         ...(opts.sign === false ? { sign: false } : {}),
       });
