@@ -137,6 +137,11 @@ export class Coordinator implements StopsForGood {
       stateTopics: [this.stateTopic],
       restore: (p, committed) => this.restore(p, committed),
       decide: (record, lane) => this.decide(record, lane),
+      // Reading back its own outcomes changes no round: those offsets wait for the next transaction.
+      changed: (p) => {
+        const rounds = this.lanes.get(p);
+        return rounds === undefined || rounds.dirty.size > 0 || rounds.gone.size > 0;
+      },
       beforeCommit: (p, out) => this.writeChangelog(p, out),
       stateOffsets: (p) => {
         const start = this.lanes.get(p)?.liveStart();

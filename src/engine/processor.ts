@@ -57,6 +57,8 @@ export interface ProcessorOptions<D> {
   transactionTimeoutMs?: number;
   /** How long a lane whose batch wrote nothing waits before committing its offsets, ms. Default 200. */
   idleFlushMs?: number;
+  /** How long a lane whose batch wrote and changed nothing (Decider.changed) waits before committing its offsets, ms. Default 5 000. */
+  quietFlushMs?: number;
   /**
    * Where a partition the group never committed starts: its beginning
    * (default), or its end when the member is first given it — then that end
@@ -442,7 +444,7 @@ export class Processor<D> implements StopsForGood {
       }
       lane.out.consumed(batch.topic, last);
       resolveOffset(last);
-      this.scheduleFlush(lane, lane.out.size > 0 ? 0 : (this.o.idleFlushMs ?? 200));
+      this.scheduleFlush(lane, this.flushDelay(lane, batch.partition));
     });
     await heartbeat().catch(() => undefined);
   }
@@ -494,6 +496,13 @@ export class Processor<D> implements StopsForGood {
         return;
       }
     }
+  }
+
+  /** When the lane's transaction is due: at once with something to write; soon with unsaved state; else with the next one, or after a while. */
+  private flushDelay(lane: LaneState<D>, partition: number): number {
+    if (lane.out.size > 0) return 0;
+    if (this.o.decider.changed?.(partition) === false) return this.o.quietFlushMs ?? 5_000;
+    return this.o.idleFlushMs ?? 200;
   }
 
   private scheduleFlush(lane: LaneState<D>, delayMs: number): void {

@@ -43,6 +43,14 @@ export interface Decider<D> {
    * dead-letters. A decider must leave its state unchanged when it throws.
    */
   decide(record: InputRecord, lane: Lane<D>): Promise<void>;
+  /**
+   * Whether the partition's state changed since its changelog was last
+   * written. A batch that decided nothing and changed nothing (a decider
+   * reading back its own outputs) then needs no transaction of its own: its
+   * offsets go with the lane's next one, or after quietFlushMs. Without it,
+   * every such batch is committed after idleFlushMs.
+   */
+  changed?(partition: number): boolean;
   /** Just before the lane's transaction: write the changelog of what changed. */
   beforeCommit?(partition: number, out: Outputs<D>): Promise<void>;
   /** After the transaction's records were sent: offsets of state topics to commit with it. */
