@@ -37,7 +37,6 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -60,6 +59,7 @@ import { percentile } from './rawTrip.ts';
 import { dropPrefix } from './dropPrefix.ts';
 import { describeMachine, machineShares, machineTimes } from './machine.ts';
 import { BrokerRequests, brokerWindow, describePer } from './brokerRequests.ts';
+import { cpuOf, rssOf, stackJvms } from './processes.ts';
 import { roundIdsOnEveryPartition, roundPartitionCount } from './warmUp.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -172,44 +172,7 @@ async function auction(roundId = `a-${randomBytes(6).toString('hex')}`): Promise
   return { ms: performance.now() - t, toDecided: decidedAt - sentAt, toReader: readAt - decidedAt };
 }
 
-/** RSS of a process in MB, from /proc (Linux). */
-const rssOf = (pid: number): number => {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) / 1024 : NaN;
-};
-/** CPU seconds (user + system) a process has used, from /proc (Linux). */
-const cpuOf = (pid: number): number => {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-};
-const brokerPort = c.endpoints.kafkaBrokers[0]?.split(':').pop();
-const registryPort = new URL(c.endpoints.schemaRegistryUrl).port || undefined;
-/** The local broker's and registry's JVMs, found by their command lines: those of the stack in use (its ports), if several run. */
-const jvms = (): Record<string, number> => {
-  const found: Record<string, number> = {};
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    let cmd = '';
-    try {
-      cmd = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
-    } catch {
-      continue;
-    }
-    const args = cmd.split('\0').filter(Boolean);
-    if (!/(^|\/)java$/.test(args[0] ?? '')) continue;
-    if (cmd.includes('kafka.Kafka')) {
-      let props = '';
-      try {
-        props = readFileSync(args[args.length - 1]!, 'utf8');
-      } catch {
-        // Not readable: taken only if no other broker is.
-      }
-      const listens = brokerPort !== undefined && new RegExp(`^listeners=.*:${brokerPort}(,|$)`, 'm').test(props);
-      if (brokerPort === undefined || listens || found['broker'] === undefined) found['broker'] = Number(entry);
-    } else if (cmd.includes('apicurio') && (registryPort === undefined || cmd.includes(`quarkus.http.port=${registryPort}`) || found['registry'] === undefined)) found['registry'] = Number(entry);
-  }
-  return found;
-};
+const jvms = (): Record<string, number> => stackJvms(c.endpoints);
 const processes = (): Record<string, number> => ({ bench: process.pid, ...Object.fromEntries(children.map(({ name, child }) => [name, child.pid!])), ...jvms() });
 const coordinatorGroup = `${prefix}.coordinators`;
 /** What a group has yet to read of its topics (records, over all partitions). */
