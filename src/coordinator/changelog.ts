@@ -10,6 +10,7 @@ import { newEnvelope } from '../events/envelope.ts';
 import type { RoundState } from '../events/types.ts';
 import type { Protocol, RoundAnswer, RoundOpen } from '../protocols/types.ts';
 import type { Rounds } from '../protocols/roundsInternals.ts';
+import { packEventIds } from '../protocols/eventIds.ts';
 
 export interface RoundSnapshot {
   roundId: string;
@@ -77,6 +78,6 @@ export function install(rounds: Rounds, snapshot: RoundSnapshot, lookup: (name: 
   }
   const protocol = snapshot.protocol ? lookup(snapshot.protocol) : undefined;
   if (!protocol) return 'unknown-protocol';
-  rounds.byId.set(snapshot.roundId, { open: snapshot.open, protocol, counted: [...snapshot.counted], closed: snapshot.closed, handled: new Set(snapshot.handled) });
+  rounds.byId.set(snapshot.roundId, { open: snapshot.open, protocol, counted: [...snapshot.counted], closed: snapshot.closed, handled: snapshot.closed ? packEventIds(snapshot.handled) : new Set(snapshot.handled) });
   return 'open';
 }

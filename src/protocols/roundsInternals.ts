@@ -1,6 +1,7 @@
 import { deterministicEventId } from '../events/envelope.ts';
 import type { Closed, Outcome, Protocol, Rejected, RoundAnswer, RoundClose, RoundDecision, RoundEvent, RoundOpen, RoundTick, Staged } from './types.ts';
 import { answeredBy, countAnswer, nameSet } from './answered.ts';
+import { packEventIds, type EventIds } from './eventIds.ts';
 
 /** Bids above this are absurd unless a request says otherwise (parameters.maxAmount). */
 export const defaultMaxAmount = 1e12;
@@ -22,8 +23,8 @@ export interface RoundState {
   protocol: Protocol;
   counted: RoundAnswer[];
   closed: boolean;
-  /** Event ids of every answer this round has taken or refused (so none is handled twice). */
-  handled: Set<string>;
+  /** Event ids of every answer this round has taken or refused (so none is handled twice); packed once it closes (eventIds.ts). */
+  handled: EventIds;
 }
 
 /** Every round a coordinator holds, and what happened to it. */
@@ -96,10 +97,11 @@ function finish(round: RoundState, cause: Closed['cause']): RoundDecision[] {
   if (verdict.status !== 'continue') {
     round.closed = true;
     // A closed round is final (no stage reopens it): what it still decides — a copy refused as a
-    // duplicate, anything else as ROUND_CLOSED — needs only its handled ids. Its counted answers,
-    // the bulk of its state, are let go: neither kept through its grace period nor written to
-    // the changelog again.
+    // duplicate, anything else as ROUND_CLOSED — needs only its handled ids, packed. Its counted
+    // answers, the bulk of its state, are let go: neither kept through its grace period nor
+    // written to the changelog again.
     round.counted = [];
+    round.handled = packEventIds(round.handled);
     const outcome: Outcome = { type: 'outcome', roundId: open.roundId, protocol: protocol.name, ...verdict, ...(open.subject !== undefined ? { subject: open.subject } : {}), kind: open.kind, eligible: open.eligible };
     return [closed, outcome];
   }

@@ -1,8 +1,10 @@
+import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { fromRoundState, install, snapshotOf, toRoundState } from '../../src/coordinator/changelog.ts';
 import { RoundLane } from '../../src/coordinator/roundLane.ts';
 import { Outputs } from '../../src/engine/outputs.ts';
 import { defaultProtocols } from '../../src/protocols/builtins.ts';
+import { PackedEventIds } from '../../src/protocols/eventIds.ts';
 import { emptyRounds } from '../../src/protocols/roundsInternals.ts';
 import { bid, open } from '../protocols/builders.ts';
 
@@ -92,6 +94,27 @@ describe('the round-state changelog', () => {
     expect(round.counted.map((a) => a.agentId)).toEqual(['a']);
     expect([...round.handled].sort()).toEqual(['bid-a', 'bid-z']);
     expect(round.closed).toBe(false);
+  });
+
+  it('a closed round keeps its handled ids packed: a copy is still a duplicate, a late answer closed, a copy of that a duplicate, before and after a restore', () => {
+    const ids = { a: randomUUID(), b: randomUUID(), late: randomUUID() };
+    const lane = new RoundLane(lookup);
+    lane.apply(open({ eligible: ['a', 'b'] }));
+    lane.apply(bid('a', 3, { eventId: ids.a }));
+    lane.apply(bid('b', 7, { eventId: ids.b }));
+    expect(lane.rounds.byId.get('r1')!.handled).toBeInstanceOf(PackedEventIds);
+    const refusal = (l: RoundLane, agent: string, eventId: string) => l.apply(bid(agent, 1, { eventId }))[0];
+    expect(refusal(lane, 'a', ids.a)).toMatchObject({ type: 'rejected', reasonCode: 'DUPLICATE_EVENT' });
+    expect(refusal(lane, 'c', ids.late)).toMatchObject({ type: 'rejected', reasonCode: 'ROUND_CLOSED' });
+    expect(refusal(lane, 'c', ids.late)).toMatchObject({ type: 'rejected', reasonCode: 'DUPLICATE_EVENT' });
+    const snapshot = snapshotOf(lane.rounds, 'r1', 1_000);
+    expect(snapshot.handled).toEqual([ids.a, ids.b, ids.late]);
+    const restored = new RoundLane(lookup);
+    install(restored.rounds, fromRoundState(toRoundState(snapshot, 'c')), lookup);
+    expect(restored.rounds.byId.get('r1')!.handled).toBeInstanceOf(PackedEventIds);
+    expect(refusal(restored, 'b', ids.b)).toMatchObject({ type: 'rejected', reasonCode: 'DUPLICATE_EVENT' });
+    expect(refusal(restored, 'c', ids.late)).toMatchObject({ type: 'rejected', reasonCode: 'DUPLICATE_EVENT' });
+    expect(refusal(restored, 'c', randomUUID())).toMatchObject({ type: 'rejected', reasonCode: 'ROUND_CLOSED' });
   });
 
   it('writes a closed round without its counted answers, and restored it still refuses a copy as a duplicate and a late answer as closed', () => {
