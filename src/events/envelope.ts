@@ -29,6 +29,10 @@ export function deterministicEventId(...parts: string[]): string {
   const hash = digestOf('sha1', parts.join('\u0000'), 'buffer');
   hash[6] = (hash[6]! & 0x0f) | 0x50;
   hash[8] = (hash[8]! & 0x3f) | 0x80;
-  const hex = hash.subarray(0, 16).toString('hex');
+  return uuidOfHex(hash.toString('hex', 0, 16));
+}
+
+/** 32 hex digits in the dashed 8-4-4-4-12 layout of a UUID. */
+export function uuidOfHex(hex: string): string {
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
 }
